@@ -1,0 +1,47 @@
+# The few verbs people expect. Everything runs from the project's own virtualenv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup up down status test test-unit test-fault bench lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+up: setup          ## start Kafka, PostgreSQL and the five services; wait until all are ready
+	$(BIN)/wims up
+
+down:              ## stop everything `make up` started
+	@test -x $(BIN)/wims && $(BIN)/wims down || true
+
+status:
+	$(BIN)/wims status
+
+test: setup        ## the whole suite against a real Kafka and a real PostgreSQL
+	$(BIN)/python -m pytest -m "not fault" $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-fault: setup  ## fault-injection end-to-end tests alone
+	$(BIN)/python -m pytest -m fault $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: down
+	rm -rf .run

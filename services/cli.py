@@ -1,0 +1,280 @@
+"""``wims``: the one entry point for people and scripts.
+
+wims up | down | status        the whole local stack (Kafka, PostgreSQL, five services)
+wims migrate                   Alembic upgrade to head (honours WIMS_DATABASE_URL)
+wims create-admin --email E    the first admin of a new install
+wims topics                    create the topic catalogue on the broker
+wims serve SERVICE             run one service in the foreground
+"""
+
+import argparse
+import asyncio
+import getpass
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from shared.settings import PROJECT_ROOT, Settings, get_settings
+
+SERVICES = ("api", "ingest", "maasp", "integrity", "tasks")
+DEPLOY = PROJECT_ROOT / "deploy"
+
+
+def _script_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("WIMS_RUN_DIR", str(settings.run_dir))
+    env.setdefault("WIMS_KAFKA_PORT", str(settings.kafka_port))
+    env.setdefault("WIMS_PG_PORT", str(settings.pg_port))
+    env.setdefault("WIMS_KAFKA_VERSION", settings.kafka_version)
+    return env
+
+
+def _run_script(settings: Settings, script: str, verb: str) -> None:
+    subprocess.run(["bash", str(DEPLOY / script), verb], check=True, env=_script_env(settings))
+
+
+def _pidfile(settings: Settings, name: str) -> Path:
+    return settings.run_dir / "pids" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(settings: Settings, name: str) -> int | None:
+    try:
+        pid = int(_pidfile(settings, name).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _ready(settings: Settings, service: str) -> bool:
+    try:
+        r = httpx.get(f"http://{settings.bind_host}:{settings.port_of(service)}/readyz", timeout=2)
+        return r.status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_service(settings: Settings, service: str) -> int:
+    """Start ``wims serve SERVICE`` in the background; its pid and log go under the run dir."""
+    pid = _read_pid(settings, service)
+    if pid is not None:
+        return pid
+    (settings.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    (settings.run_dir / "pids").mkdir(parents=True, exist_ok=True)
+    log = open(settings.run_dir / "logs" / f"{service}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", service],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,  # a Ctrl-C in the terminal that ran `wims up` leaves it alone
+    )
+    _pidfile(settings, service).write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return
+        except ChildProcessError:
+            pass
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    _run_script(settings, "kafka.sh", "start")
+    if not settings.database_url:
+        _run_script(settings, "postgres.sh", "start")
+    cmd_migrate(settings, args)
+    cmd_topics(settings, args)
+    for service in SERVICES:
+        already = _read_pid(settings, service)
+        pid = start_service(settings, service)
+        print(f"{service:<10} {'already running' if already else 'started'} (pid {pid})")
+    deadline = time.monotonic() + args.timeout
+    pending = set(SERVICES)
+    while pending and time.monotonic() < deadline:
+        for service in sorted(pending):
+            if _ready(settings, service):
+                pending.discard(service)
+            elif _read_pid(settings, service) is None:
+                print(f"{service} exited; see {settings.run_dir / 'logs' / (service + '.log')}")
+                return 1
+        time.sleep(0.5)
+    if pending:
+        print(f"not ready after {args.timeout:.0f} s: {', '.join(sorted(pending))}")
+        return 1
+    print("\nWIMS is up:")
+    _print_status(settings)
+    return 0
+
+
+def _print_status(settings: Settings) -> None:
+    for service in SERVICES:
+        pid = _read_pid(settings, service)
+        url = f"http://{settings.bind_host}:{settings.port_of(service)}"
+        state = "ready" if pid and _ready(settings, service) else ("starting" if pid else "stopped")
+        print(f"  {service:<10} {state:<9} {url:<24} pid {pid or '-'}")
+    print(f"  {'kafka':<10} {'':<9} {settings.kafka_bootstrap}")
+    print(f"  {'postgres':<10} {'':<9} {settings.libpq_url}")
+    print(f"  logs and pids: {settings.run_dir}")
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    for service in reversed(SERVICES):
+        pid = _read_pid(settings, service)
+        if pid is not None:
+            stop_pid(pid)
+            print(f"{service}: stopped (pid {pid})")
+        _pidfile(settings, service).unlink(missing_ok=True)
+    _run_script(settings, "kafka.sh", "stop")
+    if not settings.database_url:
+        _run_script(settings, "postgres.sh", "stop")
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    _print_status(settings)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.migrate import upgrade
+
+    upgrade(settings)
+    print("database: migrated to head")
+    return 0
+
+
+def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.kafka import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings))
+    print(f"kafka: topics ready ({len(created)} created)")
+    return 0
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from shared.auth import hash_password
+    from shared.db import make_engine
+    from shared.enums import Role
+    from shared.models import User
+
+    password = args.password or os.environ.get("WIMS_ADMIN_PASSWORD") or getpass.getpass()
+    if len(password) < 8:
+        print("error: --password: at least 8 characters", file=sys.stderr)
+        return 2
+    engine = make_engine(settings)
+    with Session(engine) as session, session.begin():
+        user = session.scalar(select(User).where(User.email == args.email.lower()))
+        if user is None:
+            session.add(
+                User(
+                    email=args.email.lower(),
+                    full_name=args.name or "",
+                    hashed_password=hash_password(password),
+                    role=Role.admin,
+                    is_active=True,
+                )
+            )
+            print(f"admin {args.email} created")
+        else:
+            user.hashed_password = hash_password(password)
+            user.role = Role.admin
+            user.is_active = True
+            print(f"admin {args.email} exists: password reset, role admin, active")
+    engine.dispose()
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    if args.service in ("api", "ingest"):
+        import uvicorn
+
+        uvicorn.run(
+            f"services.{args.service}.app:create_app",
+            factory=True,
+            host=settings.bind_host,
+            port=settings.port_of(args.service),
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        return 0
+    from importlib import import_module
+
+    from shared.faust_app import run_worker
+
+    module = import_module(f"services.{args.service}.worker")
+    app, _ctx = module.create_app(settings)
+    run_worker(app, settings.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Kafka, PostgreSQL and the five services")
+    up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /readyz")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything `wims up` started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="where each part listens").set_defaults(func=cmd_status)
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+    sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
+    admin = sub.add_parser("create-admin", help="create (or reset) an admin user")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", help="default: $WIMS_ADMIN_PASSWORD, else prompt")
+    admin.add_argument("--name", default="")
+    admin.set_defaults(func=cmd_create_admin)
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=SERVICES)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except Exception as exc:  # invalid configuration: say which setting, not a traceback
+        print(f"error: configuration: {exc}", file=sys.stderr)
+        return 2
+    return int(args.func(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""The tasks stream processor (faust worker)."""
+
+import faust
+
+from shared.faust_app import WorkerContext, make_faust_app
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
+    app, ctx = make_faust_app("tasks", settings)
+    return app, ctx

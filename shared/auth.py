@@ -1,0 +1,52 @@
+"""Auth primitives: password hashing (argon2), JWT tokens, API-key secrets."""
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+JWT_ALGORITHM = "HS256"
+API_KEY_PREFIX = "wims_"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, hashed: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_access_token(
+    subject: int, role: str, secret: str, ttl: timedelta, now: datetime | None = None
+) -> str:
+    now = now or datetime.now(UTC)
+    claims = {"sub": str(subject), "role": role, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def decode_access_token(token: str, secret: str) -> dict[str, Any]:
+    """Raises jwt.PyJWTError when the token is forged, malformed or expired."""
+    return jwt.decode(
+        token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
+    )
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """A fresh API key: (secret shown once, prefix for lookup, hash stored)."""
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return secret, secret[: len(API_KEY_PREFIX) + 6], hash_api_key(secret)
+
+
+def hash_api_key(secret: str) -> str:
+    # A key is 256 random bits: a fast hash is safe (no dictionary to attack) and keeps
+    # every ingest request cheap, unlike a password hash.
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,523 @@
+"""Sustained annulus pressure (SAP) and diagnostic-test-due detection, in event time.
+
+Pure domain code: no I/O, no clock. Follows DOMAIN.md "SAP detection" (API RP 90,
+ISO 16530-1, 30 CFR 250.520-523).
+
+What it looks for
+-----------------
+SAP is pressure that **rebuilds after it is bled down** and whose rise the annulus
+**temperature does not explain**. The detector follows one annulus' readings in order and
+looks for that signature:
+
+1. **Smoothing.** Every good reading updates an exponentially weighted moving average of the
+   pressure with time constant ``smoothing_tau_s`` in *event time* (the weight of a reading
+   is ``1 - exp(-Δt / tau)`` where Δt is the time since the previous good reading), so
+   gauge noise and single-sample spikes do not look like bleeds or build-ups, and irregular
+   sampling and gaps are handled (after a gap much longer than tau the average restarts at
+   the new reading). Every decision below uses the smoothed pressure.
+2. **Bleed-down.** The pre-bleed level is the highest smoothed pressure over the last
+   ``bleed_max_duration_s`` (kept in four time buckets of a quarter of that duration each,
+   so the look-back is between 3/4 of and the whole duration, with O(1) state). A bleed is
+   recognised when that level is at least ``min_pre_bleed_bar`` and the smoothed pressure
+   falls to ``bleed_drop_fraction`` of it or below; a fall that takes longer than about
+   ``bleed_max_duration_s`` is a slow decline, not a bleed. The episode starts (its id,
+   ``episode_start``) at the last time the smoothed pressure was within 10 % of the
+   pre-bleed level, i.e. where the drop began.
+3. **Build-up.** After the bleed the detector tracks the lowest smoothed pressure (the bleed
+   low). If, within ``buildup_window_s`` of recognising the bleed, the smoothed pressure
+   rises back to ``buildup_fraction`` of the pre-bleed level, the build-up is judged; if the
+   window passes first, the episode ends without a finding (bled down, did not come back).
+4. **Thermal test.** From the bleed low on, running sums (count, Σp, ΣT, Σp², ΣT², ΣpT,
+   shifted by the first point for numerical stability) give the Pearson correlation of
+   smoothed pressure with temperature over the build-up, in O(1) state. The rise is
+   *explained by temperature* when the correlation exceeds ``thermal_min_correlation`` AND
+   the temperature rose by more than ``thermal_min_delta_c`` over the build-up, with at
+   least ``thermal_min_points`` temperature readings. A thermal build-up ends the episode
+   with no finding; otherwise ``sap_detected`` is raised, once per episode. Without enough
+   temperature readings the test cannot clear the rise, so SAP is raised (``details`` says
+   why). After either outcome the detector starts looking for a new bleed afresh.
+5. **Diagnostic test due** (30 CFR 250.521: a diagnostic test is due when casing pressure
+   exceeds 100 psig, 6.9 bar). An episode starts when the smoothed pressure reaches
+   ``diagnostic_threshold_bar``; when it has lasted ``diagnostic_sustain_s`` and the
+   pressure is at or above the threshold, ``diagnostic_test_due`` is raised once for the
+   episode. The episode (and so the alarm) is re-armed only when the smoothed pressure
+   falls below ``diagnostic_threshold_bar - diagnostic_rearm_band_bar``; dips within the
+   band neither end the episode nor re-arm it, so pressure hovering at the threshold raises
+   at most once.
+
+Limits: a pressure the operator imposes (gas lift in an A annulus) looks like a build-up;
+such annuli must be excluded by configuration. A real SAP that happens to rise together
+with a temperature change of more than ``thermal_min_delta_c`` is judged thermal. A data
+gap longer than the bleed look-back hides a bleed that happened in it.
+
+How it runs
+-----------
+:func:`sap_step` is an incremental state machine: it folds one time-ordered batch of one
+annulus' readings into a small frozen :class:`SapState` (O(1) size, JSON-able through
+:meth:`SapState.to_dict` / :meth:`SapState.from_dict`, so a stream worker can keep it in a
+changelog table) and returns the findings judged in that batch. Only event time (the
+readings' timestamps) is used, and a reading is processed the same way whatever batch it
+arrives in, so feeding a series in any split gives the same findings as one batch.
+Bad-quality readings (``good`` False, or a non-finite pressure or timestamp) are ignored
+entirely. A reading whose timestamp is not after the last processed one (late, replayed or
+duplicate) is ignored, so replays never double count; the caller counts late data itself.
+
+Parameters (:class:`SapParams`, WIMS defaults, configurable)
+------------------------------------------------------------
+- ``smoothing_tau_s`` = 600 s: EWMA time constant (about 10 min of event time); 0 disables
+  smoothing.
+- ``min_pre_bleed_bar`` = 3 bar: a smaller pre-bleed level is noise, not a bleed.
+- ``bleed_drop_fraction`` = 0.3: the bleed must take pressure to <= 30 % of the pre-bleed
+  level.
+- ``bleed_max_duration_s`` = 7200 s (2 h): the longest drop that counts as a bleed; also the
+  look-back for the pre-bleed level.
+- ``buildup_fraction`` = 0.5: the build-up must return to >= 50 % of the pre-bleed level.
+- ``buildup_window_s`` = 86400 s (24 h): time allowed for that, from the bleed being
+  recognised (the usual bleed-down/build-up observation period).
+- ``thermal_min_correlation`` = 0.9: Pearson correlation of pressure with temperature over
+  the build-up above which the rise may be thermal.
+- ``thermal_min_delta_c`` = 5 degC: the temperature must also have risen by more than this
+  for the rise to be thermal.
+- ``thermal_min_points`` = 5: fewest temperature readings in the build-up for the test.
+- ``diagnostic_threshold_bar`` = 6.9 bar (100 psig, 30 CFR 250.521).
+- ``diagnostic_sustain_s`` = 21600 s (6 h): how long the pressure must stay up (WIMS
+  default, so a transient does not open a test).
+- ``diagnostic_rearm_band_bar`` = 1.0 bar: how far below the threshold the pressure must
+  fall before a new episode can raise again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+
+SapFindingKind = Literal["sap_detected", "diagnostic_test_due"]
+SapPhase = Literal["idle", "bled"]
+
+#: Version of the :meth:`SapState.to_dict` layout, checked by :meth:`SapState.from_dict`.
+STATE_VERSION = 1
+#: Buckets of the pre-bleed look-back (more buckets: a look-back closer to the full duration).
+PEAK_BUCKETS = 4
+#: The drop is taken to start at the last time the pressure was within 10 % of the peak.
+_NEAR_PEAK = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class SapParams:
+    """Detector parameters; see the module docstring for what each one does."""
+
+    smoothing_tau_s: float = 600.0
+    min_pre_bleed_bar: float = 3.0
+    bleed_drop_fraction: float = 0.3
+    bleed_max_duration_s: float = 2 * 3600.0
+    buildup_fraction: float = 0.5
+    buildup_window_s: float = 24 * 3600.0
+    thermal_min_correlation: float = 0.9
+    thermal_min_delta_c: float = 5.0
+    thermal_min_points: int = 5
+    diagnostic_threshold_bar: float = 6.9
+    diagnostic_sustain_s: float = 6 * 3600.0
+    diagnostic_rearm_band_bar: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not math.isfinite(value):
+                raise ValueError(f"SapParams.{f.name} must be finite, got {value}")
+        if self.smoothing_tau_s < 0:
+            raise ValueError(f"smoothing_tau_s must be >= 0, got {self.smoothing_tau_s}")
+        if self.min_pre_bleed_bar <= 0:
+            raise ValueError(f"min_pre_bleed_bar must be > 0, got {self.min_pre_bleed_bar}")
+        if not 0.0 < self.bleed_drop_fraction < self.buildup_fraction <= 1.0:
+            # The build-up target must lie above the bled level, or the bleed itself would
+            # count as its own build-up.
+            raise ValueError(
+                "need 0 < bleed_drop_fraction < buildup_fraction <= 1, got "
+                f"{self.bleed_drop_fraction} and {self.buildup_fraction}"
+            )
+        for name in ("bleed_max_duration_s", "buildup_window_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not -1.0 <= self.thermal_min_correlation <= 1.0:
+            raise ValueError(
+                f"thermal_min_correlation must be in [-1, 1], got {self.thermal_min_correlation}"
+            )
+        if self.thermal_min_delta_c < 0:
+            raise ValueError(f"thermal_min_delta_c must be >= 0, got {self.thermal_min_delta_c}")
+        if self.thermal_min_points < 2:
+            raise ValueError(f"thermal_min_points must be >= 2, got {self.thermal_min_points}")
+        if self.diagnostic_threshold_bar <= 0:
+            raise ValueError(
+                f"diagnostic_threshold_bar must be > 0, got {self.diagnostic_threshold_bar}"
+            )
+        if self.diagnostic_sustain_s < 0:
+            raise ValueError(f"diagnostic_sustain_s must be >= 0, got {self.diagnostic_sustain_s}")
+        if self.diagnostic_rearm_band_bar < 0:
+            raise ValueError(
+                f"diagnostic_rearm_band_bar must be >= 0, got {self.diagnostic_rearm_band_bar}"
+            )
+
+
+DEFAULT_SAP_PARAMS = SapParams()
+
+
+@dataclass(frozen=True, slots=True)
+class SapFinding:
+    """One judgement of the detector.
+
+    ``ts`` is the event time (epoch seconds) of the reading at which it was judged;
+    ``episode_start`` identifies the episode (bleed start for ``sap_detected``, first time at
+    the threshold for ``diagnostic_test_due``), so a consumer can de-duplicate on
+    (annulus, kind, episode_start). Pressures are in bar: ``pre_bleed_bar``,
+    ``bleed_low_bar`` and ``buildup_bar`` are smoothed values (None for a diagnostic
+    finding); ``pressure_bar`` is the raw reading at ``ts``. ``details`` is JSON-able.
+    """
+
+    kind: SapFindingKind
+    ts: float
+    episode_start: float
+    pre_bleed_bar: float | None
+    bleed_low_bar: float | None
+    buildup_bar: float | None
+    pressure_bar: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SapState:
+    """The detector's state for one annulus: small, frozen and JSON-able.
+
+    ``SapState()`` is the state before any reading. Fields are internal to the detector;
+    store them with :meth:`to_dict` and restore with :meth:`from_dict`.
+    """
+
+    last_ts: float | None = None
+    smoothed_bar: float | None = None
+    # Pre-bleed look-back: index of the newest bucket (floor(ts / bucket length)) and the
+    # highest smoothed pressure in each bucket, oldest first; None for an empty bucket.
+    bucket_index: int | None = None
+    bucket_peaks: tuple[float | None, ...] = ()
+    last_high_ts: float | None = None
+    phase: SapPhase = "idle"
+    pre_bleed_bar: float | None = None
+    bleed_start_ts: float | None = None
+    bleed_detected_ts: float | None = None
+    bleed_low_bar: float | None = None
+    # Thermal test running sums over the build-up, shifted by (th_p0, th_t0), the first
+    # point with a temperature, so the variances do not lose precision to cancellation.
+    th_n: int = 0
+    th_p0: float = 0.0
+    th_t0: float = 0.0
+    th_sp: float = 0.0
+    th_st: float = 0.0
+    th_spp: float = 0.0
+    th_stt: float = 0.0
+    th_spt: float = 0.0
+    th_t_last: float = 0.0
+    diag_since_ts: float | None = None
+    diag_raised: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (no NaN or infinities, tuples as lists) with a layout version."""
+        out: dict[str, Any] = {"version": STATE_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SapState:
+        """Inverse of :meth:`to_dict`. Raises ValueError for another version or unknown keys."""
+        data = dict(data)
+        version = data.pop("version", None)
+        if version != STATE_VERSION:
+            raise ValueError(f"unsupported SapState version {version!r}, want {STATE_VERSION}")
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown SapState keys: {sorted(unknown)}")
+
+        def opt_float(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        kwargs: dict[str, Any] = {}
+        for name in names & set(data):
+            kwargs[name] = data[name]
+        for name in (
+            "last_ts",
+            "smoothed_bar",
+            "last_high_ts",
+            "pre_bleed_bar",
+            "bleed_start_ts",
+            "bleed_detected_ts",
+            "bleed_low_bar",
+            "diag_since_ts",
+        ):
+            if name in data:
+                kwargs[name] = opt_float(name)
+        if data.get("bucket_index") is not None:
+            kwargs["bucket_index"] = int(data["bucket_index"])
+        if "bucket_peaks" in data:
+            kwargs["bucket_peaks"] = tuple(
+                None if v is None else float(v) for v in data["bucket_peaks"]
+            )
+        if "phase" in data and data["phase"] not in ("idle", "bled"):
+            raise ValueError(f"unknown SapState phase {data['phase']!r}")
+        return cls(**kwargs)
+
+
+def sap_step(
+    state: SapState,
+    ts_s: np.ndarray,
+    pressure_bar: np.ndarray,
+    temperature_c: np.ndarray,
+    good: np.ndarray,
+    params: SapParams,
+) -> tuple[SapState, list[SapFinding]]:
+    """Fold one time-ordered batch of one annulus' readings into the detector state.
+
+    ``ts_s`` is event time in epoch seconds; ``temperature_c`` is NaN where there is no
+    temperature; ``good`` is False for bad-quality readings, which are ignored. Returns the
+    new state and the findings judged in this batch, in event-time order.
+    """
+    ts = np.asarray(ts_s, dtype=np.float64).reshape(-1)
+    pres = np.asarray(pressure_bar, dtype=np.float64).reshape(-1)
+    temp = np.asarray(temperature_c, dtype=np.float64).reshape(-1)
+    ok = np.asarray(good, dtype=bool).reshape(-1)
+    if not ts.shape == pres.shape == temp.shape == ok.shape:
+        raise ValueError(
+            "ts_s, pressure_bar, temperature_c and good must have the same length, got "
+            f"{ts.shape[0]}, {pres.shape[0]}, {temp.shape[0]}, {ok.shape[0]}"
+        )
+    usable = ok & np.isfinite(ts) & np.isfinite(pres)
+    temp = np.where(np.isfinite(temp), temp, np.nan)  # +-inf temperature: no temperature
+
+    # Parameters as locals: this loop is the per-reading hot path.
+    tau = params.smoothing_tau_s
+    bucket_len = params.bleed_max_duration_s / PEAK_BUCKETS
+    min_pre = params.min_pre_bleed_bar
+    drop_frac = params.bleed_drop_fraction
+    build_frac = params.buildup_fraction
+    window = params.buildup_window_s
+    th_min_r = params.thermal_min_correlation
+    th_min_dt = params.thermal_min_delta_c
+    th_min_n = params.thermal_min_points
+    diag_thr = params.diagnostic_threshold_bar
+    diag_rearm = diag_thr - params.diagnostic_rearm_band_bar
+    diag_sustain = params.diagnostic_sustain_s
+
+    # State as locals.
+    last_ts = state.last_ts
+    s = state.smoothed_bar
+    bidx = state.bucket_index
+    peaks: list[float | None] = list(state.bucket_peaks)
+    if len(peaks) != PEAK_BUCKETS:
+        bidx, peaks = None, []
+    present = [v for v in peaks if v is not None]
+    peak: float | None = max(present) if present else None
+    last_high = state.last_high_ts
+    phase = state.phase
+    pre = state.pre_bleed_bar
+    bstart = state.bleed_start_ts
+    bdet = state.bleed_detected_ts
+    low = state.bleed_low_bar
+    n, p0, t0 = state.th_n, state.th_p0, state.th_t0
+    sp, st, spp, stt, spt = state.th_sp, state.th_st, state.th_spp, state.th_stt, state.th_spt
+    t_last = state.th_t_last
+    diag_since = state.diag_since_ts
+    diag_raised = state.diag_raised
+
+    findings: list[SapFinding] = []
+    idx = np.flatnonzero(usable)
+    for t, x, tc in zip(ts[idx].tolist(), pres[idx].tolist(), temp[idx].tolist(), strict=True):
+        if last_ts is not None and t <= last_ts:
+            continue  # late, replayed or duplicate: judged already (or too late to judge)
+        # 1. Event-time EWMA.
+        if s is None or last_ts is None or tau <= 0.0:
+            s = x
+        else:
+            s += -math.expm1(-(t - last_ts) / tau) * (x - s)
+        last_ts = t
+
+        if phase == "idle":
+            # 2. Pre-bleed look-back buckets.
+            b = math.floor(t / bucket_len)
+            shift = PEAK_BUCKETS if bidx is None else b - bidx
+            if shift == 0:
+                newest = peaks[-1]
+                if newest is None or s > newest:
+                    peaks[-1] = s
+                if peak is None or s > peak:
+                    peak = s
+            else:
+                if 0 < shift < PEAK_BUCKETS:
+                    peaks = [*peaks[shift:], *([None] * (shift - 1)), s]
+                else:  # first reading, a long gap, or a changed bucket length
+                    peaks = [*([None] * (PEAK_BUCKETS - 1)), s]
+                bidx = b
+                peak = max(v for v in peaks if v is not None)
+            assert peak is not None
+            if s >= _NEAR_PEAK * peak:
+                last_high = t
+            if peak >= min_pre and s <= drop_frac * peak:
+                phase, pre, bstart, bdet, low = "bled", peak, last_high, t, s
+                n = 0
+                sp = st = spp = stt = spt = 0.0
+                if tc == tc:  # not NaN
+                    n, p0, t0, t_last = 1, s, tc, tc
+        else:
+            assert pre is not None and low is not None and bdet is not None
+            assert bstart is not None
+            # 3. Build-up: the thermal sums start at the bleed low.
+            if s < low:
+                low = s
+                n = 0
+                sp = st = spp = stt = spt = 0.0
+            if tc == tc:
+                if n == 0:
+                    p0, t0 = s, tc
+                dp, dt = s - p0, tc - t0
+                n += 1
+                sp += dp
+                st += dt
+                spp += dp * dp
+                stt += dt * dt
+                spt += dp * dt
+                t_last = tc
+            end_episode = False
+            if s >= build_frac * pre:
+                # 4. Thermal test.
+                corr: float | None = None
+                delta_t: float | None = None
+                if n >= th_min_n:
+                    var_p = spp - sp * sp / n
+                    var_t = stt - st * st / n
+                    if var_p > 0.0 and var_t > 0.0:
+                        corr = max(-1.0, min(1.0, (spt - sp * st / n) / math.sqrt(var_p * var_t)))
+                    delta_t = t_last - t0
+                thermal = (
+                    corr is not None
+                    and delta_t is not None
+                    and corr > th_min_r
+                    and delta_t > th_min_dt
+                )
+                if not thermal:
+                    if n < th_min_n:
+                        reason = "too few temperature readings to test"
+                    elif corr is None:
+                        reason = "pressure or temperature did not vary"
+                    else:
+                        reason = "rise not explained by temperature"
+                    findings.append(
+                        SapFinding(
+                            kind="sap_detected",
+                            ts=t,
+                            episode_start=bstart,
+                            pre_bleed_bar=pre,
+                            bleed_low_bar=low,
+                            buildup_bar=s,
+                            pressure_bar=x,
+                            details={
+                                "bleed_detected_ts": bdet,
+                                "buildup_duration_s": t - bdet,
+                                "buildup_fraction": s / pre,
+                                "temperature_points": n,
+                                "temperature_correlation": corr,
+                                "temperature_change_c": delta_t,
+                                "thermal_test": reason,
+                            },
+                        )
+                    )
+                end_episode = True
+            elif t - bdet > window:
+                end_episode = True  # bled down and did not come back in time
+            if end_episode:
+                phase = "idle"
+                pre = bstart = bdet = low = None
+                n = 0
+                p0 = t0 = sp = st = spp = stt = spt = t_last = 0.0
+                # Look for the next bleed afresh, from the current level.
+                bidx = math.floor(t / bucket_len)
+                peaks = [*([None] * (PEAK_BUCKETS - 1)), s]
+                peak = s
+                last_high = t
+
+        # 5. Diagnostic test due.
+        if s >= diag_thr:
+            if diag_since is None:
+                diag_since, diag_raised = t, False
+            if not diag_raised and t - diag_since >= diag_sustain:
+                diag_raised = True
+                findings.append(
+                    SapFinding(
+                        kind="diagnostic_test_due",
+                        ts=t,
+                        episode_start=diag_since,
+                        pre_bleed_bar=None,
+                        bleed_low_bar=None,
+                        buildup_bar=None,
+                        pressure_bar=x,
+                        details={
+                            "smoothed_bar": s,
+                            "threshold_bar": diag_thr,
+                            "sustained_s": t - diag_since,
+                        },
+                    )
+                )
+        elif s < diag_rearm:
+            diag_since, diag_raised = None, False
+
+    new_state = SapState(
+        last_ts=last_ts,
+        smoothed_bar=s,
+        bucket_index=bidx,
+        bucket_peaks=tuple(peaks),
+        last_high_ts=last_high,
+        phase=phase,
+        pre_bleed_bar=pre,
+        bleed_start_ts=bstart,
+        bleed_detected_ts=bdet,
+        bleed_low_bar=low,
+        th_n=n,
+        th_p0=p0,
+        th_t0=t0,
+        th_sp=sp,
+        th_st=st,
+        th_spp=spp,
+        th_stt=stt,
+        th_spt=spt,
+        th_t_last=t_last,
+        diag_since_ts=diag_since,
+        diag_raised=diag_raised,
+    )
+    return new_state, findings
+
+
+def detect_sap_series(
+    ts_s: np.ndarray,
+    pressure_bar: np.ndarray,
+    temperature_c: np.ndarray | None = None,
+    good: np.ndarray | None = None,
+    params: SapParams = DEFAULT_SAP_PARAMS,
+) -> list[SapFinding]:
+    """Run a fresh detector over whole arrays; all findings in event-time order.
+
+    No ``temperature_c`` means no temperature (the thermal test cannot clear a build-up);
+    no ``good`` means every reading is good.
+    """
+    ts = np.asarray(ts_s, dtype=np.float64).reshape(-1)
+    temp = (
+        np.full(ts.shape, np.nan)
+        if temperature_c is None
+        else np.asarray(temperature_c, dtype=np.float64)
+    )
+    ok = np.ones(ts.shape, dtype=bool) if good is None else np.asarray(good, dtype=bool)
+    _, findings = sap_step(SapState(), ts, pressure_bar, temp, ok, params)
+    return findings

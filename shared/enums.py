@@ -1,0 +1,176 @@
+"""Constrained values of the data model: one place for every enum WIMS stores or sends.
+
+They are ``StrEnum`` so a value is its own wire and database spelling.
+"""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    engineer = "engineer"
+    admin = "admin"
+
+
+class WellType(StrEnum):
+    oil_producer = "oil_producer"
+    gas_producer = "gas_producer"
+    water_injector = "water_injector"
+    gas_injector = "gas_injector"
+    observation = "observation"
+
+
+class WellStatus(StrEnum):
+    active = "active"
+    shut_in = "shut_in"
+    suspended = "suspended"
+    abandoned = "abandoned"
+
+
+class WellLocation(StrEnum):
+    """Where the wellhead sits; it sets the monitoring duty (platform monthly, subsea daily)."""
+
+    platform = "platform"
+    subsea = "subsea"
+    onshore = "onshore"
+
+
+class CasingType(StrEnum):
+    conductor = "conductor"
+    surface = "surface"
+    intermediate = "intermediate"
+    production = "production"
+    liner = "liner"
+
+
+class CriticalPointType(StrEnum):
+    shoe = "shoe"
+    top_of_cement = "top_of_cement"
+    weak_formation = "weak_formation"
+    outer_casing_burst = "outer_casing_burst"
+    inner_string_collapse = "inner_string_collapse"
+    packer = "packer"
+    liner_hanger = "liner_hanger"
+    wellhead = "wellhead"
+    tree = "tree"
+
+
+class Quality(StrEnum):
+    good = "good"
+    uncertain = "uncertain"
+    bad = "bad"
+
+
+class UtilisationLevel(StrEnum):
+    unknown = "unknown"
+    normal = "normal"
+    warning = "warning"
+    exceeded = "exceeded"
+
+
+class EnvelopeType(StrEnum):
+    primary = "primary"
+    secondary = "secondary"
+
+
+class ElementType(StrEnum):
+    sssv = "sssv"
+    packer = "packer"
+    tubing = "tubing"
+    tubing_hanger = "tubing_hanger"
+    casing = "casing"
+    cement = "cement"
+    wellhead = "wellhead"
+    wellhead_seal = "wellhead_seal"
+    tree_valve = "tree_valve"
+    annulus_valve = "annulus_valve"
+    formation = "formation"
+
+
+class ElementStatus(StrEnum):
+    ok = "ok"
+    degraded = "degraded"
+    failed = "failed"
+    unknown = "unknown"
+
+
+class EnvelopeStatus(StrEnum):
+    intact = "intact"
+    degraded = "degraded"
+    failed = "failed"
+
+
+class TestType(StrEnum):
+    __test__ = False  # not a pytest test class
+
+    pressure = "pressure"
+    inflow = "inflow"
+    leak_rate = "leak_rate"
+    functional = "functional"
+
+
+class TestResult(StrEnum):
+    __test__ = False
+
+    passed = "pass"
+    failed = "fail"
+
+
+class IntegrityStatus(StrEnum):
+    green = "green"
+    amber = "amber"
+    red = "red"
+
+
+class RiskCategory(StrEnum):
+    low = "low"
+    medium = "medium"
+    significant = "significant"
+    high = "high"
+
+
+class AlertKind(StrEnum):
+    maasp_warning = "maasp_warning"
+    maasp_exceeded = "maasp_exceeded"
+    maasp_cleared = "maasp_cleared"
+    sap_detected = "sap_detected"
+    diagnostic_test_due = "diagnostic_test_due"
+    integrity_status_changed = "integrity_status_changed"
+
+
+class Severity(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+class TriggerType(StrEnum):
+    """Why a task exists. The seed's names where it has them (maasp_exceed, sap_detected,
+    failed_test), the same style for the rest."""
+
+    manual = "manual"
+    maasp_exceed = "maasp_exceed"
+    maasp_warning = "maasp_warning"
+    sap_detected = "sap_detected"
+    diagnostic_test_due = "diagnostic_test_due"
+    failed_test = "failed_test"
+    integrity_red = "integrity_red"
+    test_due = "test_due"
+
+
+class TaskPriority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    critical = "critical"
+
+
+class TaskStatus(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    done = "done"
+    cancelled = "cancelled"
+
+
+OPEN_TASK_STATUSES = (TaskStatus.open, TaskStatus.in_progress)
+PRIORITY_RANK = {p: i for i, p in enumerate(TaskPriority)}

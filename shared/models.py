@@ -1,0 +1,506 @@
+"""The WIMS data model: SQLAlchemy 2.0 typed models.
+
+The schema itself is made by the Alembic migrations in ``shared/migrations``; a test checks
+the migrations and these models do not drift apart. Depths are metres, pressures bar,
+temperatures degC, diameters inches (as casing is specified), timestamps UTC.
+Each table has exactly one writing service (see ARCHITECTURE.md).
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.enums import (
+    CasingType,
+    CriticalPointType,
+    ElementStatus,
+    ElementType,
+    EnvelopeStatus,
+    EnvelopeType,
+    IntegrityStatus,
+    Quality,
+    RiskCategory,
+    Role,
+    TaskPriority,
+    TaskStatus,
+    TestResult,
+    TestType,
+    TriggerType,
+    WellLocation,
+    WellStatus,
+    WellType,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def pg_enum(enum_cls: type[StrEnum], name: str) -> Enum:
+    """A PostgreSQL enum whose labels are the StrEnum values (the wire spelling)."""
+    return Enum(
+        enum_cls,
+        name=name,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _ts(nullable: bool = False, **kw: Any) -> Any:
+    return mapped_column(DateTime(timezone=True), nullable=nullable, **kw)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = _ts(server_default=func.now())
+    updated_at: Mapped[datetime] = _ts(server_default=func.now(), onupdate=func.now())
+
+
+# --- people and machine clients --------------------------------------------------------------
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    hashed_password: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(pg_enum(Role, "user_role"))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+
+class ApiKey(TimestampMixin, Base):
+    """A SCADA client's key. Only a hash is stored; the secret is shown once on creation."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(100), comment="source name stamped on readings")
+    key_prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    revoked_at: Mapped[datetime | None] = _ts(nullable=True)
+    last_used_at: Mapped[datetime | None] = _ts(nullable=True)
+
+
+# --- well architecture -----------------------------------------------------------------------
+
+
+class Well(TimestampMixin, Base):
+    __tablename__ = "well"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    field: Mapped[str] = mapped_column(String(100), index=True)
+    well_type: Mapped[WellType] = mapped_column(pg_enum(WellType, "well_type"))
+    status: Mapped[WellStatus] = mapped_column(pg_enum(WellStatus, "well_status"))
+    location: Mapped[WellLocation] = mapped_column(pg_enum(WellLocation, "well_location"))
+    measured_depth: Mapped[float] = mapped_column(Float, comment="total measured depth, m")
+    true_vertical_depth: Mapped[float | None] = mapped_column(Float, comment="m")
+    consequence_level: Mapped[int] = mapped_column(SmallInteger, comment="1-5")
+    spud_date: Mapped[datetime | None] = _ts(nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("measured_depth > 0", name="measured_depth_positive"),
+        CheckConstraint("consequence_level BETWEEN 1 AND 5", name="consequence_level_range"),
+    )
+
+
+class CasingString(TimestampMixin, Base):
+    __tablename__ = "casing_string"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    casing_type: Mapped[CasingType] = mapped_column(pg_enum(CasingType, "casing_type"))
+    outer_diameter_in: Mapped[float] = mapped_column(Float)
+    inner_diameter_in: Mapped[float] = mapped_column(Float)
+    grade: Mapped[str | None] = mapped_column(String(40))
+    weight_ppf: Mapped[float | None] = mapped_column(Float, comment="lb/ft")
+    top_md: Mapped[float] = mapped_column(Float, comment="m")
+    bottom_md: Mapped[float] = mapped_column(Float, comment="shoe, m")
+    shoe_tvd: Mapped[float | None] = mapped_column(Float, comment="m")
+    burst_rating_bar: Mapped[float | None] = mapped_column(Float)
+    collapse_rating_bar: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("well_id", "name"),
+        CheckConstraint("top_md < bottom_md", name="md_order"),
+        CheckConstraint("inner_diameter_in < outer_diameter_in", name="diameter_order"),
+    )
+
+
+class CementInterval(TimestampMixin, Base):
+    __tablename__ = "cement_interval"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    casing_string_id: Mapped[int] = mapped_column(
+        ForeignKey("casing_string.id", ondelete="CASCADE"), index=True
+    )
+    top_md: Mapped[float] = mapped_column(Float, comment="top of cement, m")
+    bottom_md: Mapped[float] = mapped_column(Float, comment="m")
+    top_tvd: Mapped[float | None] = mapped_column(Float, comment="m")
+    verified_by: Mapped[str | None] = mapped_column(String(100), comment="e.g. CBL, calculated")
+
+    __table_args__ = (CheckConstraint("top_md < bottom_md", name="md_order"),)
+
+
+class TubingString(TimestampMixin, Base):
+    __tablename__ = "tubing_string"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    outer_diameter_in: Mapped[float] = mapped_column(Float)
+    inner_diameter_in: Mapped[float] = mapped_column(Float)
+    grade: Mapped[str | None] = mapped_column(String(40))
+    top_md: Mapped[float] = mapped_column(Float, comment="m")
+    bottom_md: Mapped[float] = mapped_column(Float, comment="m")
+    packer_depth_md: Mapped[float | None] = mapped_column(Float, comment="m")
+    burst_rating_bar: Mapped[float | None] = mapped_column(Float)
+    collapse_rating_bar: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("well_id", "name"),
+        CheckConstraint("top_md < bottom_md", name="md_order"),
+        CheckConstraint("inner_diameter_in < outer_diameter_in", name="diameter_order"),
+    )
+
+
+class Annulus(TimestampMixin, Base):
+    """The space between two strings. The inner string is a tubing string (A annulus) or a
+    casing string (B, C...): exactly one of the two inner ids is set."""
+
+    __tablename__ = "annulus"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(20), comment="A, B, C, D")
+    inner_tubing_string_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tubing_string.id", ondelete="SET NULL")
+    )
+    inner_casing_string_id: Mapped[int | None] = mapped_column(
+        ForeignKey("casing_string.id", ondelete="SET NULL")
+    )
+    outer_casing_string_id: Mapped[int | None] = mapped_column(
+        ForeignKey("casing_string.id", ondelete="SET NULL")
+    )
+    fluid_gradient_bar_per_m: Mapped[float] = mapped_column(Float)
+    safety_factor: Mapped[float] = mapped_column(Float, server_default=text("0.9"))
+    warning_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.8"))
+    exceeded_threshold: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
+    clear_band: Mapped[float] = mapped_column(Float, server_default=text("0.05"))
+    operating_limit_bar: Mapped[float | None] = mapped_column(Float, comment="MAWOP/MOP, chosen")
+    imposed_pressure: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("false"), comment="operator-imposed (gas lift): never SAP"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("well_id", "name"),
+        CheckConstraint("safety_factor > 0 AND safety_factor <= 1", name="safety_factor_range"),
+        CheckConstraint("fluid_gradient_bar_per_m >= 0", name="gradient_non_negative"),
+        CheckConstraint(
+            "inner_tubing_string_id IS NULL OR inner_casing_string_id IS NULL",
+            name="one_inner_string",
+        ),
+    )
+
+
+class CriticalPoint(TimestampMixin, Base):
+    __tablename__ = "critical_point"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    annulus_id: Mapped[int] = mapped_column(
+        ForeignKey("annulus.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    point_type: Mapped[CriticalPointType] = mapped_column(
+        pg_enum(CriticalPointType, "critical_point_type")
+    )
+    depth_md: Mapped[float] = mapped_column(Float, comment="m")
+    tvd_m: Mapped[float] = mapped_column(Float)
+    pressure_limit_bar: Mapped[float] = mapped_column(Float, comment="allowable pressure at depth")
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("tvd_m >= 0 AND depth_md >= 0", name="depth_non_negative"),
+        CheckConstraint("pressure_limit_bar > 0", name="limit_positive"),
+    )
+
+
+class ScadaTag(TimestampMixin, Base):
+    """A historian tag mapped to the annulus it measures."""
+
+    __tablename__ = "scada_tag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tag: Mapped[str] = mapped_column(String(200), unique=True)
+    annulus_id: Mapped[int] = mapped_column(
+        ForeignKey("annulus.id", ondelete="CASCADE"), index=True
+    )
+
+
+# --- measurements and results ----------------------------------------------------------------
+
+
+class AnnulusMeasurement(Base):
+    """One reading. Its id is derived from (annulus, ts, source), so a replay stores one row."""
+
+    __tablename__ = "annulus_measurement"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    annulus_id: Mapped[int] = mapped_column(ForeignKey("annulus.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = _ts()
+    source: Mapped[str] = mapped_column(String(100))
+    pressure_bar: Mapped[float | None] = mapped_column(Float)
+    temperature_c: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[Quality] = mapped_column(pg_enum(Quality, "reading_quality"))
+    received_at: Mapped[datetime] = _ts(server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("annulus_id", "ts", "source"),
+        # The history and downsampling queries read one annulus over a time range.
+        Index("ix_annulus_measurement_annulus_id_ts", "annulus_id", "ts"),
+    )
+
+
+class MaaspResult(Base):
+    """MAASP history: one row per annulus config version."""
+
+    __tablename__ = "maasp_result"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    annulus_id: Mapped[int] = mapped_column(ForeignKey("annulus.id", ondelete="CASCADE"))
+    config_version: Mapped[int] = mapped_column(BigInteger)
+    maasp_bar: Mapped[float | None] = mapped_column(Float, comment="None: no critical points")
+    limiting_point_id: Mapped[int | None] = mapped_column(
+        ForeignKey("critical_point.id", ondelete="SET NULL")
+    )
+    limiting_point_name: Mapped[str | None] = mapped_column(String(100))
+    computed_at: Mapped[datetime] = _ts()
+
+    __table_args__ = (
+        UniqueConstraint("annulus_id", "config_version"),
+        Index("ix_maasp_result_annulus_id_computed_at", "annulus_id", "computed_at"),
+    )
+
+
+# --- barriers ----------------------------------------------------------------------------------
+
+
+class BarrierEnvelope(TimestampMixin, Base):
+    __tablename__ = "barrier_envelope"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    envelope_type: Mapped[EnvelopeType] = mapped_column(pg_enum(EnvelopeType, "envelope_type"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("well_id", "envelope_type"),)
+
+
+class BarrierElement(TimestampMixin, Base):
+    __tablename__ = "barrier_element"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    envelope_id: Mapped[int] = mapped_column(
+        ForeignKey("barrier_envelope.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    element_type: Mapped[ElementType] = mapped_column(pg_enum(ElementType, "element_type"))
+    status: Mapped[ElementStatus] = mapped_column(
+        pg_enum(ElementStatus, "element_status"), server_default=ElementStatus.unknown.value
+    )
+    depth_md: Mapped[float | None] = mapped_column(Float, comment="m")
+    test_interval_days: Mapped[int | None] = mapped_column(
+        Integer, comment="None: the default for the element type"
+    )
+    last_tested_at: Mapped[datetime | None] = _ts(nullable=True)
+    next_test_due: Mapped[datetime | None] = _ts(nullable=True)
+
+
+class BarrierTest(TimestampMixin, Base):
+    __tablename__ = "barrier_test"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    element_id: Mapped[int] = mapped_column(
+        ForeignKey("barrier_element.id", ondelete="CASCADE"), index=True
+    )
+    test_type: Mapped[TestType] = mapped_column(pg_enum(TestType, "test_type"))
+    performed_at: Mapped[datetime] = _ts()
+    result: Mapped[TestResult] = mapped_column(pg_enum(TestResult, "test_result"))
+    test_pressure_bar: Mapped[float | None] = mapped_column(Float)
+    leak_rate: Mapped[float | None] = mapped_column(Float)
+    leak_rate_unit: Mapped[str | None] = mapped_column(String(20), comment="cm3/min, m3/min")
+    duration_min: Mapped[float | None] = mapped_column(Float)
+    performed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+# --- integrity and risk ------------------------------------------------------------------------
+
+
+class IntegritySnapshot(Base):
+    __tablename__ = "integrity_snapshot"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = _ts()
+    status: Mapped[IntegrityStatus] = mapped_column(pg_enum(IntegrityStatus, "integrity_status"))
+    primary_envelope_status: Mapped[EnvelopeStatus] = mapped_column(
+        pg_enum(EnvelopeStatus, "envelope_status")
+    )
+    secondary_envelope_status: Mapped[EnvelopeStatus] = mapped_column(
+        pg_enum(EnvelopeStatus, "envelope_status")
+    )
+    probability: Mapped[int] = mapped_column(SmallInteger)
+    consequence: Mapped[int] = mapped_column(SmallInteger)
+    risk_score: Mapped[int] = mapped_column(SmallInteger, comment="0-100")
+    risk_category: Mapped[RiskCategory] = mapped_column(pg_enum(RiskCategory, "risk_category"))
+    max_utilisation: Mapped[float | None] = mapped_column(Float)
+    sap_detected: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
+
+    __table_args__ = (Index("ix_integrity_snapshot_well_id_ts", "well_id", "ts"),)
+
+
+class RiskMatrixCell(Base):
+    __tablename__ = "risk_matrix_cell"
+
+    probability: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    consequence: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    category: Mapped[RiskCategory] = mapped_column(pg_enum(RiskCategory, "risk_category"))
+
+    __table_args__ = (
+        CheckConstraint("probability BETWEEN 1 AND 5", name="probability_range"),
+        CheckConstraint("consequence BETWEEN 1 AND 5", name="consequence_range"),
+    )
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+class Task(TimestampMixin, Base):
+    """Manual and auto-generated tasks share this table. ``target`` names what an auto task is
+    about ("annulus:17", "element:5", "well:3"); at most one open auto task per
+    (trigger_type, target), enforced by a partial unique index."""
+
+    __tablename__ = "task"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"))
+    annulus_id: Mapped[int | None] = mapped_column(ForeignKey("annulus.id", ondelete="SET NULL"))
+    barrier_element_id: Mapped[int | None] = mapped_column(
+        ForeignKey("barrier_element.id", ondelete="SET NULL")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    trigger_type: Mapped[TriggerType] = mapped_column(pg_enum(TriggerType, "trigger_type"))
+    target: Mapped[str | None] = mapped_column(String(100))
+    auto_generated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    priority: Mapped[TaskPriority] = mapped_column(pg_enum(TaskPriority, "task_priority"))
+    status: Mapped[TaskStatus] = mapped_column(
+        pg_enum(TaskStatus, "task_status"), server_default=TaskStatus.open.value
+    )
+    due_at: Mapped[datetime | None] = _ts(nullable=True)
+    assigned_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    source_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    closed_at: Mapped[datetime | None] = _ts(nullable=True)
+
+    __table_args__ = (
+        Index("ix_task_well_id_status", "well_id", "status"),
+        Index(
+            "uq_task_open_trigger_target",
+            "trigger_type",
+            "target",
+            unique=True,
+            postgresql_where=text("auto_generated AND status IN ('open', 'in_progress')"),
+        ),
+    )
+
+
+# --- alerts (history of wims.alerts, written by the api service) -------------------------------
+
+
+class AlertRecord(Base):
+    """Alert history for queries and acknowledgement; one row per alert event id."""
+
+    __tablename__ = "alert"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(20))
+    well_id: Mapped[int] = mapped_column(BigInteger, comment="no FK: history outlives a well")
+    annulus_id: Mapped[int | None] = mapped_column(BigInteger)
+    ts: Mapped[datetime] = _ts()
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    kafka_partition: Mapped[int] = mapped_column(Integer)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger)
+    acknowledged_at: Mapped[datetime | None] = _ts(nullable=True)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (Index("ix_alert_well_id_ts", "well_id", "ts"), Index("ix_alert_ts", "ts"))
+
+
+# --- transactional outbox ----------------------------------------------------------------------
+
+
+class OutboxRecord(Base):
+    """Events written in the same transaction as the change they describe; the relay
+    publishes them in id order and stamps ``sent_at``."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _ts(server_default=func.now())
+    sent_at: Mapped[datetime | None] = _ts(nullable=True)
+
+    __table_args__ = (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)

@@ -1,0 +1,77 @@
+"""One source of truth for configuration: environment variables prefixed ``WIMS_``."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JWT_SECRET = "development-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WIMS_", env_file=None, extra="ignore")
+
+    environment: str = Field("development", description="development, test or production")
+    log_level: str = "INFO"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_port: int = 9092
+    kafka_version: str = "4.1.1"
+    topic_partitions: int = Field(6, ge=1, description="partitions of every wims.* topic")
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means the project-local cluster"
+    )
+    pg_port: int = 5433
+
+    api_port: int = 8000
+    ingest_port: int = 8001
+    maasp_port: int = 8002
+    integrity_port: int = 8003
+    tasks_port: int = 8004
+    bind_host: str = "127.0.0.1"
+
+    run_dir: Path = PROJECT_ROOT / ".run"
+
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_ttl_minutes: int = 60
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> "Settings":
+        # A forged token would let anyone edit well data: production must set its own secret.
+        if (
+            self.environment not in ("development", "test")
+            and self.jwt_secret == DEFAULT_JWT_SECRET
+        ):
+            raise ValueError(
+                "WIMS_JWT_SECRET is the development default; set a secret of your own "
+                f"before running with WIMS_ENVIRONMENT={self.environment}"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # psycopg 3 is the only driver: accept the plain postgresql:// form too.
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            elif url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+            return url
+        return f"postgresql+psycopg://wims@127.0.0.1:{self.pg_port}/wims"
+
+    @property
+    def libpq_url(self) -> str:
+        """The same database as a plain libpq URL (for psycopg and psql)."""
+        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    def port_of(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,29 @@
+"""Session fixtures: a real Kafka broker and a real PostgreSQL, started once per test run
+only when a test asks for them (unit tests never do)."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from shared.settings import Settings
+from tests.support.stack import Stack, container_stack, docker_engine_answers, local_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    factory = container_stack if docker_engine_answers() else local_stack
+    with factory() as s:
+        from shared.migrate import upgrade
+
+        upgrade(s.settings())
+        import asyncio
+
+        from shared.kafka import ensure_topics
+
+        asyncio.run(ensure_topics(s.settings()))
+        yield s
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    return stack.settings()
