@@ -5,6 +5,7 @@ wims migrate                   Alembic upgrade to head (honours WIMS_DATABASE_UR
 wims create-admin --email E    the first admin of a new install
 wims topics                    create the topic catalogue on the broker
 wims serve SERVICE             run one service in the foreground
+wims sweep                     run the task reminder/escalation sweep once, now
 """
 
 import argparse
@@ -243,6 +244,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from services.tasks.sweep import sweep_once
+    from shared.observability import configure_logging
+
+    configure_logging("WARNING")
+    try:
+        report = asyncio.run(sweep_once(settings))
+    except Exception as exc:  # Kafka or the database unreachable: say which, not a traceback
+        print(f"error: sweep: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -263,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run one service in the foreground")
     serve.add_argument("service", choices=SERVICES)
     serve.set_defaults(func=cmd_serve)
+    sub.add_parser(
+        "sweep", help="open task reminders for barrier tests coming due, escalate overdue ones"
+    ).set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -38,6 +38,8 @@ def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerC
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
+        # faust keeps per-worker files (table offsets) here; under the run folder, not the cwd
+        datadir=str(settings.run_dir / "faust" / service),
     )
     ctx = WorkerContext(
         settings=settings,

@@ -460,6 +460,23 @@ class Task(TimestampMixin, Base):
     )
 
 
+class TaskSourceEvent(Base):
+    """Events the tasks worker has applied, by event id (written by the tasks service).
+
+    The open-task index alone cannot tell a replay from a new event once the task is closed:
+    this ledger can, so a replayed alert never reopens a closed task. ``task_id`` and
+    ``action`` let a replay re-send the TaskEvent that may have been lost in a crash.
+    """
+
+    __tablename__ = "task_source_event"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
+    action: Mapped[str | None] = mapped_column(String(20))
+    processed_at: Mapped[datetime] = _ts(server_default=func.now(), index=True)
+
+
 # --- alerts (history of wims.alerts, written by the api service) -------------------------------
 
 

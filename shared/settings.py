@@ -33,10 +33,57 @@ class Settings(BaseSettings):
     tasks_port: int = 8004
     bind_host: str = "127.0.0.1"
 
+    integrity_reevaluate_seconds: float = Field(
+        60.0, gt=0, description="how often the integrity worker re-evaluates every well"
+    )
+    integrity_risk_matrix_refresh_seconds: float = Field(
+        60.0, gt=0, description="how long the integrity worker caches the risk matrix"
+    )
+
     run_dir: Path = PROJECT_ROOT / ".run"
 
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_ttl_minutes: int = 60
+
+    # Tasks service (WIMS defaults; DOMAIN.md "Barrier tests").
+    tasks_sweep_seconds: float = Field(
+        300.0, gt=0, description="how often the reminder/escalation sweep runs"
+    )
+    tasks_reminder_days: int = Field(
+        14, ge=0, description="a periodic barrier test this many days ahead gets a reminder"
+    )
+    tasks_test_interval_days: dict[str, int] = Field(
+        default_factory=dict,
+        description='periodic test interval by element type, e.g. {"sssv": 182}; '
+        "types not named keep the WIMS default",
+    )
+    tasks_batch_size: int = Field(200, ge=1, description="events per database transaction")
+    tasks_batch_seconds: float = Field(
+        0.5, gt=0, description="longest wait to fill a batch before processing it"
+    )
+    tasks_ledger_days: int = Field(
+        30, ge=1, description="days an applied event id is remembered for replay detection"
+    )
+
+    # maasp worker: readings are judged in batches (stream.take) so numpy does the work.
+    maasp_batch_size: int = Field(5000, ge=1, description="most readings judged in one batch")
+    maasp_batch_within_s: float = Field(
+        0.05, gt=0, description="longest wait to fill a batch (adds to alert latency)"
+    )
+    maasp_heartbeat_s: float = Field(
+        5.0, ge=0, description="event-time seconds between AnnulusState heartbeats per annulus"
+    )
+
+    # api service: login throttling (in-process sliding window of failed attempts)
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_window_s: float = Field(300.0, gt=0, description="sliding window of failed logins")
+    # api service: transactional outbox relay and live alerts
+    outbox_poll_interval_s: float = Field(1.0, gt=0)
+    outbox_batch_size: int = Field(500, ge=1)
+    outbox_max_backoff_s: float = Field(10.0, gt=0)
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="comment lines keep proxies open")
+    api_max_page_size: int = Field(500, ge=1)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

@@ -22,6 +22,12 @@ ALERTS = Topic("wims.alerts", "well_id", "Alert")
 BARRIER_EVENTS = Topic("wims.barrier-events", "well_id", "BarrierEvent")
 INTEGRITY_SNAPSHOTS = Topic("wims.integrity-snapshots", "well_id", "IntegritySnapshot")
 TASK_EVENTS = Topic("wims.task-events", "well_id", "TaskEvent")
+DEAD_LETTERS = Topic(
+    "wims.dead-letters",
+    "source topic name",
+    "JSON {topic, partition, offset, error, raw}",
+    doc="messages a stream worker could not process, kept for inspection and replay",
+)
 
 # Every topic has the same partition count (Settings.topic_partitions): readings and
 # annulus-config must be co-partitioned for the MAASP join, and the integrity worker joins
@@ -37,4 +43,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     BARRIER_EVENTS,
     INTEGRITY_SNAPSHOTS,
     TASK_EVENTS,
+    DEAD_LETTERS,
 )

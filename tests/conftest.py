@@ -27,3 +27,25 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def settings(stack: Stack) -> Settings:
     return stack.settings()
+
+
+@pytest.fixture(scope="session")
+def db_engine(settings: Settings):
+    """A synchronous SQLAlchemy engine on the test database (for arranging and asserting)."""
+    from shared.db import make_engine
+
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_db(db_engine) -> None:
+    """Empty every table except the seeded risk matrix, before the test that asks for it."""
+    from sqlalchemy import text
+
+    from shared.models import Base
+
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "risk_matrix_cell")
+    with db_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

@@ -1,11 +1,114 @@
-"""The api HTTP service (FastAPI)."""
+"""The api HTTP service (FastAPI): reference data, queries, alerts, under ``/api/v1``.
+
+Besides the HTTP routes the process runs two background tasks, started in the lifespan and
+never awaited by a request, so reads keep working while Kafka is away:
+
+- the outbox relay (services/api/outbox.py), publishing config and barrier events;
+- the alert history consumer (services/api/alert_feed.py), filling the alert table.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
 
 from fastapi import FastAPI
 
+from services.api.alert_feed import AlertHistoryConsumer
+from services.api.errors import install_error_handlers
+from services.api.metrics import REQUEST_SECONDS, REQUESTS
+from services.api.outbox import OutboxRelay
+from services.api.ratelimit import SlidingWindowLimiter
+from services.api.routers import admin, alerts, auth, queries, resources
 from shared.http_app import make_http_app
 from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """Well Integrity Management System API.
+
+Roles: **viewer** reads everything except users and API keys; **engineer** also creates and
+edits wells, strings, cement, annuli, critical points, SCADA tags, barriers, tests and
+tasks and acknowledges alerts; **admin** does everything, including users, API keys, the
+risk matrix and deletions. No token: 401; too low a role: 403.
+
+Errors share one body: `{"detail": "...", "errors": [{"field", "reason", "code"}]}`.
+Lists take `limit` (default 100, at most 500) and `offset`, and answer the total in the
+`X-Total-Count` header. Units: metres, bar, inches, UTC timestamps.
+"""
+
+
+class RequestMetrics:
+    """Counts and times requests by route template (never by raw path: ids stay out)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, f"{status['code'] // 100}xx").inc()
+            if not route.endswith("/stream"):
+                REQUEST_SECONDS.labels(route).observe(time.perf_counter() - start)
+
+
+async def _startup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    window = settings.login_window_s
+    app.state.login_account_limiter = SlidingWindowLimiter(
+        settings.login_max_failures_per_account, window
+    )
+    app.state.login_address_limiter = SlidingWindowLimiter(
+        settings.login_max_failures_per_address, window
+    )
+    app.state.relay = OutboxRelay(settings, app.state.engine)
+    history = AlertHistoryConsumer(settings, app.state.sessionmaker)
+    app.state.background = [
+        asyncio.create_task(app.state.relay.run(), name="outbox-relay"),
+        asyncio.create_task(history.run(), name="alert-history"),
+    ]
+
+
+async def _shutdown(app: FastAPI) -> None:
+    tasks = getattr(app.state, "background", [])
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+    await app.state.relay.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    return make_http_app("WIMS api", settings)
+    app = make_http_app(
+        "WIMS api",
+        settings,
+        startup=_startup,
+        shutdown=_shutdown,
+        version="1.0.0",
+        description=DESCRIPTION,
+    )
+    install_error_handlers(app)
+    app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(queries.router, prefix=API_PREFIX)
+    app.include_router(alerts.router, prefix=API_PREFIX)
+    app.include_router(admin.router, prefix=API_PREFIX)
+    app.include_router(resources.build_router(), prefix=API_PREFIX)
+    app.add_middleware(RequestMetrics)
+    return app

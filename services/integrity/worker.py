@@ -1,11 +1,344 @@
-"""The integrity stream processor (faust worker)."""
+"""The integrity stream processor (faust worker).
+
+One agent folds the four well-keyed input topics (well config, barrier events, annulus
+state, alerts) into a per-well state in a changelog-backed table, evaluates the well with
+the pure domain (shared.domain.integrity) and, only when the assessment's fingerprint
+changed, writes a snapshot to integrity_snapshot, publishes it to wims.integrity-snapshots
+and, on a colour change, an ``integrity_status_changed`` alert to wims.alerts. A timer
+re-evaluates every well this worker owns, because test due dates pass without any event.
+
+Order of effects per change, so that a crash at any point loses nothing and doubles
+nothing: database insert (ON CONFLICT on the derived event id) -> Kafka delivery -> table
+update -> (faust) producer flush and offset commit. A replay after a crash re-evaluates
+the same input against the same stored state and derives the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
 
 import faust
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from services.integrity import metrics
+from services.integrity.fold import (
+    FoldError,
+    Outcome,
+    State,
+    apply_event,
+    decide,
+    event_well_id,
+    well_inputs,
+)
+from shared import topics
+from shared.domain.integrity import evaluate_well
+from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix
+from shared.enums import IntegrityStatus
+from shared.events import decode, utcnow
 from shared.faust_app import WorkerContext, make_faust_app
+from shared.models import IntegritySnapshot as SnapshotRow
+from shared.models import RiskMatrixCell
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INPUT_TOPICS: tuple[str, ...] = (
+    topics.WELL_CONFIG.name,
+    topics.BARRIER_EVENTS.name,
+    topics.ANNULUS_STATE.name,
+    topics.ALERTS.name,
+)
+TABLE_NAME = "well-state"
+_RETRY_MAX_S = 10.0
+
+
+class IntegrityWorker:
+    """The service shell around the pure fold: table, risk matrix cache, database, topics."""
+
+    def __init__(self, app: faust.App, ctx: WorkerContext, table: Any) -> None:
+        self.app = app
+        self.ctx = ctx
+        self.table = table
+        self.snapshots_topic = app.topic(
+            topics.INTEGRITY_SNAPSHOTS.name, key_serializer="raw", value_serializer="raw"
+        )
+        self.alerts_topic = app.topic(
+            topics.ALERTS.name, key_serializer="raw", value_serializer="raw"
+        )
+        # The agent and the timer both read-modify-write well states; one lock keeps an
+        # evaluation from interleaving with another on the same well.
+        self.lock = asyncio.Lock()
+        self._matrix: RiskMatrix = DEFAULT_RISK_MATRIX
+        self._matrix_loaded_at: float | None = None
+
+    # ------------------------------------------------------------------ risk matrix
+
+    async def risk_matrix(self) -> RiskMatrix:
+        refresh = self.ctx.settings.integrity_risk_matrix_refresh_seconds
+        now = time.monotonic()
+        if self._matrix_loaded_at is not None and now - self._matrix_loaded_at < refresh:
+            return self._matrix
+        try:
+            async with self.ctx.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(
+                            RiskMatrixCell.probability,
+                            RiskMatrixCell.consequence,
+                            RiskMatrixCell.category,
+                        )
+                    )
+                ).all()
+            self._matrix = RiskMatrix.from_cells((p, c, cat) for p, c, cat in rows)
+        except ValueError as exc:
+            # An incomplete matrix is a configuration error the operator must see; risk
+            # still needs a category, so the published default banding stands in.
+            log.error("risk_matrix_cell is not a complete 5x5 matrix (%s); using default", exc)
+            self._matrix = DEFAULT_RISK_MATRIX
+        except Exception as exc:
+            # Database unreachable: keep the last matrix and try again on the next use.
+            log.warning("risk matrix not refreshed: %r", exc)
+            return self._matrix
+        self._matrix_loaded_at = now
+        return self._matrix
+
+    # ------------------------------------------------------------------ the agent
+
+    async def handle(self, event: Any) -> None:
+        """Fold one input message; a bad message is logged, counted and skipped."""
+        message = event.message
+        topic = message.topic
+        try:
+            decoded = decode(topic, event.value)
+            well_id = event_well_id(decoded)
+            _check_key(event.key, well_id)
+        except (ValidationError, FoldError, ValueError) as exc:
+            self._skip(message, "invalid", exc)
+            return
+        try:
+            async with self.lock:
+                state = self.table.get(well_id)
+                new = apply_event(state, decoded, message.partition)
+                if new is None:
+                    if state is not None:
+                        self._count_colour(state, None)
+                        del self.table[well_id]
+                else:
+                    outcome = await self._evaluate(new, str(decoded.event_id))
+                    if outcome is not None:
+                        await self._write(outcome)
+                        self._count_colour(state, outcome.state)
+                        new = outcome.state
+                    if new != state:
+                        self.table[well_id] = new
+        except FoldError as exc:
+            self._skip(message, "invalid", exc)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let one message stop the agent
+            self._skip(message, "error", exc)
+            return
+        metrics.EVENTS_PROCESSED.labels(topic=topic).inc()
+
+    def _skip(self, message: Any, reason: str, exc: BaseException) -> None:
+        metrics.EVENTS_FAILED.labels(topic=message.topic, reason=reason).inc()
+        log.error(
+            "skipping message %s[%s]@%s (key %r): %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            _describe(exc),
+            exc_info=reason == "error",
+        )
+
+    async def _evaluate(self, state: State, cause: str) -> Outcome | None:
+        inputs = well_inputs(state)
+        if inputs is None:
+            return None
+        now = utcnow()
+        assessment = evaluate_well(inputs, now, await self.risk_matrix())
+        return decide(state, assessment, cause, now)
+
+    async def _write(self, outcome: Outcome) -> None:
+        snapshot = outcome.snapshot
+        inserted = await _retrying(lambda: self._insert(outcome), f"snapshot {snapshot.event_id}")
+        if inserted:
+            metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.status.value).inc()
+        key = str(snapshot.well_id).encode()
+        # Wait for delivery: the table must not record this fingerprint before the snapshot
+        # (and its alert) are on the broker, or a crash would lose them for good.
+        await (await self.snapshots_topic.send(key=key, value=snapshot.encode()))
+        if outcome.alert is not None:
+            await (await self.alerts_topic.send(key=key, value=outcome.alert.encode()))
+            metrics.STATUS_ALERTS.labels(status=snapshot.status.value).inc()
+
+    async def _insert(self, outcome: Outcome) -> bool:
+        s = outcome.snapshot
+        stmt = (
+            pg_insert(SnapshotRow)
+            .values(
+                event_id=s.event_id,
+                well_id=s.well_id,
+                ts=s.ts,
+                status=s.status,
+                primary_envelope_status=s.primary_envelope_status,
+                secondary_envelope_status=s.secondary_envelope_status,
+                probability=s.probability,
+                consequence=s.consequence,
+                risk_score=s.risk_score,
+                risk_category=s.risk_category,
+                max_utilisation=s.max_utilisation,
+                sap_detected=s.sap_detected,
+                findings=s.findings,
+            )
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(SnapshotRow.id)
+        )
+        async with self.ctx.engine.begin() as conn:
+            inserted = (await conn.execute(stmt)).first()
+        # No row back: this event id was written before (a replay), nothing new stored.
+        return inserted is not None
+
+    # ------------------------------------------------------------------ the timer
+
+    def owned_partitions(self) -> set[int]:
+        """Partitions this worker actively owns. Standby replicas of other workers'
+        partitions may sit in the same table store and must not be assessed here."""
+        return {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == topics.WELL_CONFIG.name
+        }
+
+    async def reevaluate_all(self) -> int:
+        """Re-evaluate every owned well; returns the number of snapshots emitted."""
+        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return 0  # the table is being rebuilt; the next tick sees it whole
+        started = time.perf_counter()
+        owned = self.owned_partitions()
+        emitted = 0
+        colours = dict.fromkeys(IntegrityStatus, 0)
+        for well_id in list(self.table.keys()):
+            if self.app.rebalancing:
+                return emitted
+            async with self.lock:
+                state = self.table.data.get(well_id)
+                if state is None or state["partition"] not in owned:
+                    continue
+                try:
+                    last = state.get("last")
+                    cause = f"reevaluate:{last['event_id'] if last else 'none'}"
+                    outcome = await self._evaluate(state, cause)
+                    if outcome is not None:
+                        await self._write(outcome)
+                        # Outside an agent faust cannot infer the changelog partition, so
+                        # it is given: the well's own partition, as the agent writes it.
+                        self.table.send_changelog(state["partition"], well_id, outcome.state)
+                        self.table.data[well_id] = outcome.state
+                        state = outcome.state
+                        emitted += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("re-evaluation of well %s failed; retried next tick", well_id)
+                if state.get("last"):
+                    colours[IntegrityStatus(state["last"]["status"])] += 1
+        for colour, count in colours.items():
+            metrics.WELLS.labels(status=colour.value).set(count)
+        metrics.REEVALUATION_SECONDS.observe(time.perf_counter() - started)
+        return emitted
+
+    def _count_colour(self, before: State | None, after: State | None) -> None:
+        was = (before or {}).get("last") or {}
+        now = (after or {}).get("last") or {}
+        if was.get("status") == now.get("status"):
+            return
+        if was.get("status"):
+            metrics.WELLS.labels(status=was["status"]).dec()
+        if now.get("status"):
+            metrics.WELLS.labels(status=now["status"]).inc()
+
+
+def _check_key(key: bytes | None, well_id: int) -> None:
+    # The key decides the partition and so which table partition holds the well: an event
+    # filed under another well's key would be folded where the well's state is not.
+    if key is None:
+        return
+    try:
+        key_id = int(key)
+    except ValueError:
+        raise FoldError(f"key: {key!r} is not a well id") from None
+    if key_id != well_id:
+        raise FoldError(f"key: {key_id} does not match well_id {well_id}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors()
+        )
+    return str(exc) or repr(exc)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False  # a constraint says no: retrying cannot change the answer
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or type(exc).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        )
+    return isinstance(exc, OSError | TimeoutError)
+
+
+async def _retrying(fn: Callable[[], Any], what: str) -> Any:
+    """Retry a database write while the database is unreachable: the message stays
+    unacknowledged meanwhile, so nothing is lost and the partition simply waits."""
+    delay = 0.5
+    while True:
+        try:
+            return await fn()
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            log.warning(
+                "database unavailable writing %s (%r); retrying in %.1f s", what, exc, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     app, ctx = make_faust_app("integrity", settings)
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.topic_partitions,
+        # No key/value type: faust then stores both as JSON (int well id, state dict).
+    )
+    worker = IntegrityWorker(app, ctx, table)
+    ctx.extra["integrity"] = worker
+    source = app.topic(*INPUT_TOPICS, key_serializer="raw", value_serializer="raw")
+
+    # One agent over the four co-partitioned topics: events of one well arrive on the same
+    # partition number of each, so this agent's table partition holds the well's state.
+    @app.agent(source, name="integrity-fold")
+    async def fold(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.handle(event)
+
+    @app.timer(settings.integrity_reevaluate_seconds, name="integrity-reevaluate")
+    async def reevaluate() -> None:
+        await worker.reevaluate_all()
+
     return app, ctx

@@ -1,11 +1,91 @@
-"""The tasks stream processor (faust worker)."""
+"""The tasks stream processor (faust worker).
+
+Consumes wims.alerts, wims.barrier-events and wims.integrity-snapshots, keeps exactly one
+open auto task per (trigger, target) in the ``task`` table and emits wims.task-events;
+a timer runs the reminder/escalation sweep over barrier elements' periodic tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
 
 import faust
 
+from services.tasks import metrics
+from services.tasks.processing import process_batch
+from services.tasks.sweep import run_sweep
+from services.tasks.triggers import SOURCE_TOPICS, rules_from_settings
+from shared.events import TaskEvent
 from shared.faust_app import WorkerContext, make_faust_app
 from shared.settings import Settings
+from shared.topics import TASK_EVENTS
+
+log = logging.getLogger(__name__)
+
+EMIT_MAX_DELAY_S = 5.0
 
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     app, ctx = make_faust_app("tasks", settings)
+    rules = rules_from_settings(settings)  # fails fast on a bad interval setting
+    task_events = app.topic(TASK_EVENTS.name, key_type=bytes, value_type=bytes)
+
+    async def emit(events: Sequence[TaskEvent]) -> None:
+        """Send and wait for the broker's ack. Retried until sent: the batch is acked (and
+        its offsets committed) only after this returns, so a TaskEvent is never dropped
+        for a broker that is briefly away."""
+        delay = 0.2
+        while True:
+            try:
+                futures = [
+                    await task_events.send(
+                        key=str(e.well_id).encode(), value=e.encode(), force=True
+                    )
+                    for e in events
+                ]
+                await asyncio.gather(*futures)
+                return
+            except Exception as exc:
+                log.warning(
+                    "tasks: sending %d task event(s) failed (%s); retrying", len(events), exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, EMIT_MAX_DELAY_S)
+
+    def consumer_for(topic_name: str) -> Any:
+        async def consume(stream: faust.StreamT) -> None:
+            # Batches: one transaction per batch; faust acks the batch's events when the
+            # loop asks for the next one, i.e. after the commit and the sends.
+            async for values in stream.take(
+                settings.tasks_batch_size, within=settings.tasks_batch_seconds
+            ):
+                events = await process_batch(ctx.engine, topic_name, values, rules)
+                if events:
+                    await emit(events)
+
+        return consume
+
+    for name in SOURCE_TOPICS:
+        source = app.topic(name, key_type=bytes, value_type=bytes)
+        app.agent(source, name=f"tasks.{name.removeprefix('wims.')}")(consumer_for(name))
+
+    @app.timer(interval=settings.tasks_sweep_seconds, on_leader=True, name="tasks.sweep")
+    async def sweep() -> None:
+        try:
+            report = await run_sweep(
+                ctx.engine, rules, emit, ledger_days=settings.tasks_ledger_days
+            )
+        except Exception:
+            # The next sweep runs on schedule and repeats whatever this one missed.
+            metrics.SWEEP_FAILURES.inc()
+            log.exception("tasks: sweep failed")
+            return
+        for line in report.lines():
+            log.info("tasks: %s", line)
+
+    ctx.extra["rules"] = rules
+    ctx.extra["emit"] = emit
     return app, ctx

@@ -106,13 +106,9 @@ def maasp(
     if not math.isfinite(safety_factor) or not 0.0 < safety_factor <= 1.0:
         raise ValueError(f"safety_factor must be in (0, 1], got {safety_factor}")
     if not math.isfinite(fluid_gradient_bar_per_m):
-        raise ValueError(
-            f"fluid_gradient_bar_per_m must be finite, got {fluid_gradient_bar_per_m}"
-        )
+        raise ValueError(f"fluid_gradient_bar_per_m must be finite, got {fluid_gradient_bar_per_m}")
     if fluid_gradient_bar_per_m < 0:
-        raise ValueError(
-            f"fluid_gradient_bar_per_m must be >= 0, got {fluid_gradient_bar_per_m}"
-        )
+        raise ValueError(f"fluid_gradient_bar_per_m must be >= 0, got {fluid_gradient_bar_per_m}")
     for point in critical_points:
         _check_point(point)
 

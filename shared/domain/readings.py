@@ -371,7 +371,10 @@ def _quality_from_text(text: str) -> Quality | None:
         except ValueError:
             return None
     if word.isascii() and word.lstrip("-").isdigit():
-        return _quality_from_status_code(int(word))
+        try:  # int() refuses "--5" and strings over 4300 digits
+            return _quality_from_status_code(int(word))
+        except ValueError:
+            return None
     word = word.removeprefix("opc_quality_")
     for prefix, quality in _QUALITY_PREFIXES:
         if word.startswith(prefix):
@@ -512,7 +515,7 @@ def _coerce_number(value: Any, name: str) -> tuple[float | None, str | None, Fie
             None,
             FieldError(name, f"{name} must be a number, got an object", REASON_BAD_TYPE),
         )
-    if isinstance(value, numbers.Real):  # int, float subclasses, Decimal, numpy scalars
+    if isinstance(value, numbers.Real):  # float subclasses, numpy scalars, Fraction
         try:
             return float(value), None, None
         except OverflowError:
@@ -542,6 +545,8 @@ def _parse_annulus_id(value: Any) -> int | FieldError:
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        if len(value.strip()) > 18:  # beyond a BIGINT (and int() refuses > 4300 digits)
+            return FieldError("annulus_id", "annulus_id is too large", REASON_OUT_OF_RANGE)
         number = int(value)
     else:
         return FieldError(
@@ -622,7 +627,12 @@ def _epoch_us(ts: datetime) -> int:
     return (ts - _EPOCH) // _ONE_US
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def _parse_timestamp(raw: Any, now_us: int, latest_us: int) -> tuple[datetime, int] | FieldError:
+    """(UTC datetime, epoch µs) or the error. The loop in _validate inlines the common case
+    (a UTC time not in the future) and calls this for everything else."""
     if _absent(raw):
         return FieldError("timestamp", "timestamp is required", REASON_MISSING_FIELD)
     if not isinstance(raw, str):
@@ -641,7 +651,7 @@ def _parse_timestamp(raw: Any, now_us: int, latest_us: int) -> tuple[datetime, i
             return FieldError(
                 "timestamp", f"timestamp {_show(raw)} is not ISO 8601", REASON_BAD_TIMESTAMP
             )
-    if ts.tzinfo is None or ts.utcoffset() is None:
+    if ts.tzinfo is None:  # fromisoformat gives either no tzinfo or a fixed offset
         return FieldError("timestamp", "timestamp has no UTC offset", REASON_NAIVE_TIMESTAMP)
     try:
         if ts.tzinfo is not UTC:
@@ -712,20 +722,31 @@ _reading_setters = tuple(
 # --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
-# A checker returns the reading, or (errors, (annulus_id, ts_epoch_us) or None) so the batch
-# can still report an in-request duplicate alongside the record's other errors.
-_Outcome = NormalisedReading | tuple[list[FieldError], tuple[int, int] | None]
+def _add(errors: list[FieldError] | None, error: FieldError) -> list[FieldError]:
+    # Error lists are created lazily: a good record (the common case) allocates none.
+    if errors is None:
+        return [error]
+    errors.append(error)
+    return errors
 
 
-def _make_checker(
-    *,
+def _duplicate_error(first: int) -> FieldError:
+    return FieldError("timestamp", f"duplicate of record {first} in this request", REASON_DUPLICATE)
+
+
+def _validate(
+    records: Iterable[Any],
     source: str,
     now: datetime,
     resolve_tag: Callable[[str], int | None],
     annulus_exists: Callable[[int], bool],
     limits: ReadingLimits,
-) -> Callable[[Any], _Outcome]:
-    """Build the per-record check with everything it needs bound as closure locals."""
+) -> BatchResult:
+    """The one validation loop behind validate_batch and validate_record.
+
+    Written as a single loop with everything it touches bound to locals: on the hot path a
+    function call or a global lookup per record is a measurable share of the budget.
+    """
     if not isinstance(source, str) or not source:
         raise ValueError("source must be a non-empty string")
     if now.tzinfo is None or now.utcoffset() is None:
@@ -740,33 +761,69 @@ def _make_checker(
     ts_cache: dict[str, tuple[datetime, int] | FieldError] = {}
     ts_cache_get = ts_cache.get
     tag_cache: dict[str, int | None] = {}
+    # First accepted index per reading id (i.e. per annulus and timestamp), for duplicates.
+    seen: dict[int, int] = {}
+    seen_get = seen.get
     pressure_exact = _PRESSURE_EXACT.get
     temperature_exact = _TEMPERATURE_EXACT.get
-    uuid5 = _uuid5_from_name
+    parse_timestamp = _parse_timestamp
+    fromisoformat = _fromisoformat
+    utc, epoch, one_us = UTC, _EPOCH, _ONE_US
+    coerce_number = _coerce_number
+    add = _add
+    sha1 = hashlib.sha1
+    from_bytes = int.from_bytes
+    uuid_cls = uuid.UUID
+    ns_bytes = _NAMESPACE_BYTES
+    uuid_clear, uuid_set = _UUID5_CLEAR, _UUID5_SET
+    set_uuid_int, set_uuid_safe, safe_unknown = _set_uuid_int, _set_uuid_safe, _UUID_SAFE_UNKNOWN
     new = _new_object
     set_aid, set_ts, set_us, set_p, set_t, set_q, set_src, set_rid = _reading_setters
     reading_cls = NormalisedReading
     good, bad = Quality.good, Quality.bad
     celsius = _CELSIUS
+    accepted: list[NormalisedReading] = []
+    rejected: list[Rejection] = []
+    accept = accepted.append
+    reject = rejected.append
 
-    def check(record: Any) -> _Outcome:
+    for index, record in enumerate(records):
         if type(record) is not dict:
             if isinstance(record, MalformedCsvRow):
-                return [FieldError("record", record.problem, REASON_MALFORMED_ROW)], None
+                error = FieldError("record", record.problem, REASON_MALFORMED_ROW)
+                reject(Rejection(index, (error,), record))
+                continue
             if not isinstance(record, Mapping):
-                return [
-                    FieldError(
-                        "record",
-                        f"record must be an object, got {type(record).__name__}",
-                        REASON_NOT_AN_OBJECT,
-                    )
-                ], None
+                error = FieldError(
+                    "record",
+                    f"record must be an object, got {type(record).__name__}",
+                    REASON_NOT_AN_OBJECT,
+                )
+                reject(Rejection(index, (error,), record))
+                continue
         get = record.get
         errors: list[FieldError] | None = None
 
-        # Annulus. Fast path: a positive int id and no tag.
         annulus_id = get("annulus_id")
-        tag = get("tag")
+        raw_ts = get("timestamp")
+        pressure = get("pressure")
+        if (
+            len(record) == 3
+            and annulus_id is not None
+            and raw_ts is not None
+            and pressure is not None
+        ):
+            # Exactly the three required keys, all present: every optional field is absent,
+            # which saves five lookups on the most common record shape.
+            tag = raw_q = p_unit = temperature = t_unit = None
+        else:
+            tag = get("tag")
+            raw_q = get("quality")
+            p_unit = get("pressure_unit")
+            temperature = get("temperature")
+            t_unit = get("temperature_unit")
+
+        # Annulus. Fast path: a positive int id and no tag.
         if type(annulus_id) is int and tag is None and annulus_id > 0:
             if not annulus_exists(annulus_id):
                 errors = [
@@ -783,155 +840,136 @@ def _make_checker(
                 errors = found
 
         # Timestamp, memoised per request (errors too: `now` is fixed for the request).
-        raw_ts = get("timestamp")
-        parsed = ts_cache_get(raw_ts) if type(raw_ts) is str else None
-        if parsed is None:
-            parsed = _parse_timestamp(raw_ts, now_us, latest_us)
-            if type(raw_ts) is str:
+        if type(raw_ts) is str:
+            parsed = ts_cache_get(raw_ts)
+            if parsed is None:
+                # Inline fast path (a UTC time not in the future); anything else, slow path.
+                try:
+                    ts = fromisoformat(raw_ts)
+                except ValueError:
+                    ts = None
+                if ts is not None and ts.tzinfo is utc:
+                    ts_us = (ts - epoch) // one_us
+                    parsed = (ts, ts_us) if ts_us <= latest_us else None
+                if parsed is None:
+                    parsed = parse_timestamp(raw_ts, now_us, latest_us)
                 ts_cache[raw_ts] = parsed
+        else:
+            parsed = parse_timestamp(raw_ts, now_us, latest_us)
         if type(parsed) is tuple:
             ts, ts_us = parsed
         else:
             ts = ts_us = None
-            if errors is None:
-                errors = [parsed]
-            else:
-                errors.append(parsed)
+            errors = add(errors, parsed)
 
         # Quality: absent means good.
-        raw_q = get("quality")
         if raw_q is None or raw_q == "good" or raw_q == "":
             quality: Quality | None = good
         else:
             quality = normalise_quality(raw_q)
             if quality is None:
-                error = FieldError(
-                    "quality",
-                    f"unrecognised quality {_show(raw_q)} (expected good/uncertain/bad, "
-                    "an OPC UA status code or PI quality flags)",
-                    REASON_BAD_QUALITY,
+                errors = add(
+                    errors,
+                    FieldError(
+                        "quality",
+                        f"unrecognised quality {_show(raw_q)} (expected good/uncertain/bad, "
+                        "an OPC UA status code or PI quality flags)",
+                        REASON_BAD_QUALITY,
+                    ),
                 )
-                if errors is None:
-                    errors = [error]
-                else:
-                    errors.append(error)
 
-        # Pressure. Fast path: a float in bar.
-        pressure = get("pressure")
+        # Pressure. Fast path: a float, in bar.
         pressure_failed = False
         if type(pressure) is not float:
-            pressure, state, error = _coerce_number(pressure, "pressure")
+            pressure, state, error = coerce_number(pressure, "pressure")
             if state is not None:
                 quality = bad  # the value itself says the sensor has no reading
             if error is not None:
                 pressure_failed = True
-                if errors is None:
-                    errors = [error]
-                else:
-                    errors.append(error)
-        unit = get("pressure_unit")
-        if unit is not None and unit != "bar" and unit != "":
-            factor = pressure_exact(unit) if type(unit) is str else None
+                errors = add(errors, error)
+        if p_unit is not None and p_unit != "bar" and p_unit != "":
+            factor = pressure_exact(p_unit) if type(p_unit) is str else None
             if factor is None:
-                factor, reason = _pressure_factor(unit)
+                factor, reason = _pressure_factor(p_unit)
                 if factor is None:
                     pressure_failed = True
-                    error = FieldError("pressure_unit", reason, REASON_BAD_UNIT)
-                    if errors is None:
-                        errors = [error]
-                    else:
-                        errors.append(error)
+                    errors = add(errors, FieldError("pressure_unit", str(reason), REASON_BAD_UNIT))
             if pressure is not None and factor is not None:
                 pressure *= factor
         if pressure is not None:
-            # One chained comparison also rejects NaN and ±inf (every comparison with NaN is
-            # False; inf falls outside any finite range).
+            # One chained comparison also catches NaN and ±inf: every comparison with NaN
+            # is False, and an infinity lies outside any finite range.
             if not p_min <= pressure <= p_max:
                 if quality is bad:
                     pressure = None
                 elif not pressure_failed:
-                    error = _range_error("pressure", pressure, "bar", p_min, p_max)
-                    if errors is None:
-                        errors = [error]
-                    else:
-                        errors.append(error)
+                    errors = add(errors, _range_error("pressure", pressure, "bar", p_min, p_max))
         elif quality is not bad and not pressure_failed:
-            error = FieldError(
-                "pressure", "pressure is required unless quality is bad", REASON_MISSING_FIELD
+            errors = add(
+                errors,
+                FieldError(
+                    "pressure", "pressure is required unless quality is bad", REASON_MISSING_FIELD
+                ),
             )
-            if errors is None:
-                errors = [error]
-            else:
-                errors.append(error)
 
-        # Temperature: optional; a digital state just means "no temperature".
-        temperature = get("temperature")
-        if temperature is not None:
-            temperature_failed = False
-            if type(temperature) is not float:
-                temperature, _state, error = _coerce_number(temperature, "temperature")
-                if error is not None:
-                    temperature_failed = True
-                    if errors is None:
-                        errors = [error]
-                    else:
-                        errors.append(error)
-            unit = get("temperature_unit")
-            scale = celsius
-            if unit is not None and unit != "":
-                scale = temperature_exact(unit) if type(unit) is str else None
+        # Temperature: optional; a digital state here just means "no temperature".
+        scale: str | None = celsius
+        if t_unit is not None and t_unit != "degC" and t_unit != "":
+            scale = temperature_exact(t_unit) if type(t_unit) is str else None
+            if scale is None:
+                scale, reason = _temperature_scale(t_unit)
                 if scale is None:
-                    scale, reason = _temperature_scale(unit)
-                    if scale is None:
-                        temperature_failed = True
-                        error = FieldError("temperature_unit", reason, REASON_BAD_UNIT)
-                        if errors is None:
-                            errors = [error]
-                        else:
-                            errors.append(error)
-            if temperature is not None and not temperature_failed:
+                    errors = add(
+                        errors, FieldError("temperature_unit", str(reason), REASON_BAD_UNIT)
+                    )
+        if temperature is not None:
+            if type(temperature) is not float:
+                temperature, _state, error = coerce_number(temperature, "temperature")
+                if error is not None:
+                    errors = add(errors, error)
+            if temperature is not None and scale is not None:
                 if scale is not celsius:
                     temperature = (temperature - 32.0) * 5.0 / 9.0
                 if not t_min <= temperature <= t_max:
                     if quality is bad:
                         temperature = None
                     else:
-                        error = _range_error("temperature", temperature, "°C", t_min, t_max)
-                        if errors is None:
-                            errors = [error]
-                        else:
-                            errors.append(error)
-        else:
-            unit = get("temperature_unit")
-            if (
-                unit is not None
-                and unit != ""
-                and (type(unit) is not str or temperature_exact(unit) is None)
-            ):
-                scale, reason = _temperature_scale(unit)
-                if scale is None:
-                    error = FieldError("temperature_unit", reason, REASON_BAD_UNIT)
-                    if errors is None:
-                        errors = [error]
-                    else:
-                        errors.append(error)
+                        errors = add(
+                            errors, _range_error("temperature", temperature, "°C", t_min, t_max)
+                        )
 
-        if errors is not None:
-            key = (annulus_id, ts_us) if annulus_id is not None and ts_us is not None else None
-            return errors, key
+        if errors is None:
+            # reading_id = uuid5(READING_NAMESPACE, "<annulus_id>|<ts_epoch_us>|<source>"),
+            # built inline (see _uuid5_from_name for why not uuid.uuid5). Its integer is
+            # also the in-request duplicate key: `source` is fixed for the request, so it
+            # stands for (annulus_id, ts_epoch_us), and an int key adds no GC-tracked object.
+            digest = sha1(b"%b%d|%d%b" % (ns_bytes, annulus_id, ts_us, name_suffix)).digest()
+            rid_int = (from_bytes(digest[:16]) & uuid_clear) | uuid_set
+            first = seen_get(rid_int)
+            if first is None:
+                seen[rid_int] = index
+                rid = new(uuid_cls)
+                set_uuid_int(rid, rid_int)
+                set_uuid_safe(rid, safe_unknown)
+                reading = new(reading_cls)
+                set_aid(reading, annulus_id)
+                set_ts(reading, ts)
+                set_us(reading, ts_us)
+                set_p(reading, pressure)
+                set_t(reading, temperature)
+                set_q(reading, quality)
+                set_src(reading, source)
+                set_rid(reading, rid)
+                accept(reading)
+                continue
+            errors = [_duplicate_error(first)]
+        elif annulus_id is not None and ts_us is not None:
+            first = seen_get(reading_id(annulus_id, ts_us, source).int)
+            if first is not None:
+                errors.append(_duplicate_error(first))
+        reject(Rejection(index, tuple(errors), record))
 
-        reading = new(reading_cls)
-        set_aid(reading, annulus_id)
-        set_ts(reading, ts)
-        set_us(reading, ts_us)
-        set_p(reading, pressure)
-        set_t(reading, temperature)
-        set_q(reading, quality)
-        set_src(reading, source)
-        set_rid(reading, uuid5(b"%d|%d" % (annulus_id, ts_us) + name_suffix))
-        return reading
-
-    return check
+    return BatchResult(accepted, rejected)
 
 
 def validate_record(
@@ -949,16 +987,10 @@ def validate_record(
     ``annulus_exists`` says whether an ``annulus_id`` names an annulus. ``now`` must be
     timezone-aware. Raises ValueError only for bad arguments, never for bad records.
     """
-    outcome = _make_checker(
-        source=source,
-        now=now,
-        resolve_tag=resolve_tag,
-        annulus_exists=annulus_exists,
-        limits=limits,
-    )(record)
-    if type(outcome) is NormalisedReading:
-        return outcome
-    return tuple(outcome[0])
+    result = _validate((record,), source, now, resolve_tag, annulus_exists, limits)
+    if result.accepted:
+        return result.accepted[0]
+    return result.rejected[0].errors
 
 
 def validate_batch(
@@ -977,38 +1009,7 @@ def validate_batch(
     as a duplicate ("duplicate of record <i> in this request"). ``records`` may be a
     stream (e.g. :func:`iter_csv_records`); it is consumed once.
     """
-    check = _make_checker(
-        source=source,
-        now=now,
-        resolve_tag=resolve_tag,
-        annulus_exists=annulus_exists,
-        limits=limits,
-    )
-    accepted: list[NormalisedReading] = []
-    rejected: list[Rejection] = []
-    accept = accepted.append
-    seen: dict[tuple[int, int], int] = {}
-    reading_cls = NormalisedReading
-    for index, record in enumerate(records):
-        outcome = check(record)
-        if type(outcome) is reading_cls:
-            key = (outcome.annulus_id, outcome.ts_epoch_us)
-            first = seen.get(key)
-            if first is None:
-                seen[key] = index
-                accept(outcome)
-                continue
-            errors = [_duplicate_error(first)]
-        else:
-            errors, key = outcome
-            if key is not None and key in seen:
-                errors.append(_duplicate_error(seen[key]))
-        rejected.append(Rejection(index, tuple(errors), record))
-    return BatchResult(accepted, rejected)
-
-
-def _duplicate_error(first: int) -> FieldError:
-    return FieldError("timestamp", f"duplicate of record {first} in this request", REASON_DUPLICATE)
+    return _validate(records, source, now, resolve_tag, annulus_exists, limits)
 
 
 # --------------------------------------------------------------------------------------

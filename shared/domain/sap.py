@@ -15,14 +15,25 @@ looks for that signature:
    gauge noise and single-sample spikes do not look like bleeds or build-ups, and irregular
    sampling and gaps are handled (after a gap much longer than tau the average restarts at
    the new reading). Every decision below uses the smoothed pressure.
-2. **Bleed-down.** The pre-bleed level is the highest smoothed pressure over the last
-   ``bleed_max_duration_s`` (kept in four time buckets of a quarter of that duration each,
-   so the look-back is between 3/4 of and the whole duration, with O(1) state). A bleed is
-   recognised when that level is at least ``min_pre_bleed_bar`` and the smoothed pressure
-   falls to ``bleed_drop_fraction`` of it or below; a fall that takes longer than about
-   ``bleed_max_duration_s`` is a slow decline, not a bleed. The episode starts (its id,
-   ``episode_start``) at the last time the smoothed pressure was within 10 % of the
-   pre-bleed level, i.e. where the drop began.
+2. **Bleed-down.** A bleed is a *fast* drop from a *held* level. The detector keeps the
+   highest and lowest smoothed pressure in seven time buckets of a quarter of
+   ``bleed_max_duration_s`` each (a look-back of 1.5 to 1.75 times that duration, O(1)
+   state). The pre-bleed level P is the highest smoothed pressure in the look-back. A bleed
+   is recognised when
+
+   - P >= ``min_pre_bleed_bar`` (smaller levels are noise),
+   - the smoothed pressure has fallen to ``bleed_drop_fraction`` × P or below,
+   - the drop was fast: the last time the smoothed pressure was within 10 % of P is no
+     more than ``bleed_max_duration_s`` ago (so it went from 90 % of P to
+     ``bleed_drop_fraction`` × P within that time), and
+   - P was a held level: for at least one whole bucket (a quarter of
+     ``bleed_max_duration_s``) the smoothed pressure stayed within 10 % of P.
+
+   The last two together reject a steady decline of any rate (a decline slow enough to stay
+   within 10 % for a quarter of the duration cannot also lose 60 % in the whole duration),
+   including the tail of a decline towards zero, where a relative drop alone would match.
+   The episode starts (its id, ``episode_start``) at that last time within 10 % of P,
+   i.e. where the drop began.
 3. **Build-up.** After the bleed the detector tracks the lowest smoothed pressure (the bleed
    low). If, within ``buildup_window_s`` of recognising the bleed, the smoothed pressure
    rises back to ``buildup_fraction`` of the pre-bleed level, the build-up is judged; if the
@@ -36,7 +47,7 @@ looks for that signature:
    with no finding; otherwise ``sap_detected`` is raised, once per episode. Without enough
    temperature readings the test cannot clear the rise, so SAP is raised (``details`` says
    why). After either outcome the detector starts looking for a new bleed afresh.
-5. **Diagnostic test due** (30 CFR 250.521: a diagnostic test is due when casing pressure
+5. **Diagnostic test due** (30 CFR 250.520-523: a diagnostic test is due when casing pressure
    exceeds 100 psig, 6.9 bar). An episode starts when the smoothed pressure reaches
    ``diagnostic_threshold_bar``; when it has lasted ``diagnostic_sustain_s`` and the
    pressure is at or above the threshold, ``diagnostic_test_due`` is raised once for the
@@ -69,8 +80,9 @@ Parameters (:class:`SapParams`, WIMS defaults, configurable)
 - ``min_pre_bleed_bar`` = 3 bar: a smaller pre-bleed level is noise, not a bleed.
 - ``bleed_drop_fraction`` = 0.3: the bleed must take pressure to <= 30 % of the pre-bleed
   level.
-- ``bleed_max_duration_s`` = 7200 s (2 h): the longest drop that counts as a bleed; also the
-  look-back for the pre-bleed level.
+- ``bleed_max_duration_s`` = 7200 s (2 h): the longest drop (from 90 % of the pre-bleed
+  level to ``bleed_drop_fraction`` of it) that counts as a bleed; a quarter of it (30 min)
+  is how long the pre-bleed level must have been held.
 - ``buildup_fraction`` = 0.5: the build-up must return to >= 50 % of the pre-bleed level.
 - ``buildup_window_s`` = 86400 s (24 h): time allowed for that, from the bleed being
   recognised (the usual bleed-down/build-up observation period).
@@ -79,7 +91,7 @@ Parameters (:class:`SapParams`, WIMS defaults, configurable)
 - ``thermal_min_delta_c`` = 5 degC: the temperature must also have risen by more than this
   for the rise to be thermal.
 - ``thermal_min_points`` = 5: fewest temperature readings in the build-up for the test.
-- ``diagnostic_threshold_bar`` = 6.9 bar (100 psig, 30 CFR 250.521).
+- ``diagnostic_threshold_bar`` = 6.9 bar (100 psig, 30 CFR 250.520-523).
 - ``diagnostic_sustain_s`` = 21600 s (6 h): how long the pressure must stay up (WIMS
   default, so a transient does not open a test).
 - ``diagnostic_rearm_band_bar`` = 1.0 bar: how far below the threshold the pressure must
@@ -99,9 +111,12 @@ SapPhase = Literal["idle", "bled"]
 
 #: Version of the :meth:`SapState.to_dict` layout, checked by :meth:`SapState.from_dict`.
 STATE_VERSION = 1
-#: Buckets of the pre-bleed look-back (more buckets: a look-back closer to the full duration).
-PEAK_BUCKETS = 4
-#: The drop is taken to start at the last time the pressure was within 10 % of the peak.
+#: Buckets of the pre-bleed look-back, each a quarter of ``bleed_max_duration_s`` long.
+#: Seven guarantee a whole bucket before the start of any drop that is fast enough:
+#: (7 - 1) quarters of look-back = the whole duration + two quarters.
+BUCKETS = 7
+BUCKETS_PER_BLEED_DURATION = 4
+#: "Within 10 % of the pre-bleed level": where the drop starts, and what a held level means.
 _NEAR_PEAK = 0.9
 
 
@@ -200,9 +215,10 @@ class SapState:
     last_ts: float | None = None
     smoothed_bar: float | None = None
     # Pre-bleed look-back: index of the newest bucket (floor(ts / bucket length)) and the
-    # highest smoothed pressure in each bucket, oldest first; None for an empty bucket.
+    # highest and lowest smoothed pressure in each bucket, oldest first; None when empty.
     bucket_index: int | None = None
-    bucket_peaks: tuple[float | None, ...] = ()
+    bucket_highs: tuple[float | None, ...] = ()
+    bucket_lows: tuple[float | None, ...] = ()
     last_high_ts: float | None = None
     phase: SapPhase = "idle"
     pre_bleed_bar: float | None = None
@@ -262,12 +278,15 @@ class SapState:
         ):
             if name in data:
                 kwargs[name] = opt_float(name)
+        if "th_n" in data:
+            kwargs["th_n"] = int(data["th_n"])
+        if "diag_raised" in data:
+            kwargs["diag_raised"] = bool(data["diag_raised"])
         if data.get("bucket_index") is not None:
             kwargs["bucket_index"] = int(data["bucket_index"])
-        if "bucket_peaks" in data:
-            kwargs["bucket_peaks"] = tuple(
-                None if v is None else float(v) for v in data["bucket_peaks"]
-            )
+        for name in ("bucket_highs", "bucket_lows"):
+            if name in data:
+                kwargs[name] = tuple(None if v is None else float(v) for v in data[name])
         if "phase" in data and data["phase"] not in ("idle", "bled"):
             raise ValueError(f"unknown SapState phase {data['phase']!r}")
         return cls(**kwargs)
@@ -301,7 +320,8 @@ def sap_step(
 
     # Parameters as locals: this loop is the per-reading hot path.
     tau = params.smoothing_tau_s
-    bucket_len = params.bleed_max_duration_s / PEAK_BUCKETS
+    bleed_max = params.bleed_max_duration_s
+    bucket_len = bleed_max / BUCKETS_PER_BLEED_DURATION
     min_pre = params.min_pre_bleed_bar
     drop_frac = params.bleed_drop_fraction
     build_frac = params.buildup_fraction
@@ -317,10 +337,11 @@ def sap_step(
     last_ts = state.last_ts
     s = state.smoothed_bar
     bidx = state.bucket_index
-    peaks: list[float | None] = list(state.bucket_peaks)
-    if len(peaks) != PEAK_BUCKETS:
-        bidx, peaks = None, []
-    present = [v for v in peaks if v is not None]
+    highs: list[float | None] = list(state.bucket_highs)
+    lows: list[float | None] = list(state.bucket_lows)
+    if len(highs) != BUCKETS or len(lows) != BUCKETS:
+        bidx, highs, lows = None, [], []
+    present = [v for v in highs if v is not None]
     peak: float | None = max(present) if present else None
     last_high = state.last_high_ts
     phase = state.phase
@@ -349,24 +370,36 @@ def sap_step(
         if phase == "idle":
             # 2. Pre-bleed look-back buckets.
             b = math.floor(t / bucket_len)
-            shift = PEAK_BUCKETS if bidx is None else b - bidx
+            shift = BUCKETS if bidx is None else b - bidx
             if shift == 0:
-                newest = peaks[-1]
-                if newest is None or s > newest:
-                    peaks[-1] = s
+                hi, lo = highs[-1], lows[-1]
+                if hi is None or s > hi:
+                    highs[-1] = s
+                if lo is None or s < lo:
+                    lows[-1] = s
                 if peak is None or s > peak:
                     peak = s
             else:
-                if 0 < shift < PEAK_BUCKETS:
-                    peaks = [*peaks[shift:], *([None] * (shift - 1)), s]
+                if 0 < shift < BUCKETS:
+                    pad: list[float | None] = [None] * (shift - 1)
+                    highs = [*highs[shift:], *pad, s]
+                    lows = [*lows[shift:], *pad, s]
                 else:  # first reading, a long gap, or a changed bucket length
-                    peaks = [*([None] * (PEAK_BUCKETS - 1)), s]
+                    highs = [*([None] * (BUCKETS - 1)), s]
+                    lows = [*([None] * (BUCKETS - 1)), s]
                 bidx = b
-                peak = max(v for v in peaks if v is not None)
+                peak = max(v for v in highs if v is not None)
             assert peak is not None
-            if s >= _NEAR_PEAK * peak:
+            near = _NEAR_PEAK * peak
+            if s >= near:
                 last_high = t
-            if peak >= min_pre and s <= drop_frac * peak:
+            if (
+                peak >= min_pre
+                and s <= drop_frac * peak
+                and last_high is not None
+                and t - last_high <= bleed_max
+                and any(v is not None and v >= near for v in lows)
+            ):
                 phase, pre, bstart, bdet, low = "bled", peak, last_high, t, s
                 n = 0
                 sp = st = spp = stt = spt = 0.0
@@ -445,7 +478,8 @@ def sap_step(
                 p0 = t0 = sp = st = spp = stt = spt = t_last = 0.0
                 # Look for the next bleed afresh, from the current level.
                 bidx = math.floor(t / bucket_len)
-                peaks = [*([None] * (PEAK_BUCKETS - 1)), s]
+                highs = [*([None] * (BUCKETS - 1)), s]
+                lows = [*([None] * (BUCKETS - 1)), s]
                 peak = s
                 last_high = t
 
@@ -478,7 +512,8 @@ def sap_step(
         last_ts=last_ts,
         smoothed_bar=s,
         bucket_index=bidx,
-        bucket_peaks=tuple(peaks),
+        bucket_highs=tuple(highs),
+        bucket_lows=tuple(lows),
         last_high_ts=last_high,
         phase=phase,
         pre_bleed_bar=pre,

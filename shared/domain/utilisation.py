@@ -120,9 +120,7 @@ def next_level(
         return UtilisationLevel.unknown
     previous = UtilisationLevel(previous)
     band = thresholds.clear_band
-    held_exceeded = (
-        previous is UtilisationLevel.exceeded and util >= thresholds.exceeded - band
-    )
+    held_exceeded = previous is UtilisationLevel.exceeded and util >= thresholds.exceeded - band
     if util >= thresholds.exceeded or held_exceeded:
         return UtilisationLevel.exceeded
     held_warning = (

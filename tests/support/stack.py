@@ -20,14 +20,17 @@ import httpx
 
 from shared.settings import PROJECT_ROOT, Settings
 
+# Apart from a developer's stack on the default ports. WIMS_TEST_PORT_OFFSET (a multiple of
+# 10) lets two test runs share a machine.
+_OFFSET = int(os.environ.get("WIMS_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {
-    "WIMS_KAFKA_PORT": "19092",
-    "WIMS_PG_PORT": "15433",
-    "WIMS_API_PORT": "18000",
-    "WIMS_INGEST_PORT": "18001",
-    "WIMS_MAASP_PORT": "18002",
-    "WIMS_INTEGRITY_PORT": "18003",
-    "WIMS_TASKS_PORT": "18004",
+    "WIMS_KAFKA_PORT": str(19092 + _OFFSET),
+    "WIMS_PG_PORT": str(15433 + _OFFSET),
+    "WIMS_API_PORT": str(18000 + _OFFSET),
+    "WIMS_INGEST_PORT": str(18001 + _OFFSET),
+    "WIMS_MAASP_PORT": str(18002 + _OFFSET),
+    "WIMS_INTEGRITY_PORT": str(18003 + _OFFSET),
+    "WIMS_TASKS_PORT": str(18004 + _OFFSET),
 }
 
 

@@ -67,7 +67,10 @@ def test_utilisation_array_matches_scalar() -> None:
     p = np.array([80.0, 0.0, 5.0, 0.0, 3.0, math.nan, 50.0])
     m = np.array([100.0, 100.0, 0.0, 0.0, math.nan, 100.0, 200.0])
     out = utilisation_array(p, m)
-    expected = [utilisation(float(a), None if math.isnan(b) else float(b)) for a, b in zip(p, m)]
+    expected = [
+        utilisation(float(a), None if math.isnan(b) else float(b))
+        for a, b in zip(p, m, strict=True)
+    ]
     for got, want in zip(out.tolist(), expected, strict=True):
         if want is None:
             assert math.isnan(got)
@@ -147,7 +150,9 @@ def test_level_codes_are_a_bijection_ordered_by_severity() -> None:
         (U.unknown, 1.2, U.exceeded),
     ],
 )
-def test_next_level(previous: UtilisationLevel, util: float | None, expected: UtilisationLevel) -> None:
+def test_next_level(
+    previous: UtilisationLevel, util: float | None, expected: UtilisationLevel
+) -> None:
     assert next_level(previous, util, T) is expected
     codes = levels_for_series(previous, np.array([math.nan if util is None else util]), T)
     assert decode(codes) == [expected]

@@ -804,6 +804,32 @@ def upgrade() -> None:
         postgresql_where=sa.text("auto_generated AND status IN ('open', 'in_progress')"),
     )
     op.create_table(
+        "task_source_event",
+        sa.Column("event_id", sa.UUID(), nullable=False),
+        sa.Column("topic", sa.String(length=100), nullable=False),
+        sa.Column("task_id", sa.Integer(), nullable=True),
+        sa.Column("action", sa.String(length=20), nullable=True),
+        sa.Column(
+            "processed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["task_id"],
+            ["task.id"],
+            name=op.f("fk_task_source_event_task_id_task"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_task_source_event")),
+    )
+    op.create_index(
+        op.f("ix_task_source_event_processed_at"),
+        "task_source_event",
+        ["processed_at"],
+        unique=False,
+    )
+    op.create_table(
         "maasp_result",
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("annulus_id", sa.Integer(), nullable=False),
@@ -876,6 +902,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_maasp_result_annulus_id_computed_at", table_name="maasp_result")
     op.drop_table("maasp_result")
+    op.drop_index(op.f("ix_task_source_event_processed_at"), table_name="task_source_event")
+    op.drop_table("task_source_event")
     op.drop_index(
         "uq_task_open_trigger_target",
         table_name="task",

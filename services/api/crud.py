@@ -1,0 +1,304 @@
+"""A generic CRUD router for the resources that are alike (most of the data model).
+
+A :class:`Resource` names its model, schemas, parent (for the nested create/list routes),
+filters and sort keys, and two hooks:
+
+- ``validate(session, obj, ctx)``: checks the merged row (create or update) against the
+  well it belongs to; raises :class:`FieldInvalid` naming the field;
+- ``changed(session, obj, ctx)``: runs after the change is flushed, in the same
+  transaction: writes the outbox records stream processors need.
+
+Routes made (``parent`` set): ``GET/POST /{parent}/{parent_id}/{path}`` and
+``GET/PATCH/DELETE /{path}/{id}``; ``flat_collection`` adds ``GET/POST /{path}``.
+Reads need viewer, writes engineer, deletions admin, unless the resource says otherwise.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, create_model
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.deps import PageDep, SessionDep, require_role
+from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
+from shared.enums import Role
+from shared.models import Base, User
+
+
+@dataclass
+class Ctx:
+    """What a hook knows about the request."""
+
+    user: User
+    action: Literal["create", "update", "delete"]
+    parent: Any = None
+    old: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Hook = Callable[[AsyncSession, Any, Ctx], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Parent:
+    model: type[Base]
+    path: str  # "wells"
+    fk: str  # "well_id"
+    label: str  # "well"
+
+
+@dataclass(frozen=True)
+class Resource:
+    model: type[Base]
+    path: str  # "casing-strings"; the flat item routes live under it
+    label: str  # "casing string"
+    tag: str
+    create: type[BaseModel]
+    update: type[BaseModel]
+    read: type[BaseModel]
+    parent: Parent | None = None
+    flat_collection: bool = False
+    filters: dict[str, Any] = field(default_factory=dict)  # query name -> type
+    sort_fields: tuple[str, ...] = ("id",)
+    read_role: Role = Role.viewer
+    write_role: Role = Role.engineer
+    delete_role: Role = Role.admin
+    validate: Hook | None = None
+    changed: Hook | None = None
+    before_delete: Hook | None = None
+    prepare: Hook | None = None  # fills derived fields of a new row (e.g. who recorded it)
+    description: str = ""
+    nested_path: str | None = None  # under the parent, when it differs from ``path``
+
+
+async def get_or_404(session: AsyncSession, model: type[Base], item_id: int, label: str) -> Any:
+    obj = await session.get(model, item_id)
+    if obj is None:
+        raise NotFound(f"{label} {item_id} not found")
+    return obj
+
+
+async def commit(request: Request, session: AsyncSession) -> None:
+    """The request's one commit point; wakes the outbox relay so a config change reaches
+    Kafka at once rather than at the next poll."""
+    await session.commit()
+    relay = getattr(request.app.state, "relay", None)
+    if relay is not None:
+        relay.wake()
+
+
+def row_values(obj: Any) -> dict[str, Any]:
+    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+def apply_update(obj: Any, changes: dict[str, Any]) -> None:
+    columns = obj.__table__.columns
+    for name, value in changes.items():
+        if value is None and not columns[name].nullable:
+            raise FieldInvalid(name, "must not be null")
+        setattr(obj, name, value)
+
+
+def _filter_model(res: Resource) -> type[BaseModel]:
+    sort_values = tuple(v for f in res.sort_fields for v in (f, f"-{f}"))
+    fields: dict[str, Any] = {name: (typ | None, None) for name, typ in res.filters.items()}
+    fields["sort"] = (
+        Literal[sort_values] | None,  # type: ignore[valid-type]
+        Query(None, description="sort key; a leading '-' sorts descending"),
+    )
+    model_name = "".join(p.capitalize() for p in res.path.split("-")) + "Filters"
+    return create_model(model_name, __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def _list_statement(res: Resource, filters: BaseModel, parent_id: int | None) -> Any:
+    stmt = select(res.model)
+    if parent_id is not None and res.parent is not None:
+        stmt = stmt.where(getattr(res.model, res.parent.fk) == parent_id)
+    for name in res.filters:
+        value = getattr(filters, name)
+        if value is not None:
+            stmt = stmt.where(getattr(res.model, name) == value)
+    return stmt
+
+
+def crud_router(res: Resource) -> APIRouter:
+    router = APIRouter(tags=[res.tag])
+    Filters = _filter_model(res)
+    Create, Update, Read = res.create, res.update, res.read
+    reader = require_role(res.read_role)
+    writer = require_role(res.write_role)
+    deleter = require_role(res.delete_role)
+    one = res.label
+
+    async def _list(
+        session: AsyncSession,
+        response: Response,
+        filters: BaseModel,
+        page: Any,
+        parent_id: int | None,
+    ) -> list[Any]:
+        stmt = _list_statement(res, filters, parent_id)
+        total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+        response.headers["X-Total-Count"] = str(total)
+        sort = getattr(filters, "sort", None) or "id"
+        column = getattr(res.model, sort.lstrip("-"))
+        order = column.desc() if sort.startswith("-") else column.asc()
+        rows = await session.scalars(
+            stmt.order_by(order, res.model.id).limit(page.limit).offset(page.offset)  # type: ignore[attr-defined]
+        )
+        return list(rows)
+
+    async def _create(
+        request: Request, session: AsyncSession, user: User, body: BaseModel, parent: Any
+    ) -> Any:
+        values = body.model_dump()
+        if res.parent is not None and parent is not None:
+            values[res.parent.fk] = parent.id
+        obj = res.model(**values)
+        ctx = Ctx(user=user, action="create", parent=parent)
+        if res.prepare:
+            await res.prepare(session, obj, ctx)
+        if res.validate:
+            await res.validate(session, obj, ctx)
+        session.add(obj)
+        await session.flush()
+        if res.changed:
+            await res.changed(session, obj, ctx)
+        await commit(request, session)
+        await session.refresh(obj)
+        return obj
+
+    if res.parent is not None:
+        parent = res.parent
+        nested = f"/{parent.path}/{{{parent.fk}}}/{res.nested_path or res.path}"
+
+        @router.get(
+            nested,
+            response_model=list[Read],
+            summary=f"List the {one}s of a {parent.label}",
+            responses=ITEM_RESPONSES,
+            dependencies=[reader],
+        )
+        async def list_nested(
+            parent_id: Annotated[int, Path(alias=parent.fk)],
+            session: SessionDep,
+            response: Response,
+            filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
+            page: PageDep,
+        ) -> list[Any]:
+            await get_or_404(session, parent.model, parent_id, parent.label)
+            return await _list(session, response, filters, page, parent_id)
+
+        @router.post(
+            nested,
+            response_model=Read,
+            status_code=201,
+            summary=f"Create a {one} in a {parent.label}",
+            description=res.description,
+            responses=WRITE_RESPONSES,
+        )
+        async def create_nested(
+            request: Request,
+            parent_id: Annotated[int, Path(alias=parent.fk)],
+            body: Create,  # type: ignore[valid-type]
+            session: SessionDep,
+            user: Annotated[User, writer],
+        ) -> Any:
+            parent_obj = await get_or_404(session, parent.model, parent_id, parent.label)
+            return await _create(request, session, user, body, parent_obj)
+
+    if res.flat_collection:
+
+        @router.get(
+            f"/{res.path}",
+            response_model=list[Read],
+            summary=f"List {one}s",
+            responses=ITEM_RESPONSES,
+            dependencies=[reader],
+        )
+        async def list_flat(
+            session: SessionDep,
+            response: Response,
+            filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
+            page: PageDep,
+        ) -> list[Any]:
+            return await _list(session, response, filters, page, None)
+
+        @router.post(
+            f"/{res.path}",
+            response_model=Read,
+            status_code=201,
+            summary=f"Create a {one}",
+            description=res.description,
+            responses=WRITE_RESPONSES,
+        )
+        async def create_flat(
+            request: Request,
+            body: Create,  # type: ignore[valid-type]
+            session: SessionDep,
+            user: Annotated[User, writer],
+        ) -> Any:
+            return await _create(request, session, user, body, None)
+
+    item = f"/{res.path}/{{item_id}}"
+
+    @router.get(
+        item,
+        response_model=Read,
+        summary=f"Get a {one}",
+        responses=ITEM_RESPONSES,
+        dependencies=[reader],
+    )
+    async def get_item(item_id: int, session: SessionDep) -> Any:
+        return await get_or_404(session, res.model, item_id, one)
+
+    @router.patch(
+        item,
+        response_model=Read,
+        summary=f"Change a {one}",
+        description=res.description,
+        responses=WRITE_RESPONSES,
+    )
+    async def update_item(
+        request: Request,
+        item_id: int,
+        body: Update,  # type: ignore[valid-type]
+        session: SessionDep,
+        user: Annotated[User, writer],
+    ) -> Any:
+        obj = await get_or_404(session, res.model, item_id, one)
+        ctx = Ctx(user=user, action="update", old=row_values(obj))
+        apply_update(obj, body.model_dump(exclude_unset=True))
+        if res.validate:
+            await res.validate(session, obj, ctx)
+        await session.flush()
+        if res.changed:
+            await res.changed(session, obj, ctx)
+        await commit(request, session)
+        await session.refresh(obj)
+        return obj
+
+    @router.delete(
+        item,
+        status_code=204,
+        summary=f"Delete a {one} (admin)",
+        responses=ITEM_RESPONSES,
+    )
+    async def delete_item(
+        request: Request, item_id: int, session: SessionDep, user: Annotated[User, deleter]
+    ) -> Response:
+        obj = await get_or_404(session, res.model, item_id, one)
+        ctx = Ctx(user=user, action="delete", old=row_values(obj))
+        if res.before_delete:
+            await res.before_delete(session, obj, ctx)
+        await session.delete(obj)
+        await session.flush()
+        if res.changed:
+            await res.changed(session, obj, ctx)
+        await commit(request, session)
+        return Response(status_code=204)
+
+    return router

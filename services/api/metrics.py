@@ -1,0 +1,32 @@
+"""The api service's metrics, defined once. Labels are low-cardinality: never an id."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "wims_api_requests_total",
+    "HTTP requests answered, by route template and status class",
+    ["method", "route", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "wims_api_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+LOGIN_FAILURES = Counter("wims_api_login_failures_total", "Refused logins", ["reason"])
+OUTBOX_PUBLISHED = Counter(
+    "wims_api_outbox_published_total", "Outbox records published to Kafka", ["topic"]
+)
+OUTBOX_ERRORS = Counter(
+    "wims_api_outbox_publish_errors_total", "Relay attempts that failed (Kafka unreachable...)"
+)
+OUTBOX_PENDING = Gauge(
+    "wims_api_outbox_pending_records", "Unsent outbox records seen by the last relay pass"
+)
+ALERTS_STORED = Counter(
+    "wims_api_alerts_stored_total", "Alerts from wims.alerts written to the alert table"
+)
+ALERTS_BAD = Counter(
+    "wims_api_alerts_undecodable_total", "Messages on wims.alerts that could not be decoded"
+)
+SSE_CLIENTS = Gauge("wims_api_sse_clients", "Connected live-alert (SSE) clients")

@@ -1,0 +1,653 @@
+"""Request and response schemas: ``XCreate`` / ``XUpdate`` / ``XRead`` per resource.
+
+Field names are the data model's (shared/models.py). Units: depths in metres (``*_md`` is
+measured depth, ``*tvd*`` true vertical depth), pressures in bar, diameters in inches.
+Cross-field rules that need stored data (a depth within the well, the inner string inside
+the outer string) are checked by the routers on the merged row, so create and update follow
+one path.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.enums import (
+    CasingType,
+    CriticalPointType,
+    ElementStatus,
+    ElementType,
+    EnvelopeStatus,
+    EnvelopeType,
+    IntegrityStatus,
+    RiskCategory,
+    Role,
+    TaskPriority,
+    TaskStatus,
+    TestResult,
+    TestType,
+    TriggerType,
+    UtilisationLevel,
+    WellLocation,
+    WellStatus,
+    WellType,
+)
+
+
+class In(BaseModel):
+    # NaN and infinity are not depths or pressures; unknown keys are typos, say so.
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Depth = Annotated[float, Field(ge=0, description="m")]
+PositiveDepth = Annotated[float, Field(gt=0, description="m")]
+Diameter = Annotated[float, Field(gt=0, description="inches")]
+Pressure = Annotated[float, Field(gt=0, description="bar")]
+
+
+class Stamped(Out):
+    id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- wells ------------------------------------------------------------------------------------
+
+
+class WellCreate(In):
+    name: Name
+    field: Name
+    well_type: WellType
+    status: WellStatus = WellStatus.active
+    location: WellLocation
+    measured_depth: PositiveDepth = Field(description="total measured depth, m")
+    true_vertical_depth: PositiveDepth | None = Field(None, description="m; <= measured_depth")
+    consequence_level: int | None = Field(
+        None, ge=1, le=5, description="1-5; default from the well type"
+    )
+    spud_date: datetime | None = None
+
+
+class WellUpdate(In):
+    name: Name | None = None
+    field: Name | None = None
+    well_type: WellType | None = None
+    status: WellStatus | None = None
+    location: WellLocation | None = None
+    measured_depth: PositiveDepth | None = None
+    true_vertical_depth: PositiveDepth | None = None
+    consequence_level: int | None = Field(None, ge=1, le=5)
+    spud_date: datetime | None = None
+
+
+class WellRead(Stamped):
+    name: str
+    field: str
+    well_type: WellType
+    status: WellStatus
+    location: WellLocation
+    measured_depth: float
+    true_vertical_depth: float | None
+    consequence_level: int
+    spud_date: datetime | None
+
+
+# --- strings and cement -----------------------------------------------------------------------
+
+
+class CasingStringCreate(In):
+    name: Name
+    casing_type: CasingType
+    outer_diameter_in: Diameter
+    inner_diameter_in: Diameter = Field(description="inches; < outer_diameter_in")
+    grade: str | None = Field(None, max_length=40)
+    weight_ppf: float | None = Field(None, gt=0, description="lb/ft")
+    top_md: Depth
+    bottom_md: PositiveDepth = Field(description="shoe, m; > top_md, <= the well's measured_depth")
+    shoe_tvd: PositiveDepth | None = None
+    burst_rating_bar: Pressure | None = None
+    collapse_rating_bar: Pressure | None = None
+
+
+class CasingStringUpdate(In):
+    name: Name | None = None
+    casing_type: CasingType | None = None
+    outer_diameter_in: Diameter | None = None
+    inner_diameter_in: Diameter | None = None
+    grade: str | None = Field(None, max_length=40)
+    weight_ppf: float | None = Field(None, gt=0)
+    top_md: Depth | None = None
+    bottom_md: PositiveDepth | None = None
+    shoe_tvd: PositiveDepth | None = None
+    burst_rating_bar: Pressure | None = None
+    collapse_rating_bar: Pressure | None = None
+
+
+class CasingStringRead(Stamped):
+    well_id: int
+    name: str
+    casing_type: CasingType
+    outer_diameter_in: float
+    inner_diameter_in: float
+    grade: str | None
+    weight_ppf: float | None
+    top_md: float
+    bottom_md: float
+    shoe_tvd: float | None
+    burst_rating_bar: float | None
+    collapse_rating_bar: float | None
+
+
+class TubingStringCreate(In):
+    name: Name
+    outer_diameter_in: Diameter
+    inner_diameter_in: Diameter = Field(description="inches; < outer_diameter_in")
+    grade: str | None = Field(None, max_length=40)
+    top_md: Depth
+    bottom_md: PositiveDepth
+    packer_depth_md: PositiveDepth | None = Field(None, description="m; within the string")
+    burst_rating_bar: Pressure | None = None
+    collapse_rating_bar: Pressure | None = None
+
+
+class TubingStringUpdate(In):
+    name: Name | None = None
+    outer_diameter_in: Diameter | None = None
+    inner_diameter_in: Diameter | None = None
+    grade: str | None = Field(None, max_length=40)
+    top_md: Depth | None = None
+    bottom_md: PositiveDepth | None = None
+    packer_depth_md: PositiveDepth | None = None
+    burst_rating_bar: Pressure | None = None
+    collapse_rating_bar: Pressure | None = None
+
+
+class TubingStringRead(Stamped):
+    well_id: int
+    name: str
+    outer_diameter_in: float
+    inner_diameter_in: float
+    grade: str | None
+    top_md: float
+    bottom_md: float
+    packer_depth_md: float | None
+    burst_rating_bar: float | None
+    collapse_rating_bar: float | None
+
+
+class CementIntervalCreate(In):
+    casing_string_id: int = Field(description="the cemented casing string, in the same well")
+    top_md: Depth = Field(description="top of cement, m")
+    bottom_md: PositiveDepth
+    top_tvd: Depth | None = None
+    verified_by: str | None = Field(None, max_length=100, description="e.g. CBL, calculated")
+
+
+class CementIntervalUpdate(In):
+    casing_string_id: int | None = None
+    top_md: Depth | None = None
+    bottom_md: PositiveDepth | None = None
+    top_tvd: Depth | None = None
+    verified_by: str | None = Field(None, max_length=100)
+
+
+class CementIntervalRead(Stamped):
+    well_id: int
+    casing_string_id: int
+    top_md: float
+    bottom_md: float
+    top_tvd: float | None
+    verified_by: str | None
+
+
+# --- annuli and critical points ---------------------------------------------------------------
+
+_INNER_DOC = (
+    "An annulus's inner string is either a tubing string (the A annulus: set "
+    "inner_tubing_string_id) or a casing string (B, C...: set inner_casing_string_id); set "
+    "at most one. Both strings must belong to the same well, and the inner string's outer "
+    "diameter must be less than the outer casing's inner diameter."
+)
+
+
+class AnnulusCreate(In):
+    __doc__ = _INNER_DOC
+    name: str = Field(min_length=1, max_length=20, description="A, B, C, D")
+    inner_tubing_string_id: int | None = Field(None, description=_INNER_DOC)
+    inner_casing_string_id: int | None = Field(None, description=_INNER_DOC)
+    outer_casing_string_id: int | None = None
+    fluid_gradient_bar_per_m: float = Field(ge=0, description="annulus fluid gradient, bar/m")
+    safety_factor: float = Field(0.9, gt=0, le=1, description="multiplier on every limit")
+    warning_threshold: float = Field(0.8, gt=0, description="fraction of MAASP")
+    exceeded_threshold: float = Field(1.0, gt=0, description="fraction of MAASP")
+    clear_band: float = Field(0.05, ge=0, description="hysteresis below a threshold")
+    operating_limit_bar: Pressure | None = Field(None, description="MAWOP/MOP, chosen")
+    imposed_pressure: bool = Field(False, description="operator-imposed (gas lift): never SAP")
+
+
+class AnnulusUpdate(In):
+    __doc__ = _INNER_DOC
+    name: str | None = Field(None, min_length=1, max_length=20)
+    inner_tubing_string_id: int | None = None
+    inner_casing_string_id: int | None = None
+    outer_casing_string_id: int | None = None
+    fluid_gradient_bar_per_m: float | None = Field(None, ge=0)
+    safety_factor: float | None = Field(None, gt=0, le=1)
+    warning_threshold: float | None = Field(None, gt=0)
+    exceeded_threshold: float | None = Field(None, gt=0)
+    clear_band: float | None = Field(None, ge=0)
+    operating_limit_bar: Pressure | None = None
+    imposed_pressure: bool | None = None
+
+
+class AnnulusRead(Stamped):
+    well_id: int
+    name: str
+    inner_tubing_string_id: int | None
+    inner_casing_string_id: int | None
+    outer_casing_string_id: int | None
+    fluid_gradient_bar_per_m: float
+    safety_factor: float
+    warning_threshold: float
+    exceeded_threshold: float
+    clear_band: float
+    operating_limit_bar: float | None
+    imposed_pressure: bool
+
+
+class CriticalPointCreate(In):
+    name: Name
+    point_type: CriticalPointType
+    depth_md: Depth = Field(description="m; within the well's measured_depth")
+    tvd_m: Depth = Field(description="m; <= depth_md")
+    pressure_limit_bar: Pressure = Field(description="allowable pressure at depth")
+    notes: str | None = None
+
+
+class CriticalPointUpdate(In):
+    name: Name | None = None
+    point_type: CriticalPointType | None = None
+    depth_md: Depth | None = None
+    tvd_m: Depth | None = None
+    pressure_limit_bar: Pressure | None = None
+    notes: str | None = None
+
+
+class CriticalPointRead(Stamped):
+    annulus_id: int
+    name: str
+    point_type: CriticalPointType
+    depth_md: float
+    tvd_m: float
+    pressure_limit_bar: float
+    notes: str | None
+
+
+class ScadaTagCreate(In):
+    tag: str = Field(min_length=1, max_length=200, description="the historian's tag name")
+    annulus_id: int
+
+
+class ScadaTagUpdate(In):
+    tag: str | None = Field(None, min_length=1, max_length=200)
+    annulus_id: int | None = None
+
+
+class ScadaTagRead(Stamped):
+    tag: str
+    annulus_id: int
+
+
+# --- barriers -----------------------------------------------------------------------------------
+
+
+class BarrierEnvelopeCreate(In):
+    envelope_type: EnvelopeType = Field(description="one primary and one secondary per well")
+    name: Name
+    description: str | None = None
+
+
+class BarrierEnvelopeUpdate(In):
+    name: Name | None = None
+    description: str | None = None
+
+
+class BarrierEnvelopeRead(Stamped):
+    well_id: int
+    envelope_type: EnvelopeType
+    name: str
+    description: str | None
+
+
+class BarrierElementCreate(In):
+    name: Name
+    element_type: ElementType
+    status: ElementStatus = ElementStatus.unknown
+    depth_md: Depth | None = Field(None, description="m; within the well")
+    test_interval_days: int | None = Field(
+        None, gt=0, description="days between periodic tests; default by element type"
+    )
+    last_tested_at: datetime | None = None
+
+
+class BarrierElementUpdate(In):
+    name: Name | None = None
+    element_type: ElementType | None = None
+    status: ElementStatus | None = None
+    depth_md: Depth | None = None
+    test_interval_days: int | None = Field(None, gt=0)
+    last_tested_at: datetime | None = None
+
+
+class BarrierElementRead(Stamped):
+    envelope_id: int
+    name: str
+    element_type: ElementType
+    status: ElementStatus
+    depth_md: float | None
+    test_interval_days: int | None
+    last_tested_at: datetime | None
+    next_test_due: datetime | None = Field(
+        description="last test + interval; computed, refreshed by each recorded test"
+    )
+
+
+class BarrierTestCreate(In):
+    """Recording a test updates its element: last_tested_at and next_test_due; a failed
+    test sets the element failed; a passed test sets an unknown or failed element ok (a
+    degraded element stays degraded: that is an engineer's judgement)."""
+
+    test_type: TestType
+    performed_at: datetime
+    result: TestResult = Field(description='"pass" or "fail"')
+    test_pressure_bar: Pressure | None = None
+    leak_rate: float | None = Field(None, ge=0)
+    leak_rate_unit: str | None = Field(None, max_length=20, description="cm3/min, m3/min")
+    duration_min: float | None = Field(None, gt=0)
+    notes: str | None = None
+
+
+class BarrierTestUpdate(In):
+    """A recorded result is a fact: only the notes can change."""
+
+    notes: str | None = None
+
+
+class BarrierTestRead(Stamped):
+    element_id: int
+    test_type: TestType
+    performed_at: datetime
+    result: TestResult
+    test_pressure_bar: float | None
+    leak_rate: float | None
+    leak_rate_unit: str | None
+    duration_min: float | None
+    performed_by_id: int | None
+    notes: str | None
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+class TaskCreate(In):
+    """A manual task (trigger_type manual). Auto tasks are written by the tasks service."""
+
+    well_id: int
+    annulus_id: int | None = None
+    barrier_element_id: int | None = None
+    title: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    priority: TaskPriority = TaskPriority.normal
+    due_at: datetime | None = None
+    assigned_to_id: int | None = None
+
+
+class TaskUpdate(In):
+    """Status, priority, due date and assignee of any task; title and description of manual
+    tasks only (an auto task's text belongs to the tasks service)."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    priority: TaskPriority | None = None
+    status: TaskStatus | None = None
+    due_at: datetime | None = None
+    assigned_to_id: int | None = None
+
+
+class TaskRead(Stamped):
+    well_id: int
+    annulus_id: int | None
+    barrier_element_id: int | None
+    title: str
+    description: str
+    trigger_type: TriggerType
+    target: str | None
+    auto_generated: bool
+    priority: TaskPriority
+    status: TaskStatus
+    due_at: datetime | None
+    assigned_to_id: int | None
+    closed_at: datetime | None
+
+
+# --- people and keys --------------------------------------------------------------------------
+
+Email = Annotated[
+    str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$", description="login")
+]
+
+
+class UserCreate(In):
+    email: Email
+    full_name: str = Field("", max_length=200)
+    password: str = Field(min_length=8, max_length=200)
+    role: Role
+    is_active: bool = True
+
+
+class UserUpdate(In):
+    full_name: str | None = Field(None, max_length=200)
+    password: str | None = Field(None, min_length=8, max_length=200)
+    role: Role | None = None
+    is_active: bool | None = Field(None, description="false: cannot log in, tokens stop working")
+
+
+class UserRead(Stamped):
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+
+
+class ApiKeyCreate(In):
+    name: str = Field(min_length=1, max_length=200)
+    source: str = Field(
+        min_length=1, max_length=100, description="source name stamped on its readings"
+    )
+
+
+class ApiKeyRead(Stamped):
+    name: str
+    source: str
+    key_prefix: str
+    created_by_id: int | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    secret: str = Field(description="send as X-API-Key; shown once, only its hash is kept")
+
+
+class RiskCell(In):
+    probability: int = Field(ge=1, le=5)
+    consequence: int = Field(ge=1, le=5)
+    category: RiskCategory
+
+
+class RiskMatrixRead(BaseModel):
+    cells: list[RiskCell]
+
+
+class RiskMatrixUpdate(In):
+    cells: list[RiskCell] = Field(description="all 25 cells, each (probability, consequence) once")
+
+
+class RiskCellUpdate(In):
+    category: RiskCategory
+
+
+# --- auth --------------------------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds")
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+class ReadingOut(BaseModel):
+    ts: datetime
+    pressure_bar: float | None
+    temperature_c: float | None
+    quality: str
+    source: str
+
+
+class MaaspOut(Out):
+    annulus_id: int
+    config_version: int
+    maasp_bar: float | None
+    limiting_point_id: int | None
+    limiting_point_name: str | None
+    computed_at: datetime
+
+
+class MaaspHistory(BaseModel):
+    annulus_id: int
+    current: MaaspOut | None
+    history: list[MaaspOut]
+
+
+class AnnulusStateOut(BaseModel):
+    id: int
+    name: str
+    inner_tubing_string_id: int | None
+    inner_casing_string_id: int | None
+    outer_casing_string_id: int | None
+    latest_reading: ReadingOut | None
+    maasp_bar: float | None
+    limiting_point_name: str | None
+    utilisation: float | None = Field(
+        description="latest pressure / MAASP; null when either is unknown or the reading is bad"
+    )
+    level: UtilisationLevel = Field(
+        description="the level the latest reading qualifies for on its own (no hysteresis)"
+    )
+
+
+class IntegrityOut(Out):
+    id: int
+    well_id: int
+    ts: datetime
+    status: IntegrityStatus
+    primary_envelope_status: EnvelopeStatus
+    secondary_envelope_status: EnvelopeStatus
+    probability: int
+    consequence: int
+    risk_score: int
+    risk_category: RiskCategory
+    max_utilisation: float | None
+    sap_detected: bool
+    findings: list[dict[str, Any]]
+
+
+class StringSummary(BaseModel):
+    id: int
+    kind: str = Field(description="casing or tubing")
+    name: str
+    casing_type: str | None
+    outer_diameter_in: float
+    top_md: float
+    bottom_md: float
+
+
+class ElementSummary(BaseModel):
+    id: int
+    name: str
+    element_type: ElementType
+    envelope_type: EnvelopeType
+    status: ElementStatus
+    next_test_due: datetime | None
+
+
+class WellState(BaseModel):
+    well: WellRead
+    strings: list[StringSummary]
+    barrier_elements: list[ElementSummary]
+    annuli: list[AnnulusStateOut]
+    integrity: IntegrityOut | None
+    open_tasks: list[TaskRead]
+
+
+class FleetWell(BaseModel):
+    id: int
+    name: str
+    field: str
+    status: WellStatus
+    well_type: WellType
+    colour: IntegrityStatus | None = Field(description="latest integrity status; null: none yet")
+    risk_score: int | None
+    risk_category: RiskCategory | None
+    highest_utilisation: float | None = Field(
+        description="max over the well's annuli of latest pressure / current MAASP"
+    )
+    highest_level: UtilisationLevel = Field(
+        description="the worst level over the well's annuli (latest reading, no hysteresis)"
+    )
+    open_tasks: int
+    critical_open_tasks: int
+    overdue_open_tasks: int
+
+
+class Fleet(BaseModel):
+    wells: list[FleetWell]
+
+
+class MeasurementBucket(BaseModel):
+    bucket_start: datetime
+    min: float | None
+    max: float | None
+    avg: float | None
+    count: int = Field(description="good and uncertain readings with a pressure in the bucket")
+
+
+class Measurements(BaseModel):
+    annulus_id: int
+    resolution: str
+    points: list[ReadingOut] | None = Field(None, description="resolution=raw")
+    buckets: list[MeasurementBucket] | None = Field(None, description="downsampled")
+    truncated: bool = Field(False, description="raw: more rows than limit in the range")
+
+
+class AlertOut(Out):
+    id: int
+    event_id: UUID
+    kind: str
+    severity: str
+    well_id: int
+    annulus_id: int | None
+    ts: datetime
+    message: str
+    payload: dict[str, Any]
+    acknowledged_at: datetime | None
+    acknowledged_by_id: int | None

@@ -1,0 +1,199 @@
+"""Annulus configs: from the database to an AnnulusConfig event, and from the event to what
+the readings agent needs (MAASP, thresholds), computed once per config version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from shared import events as ev
+from shared.domain.maasp import CriticalPoint, maasp
+from shared.domain.utilisation import Thresholds
+from shared.models import Annulus
+from shared.models import CriticalPoint as CriticalPointRow
+
+
+class UnknownAnnulus(LookupError):
+    pass
+
+
+def annulus_key(annulus_id: int) -> bytes:
+    """Kafka key (and table key) of an annulus: its id as ASCII, like every WIMS producer."""
+    return str(annulus_id).encode("ascii")
+
+
+def next_config_version(session: Session) -> int:
+    """A version from the outbox sequence, the one the API's outbox uses for its configs, so
+    a config published by hand orders correctly against the API's."""
+    return int(session.scalar(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")))
+
+
+def annulus_config_from_db(
+    session: Session, annulus_id: int, version: int | None = None
+) -> ev.AnnulusConfig:
+    """The AnnulusConfig of an annulus as it is in the database now.
+
+    ``version`` None takes the next value of the outbox sequence. Raises UnknownAnnulus when
+    there is no such annulus.
+    """
+    annulus = session.get(Annulus, annulus_id)
+    if annulus is None:
+        raise UnknownAnnulus(f"annulus_id: no annulus {annulus_id} in the database")
+    points = session.scalars(
+        select(CriticalPointRow)
+        .where(CriticalPointRow.annulus_id == annulus_id)
+        .order_by(CriticalPointRow.id)
+    ).all()
+    if version is None:
+        version = next_config_version(session)
+    return ev.AnnulusConfig(
+        event_id=ev.derived_id("annulus_config", annulus_id, version),
+        annulus_id=annulus.id,
+        well_id=annulus.well_id,
+        name=annulus.name,
+        version=version,
+        fluid_gradient_bar_per_m=annulus.fluid_gradient_bar_per_m,
+        safety_factor=annulus.safety_factor,
+        warning_threshold=annulus.warning_threshold,
+        exceeded_threshold=annulus.exceeded_threshold,
+        clear_band=annulus.clear_band,
+        imposed_pressure=annulus.imposed_pressure,
+        critical_points=[
+            ev.CriticalPointConfig(
+                id=p.id,
+                name=p.name,
+                point_type=str(p.point_type),
+                tvd_m=p.tvd_m,
+                pressure_limit_bar=p.pressure_limit_bar,
+            )
+            for p in points
+        ],
+    )
+
+
+async def publish_annulus_config(settings: Any, config: ev.AnnulusConfig) -> None:
+    """Publish one AnnulusConfig on wims.annulus-config (acks=all), keyed by annulus id."""
+    from aiokafka import AIOKafkaProducer
+
+    from shared.topics import ANNULUS_CONFIG
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            ANNULUS_CONFIG.name, value=config.encode(), key=annulus_key(config.annulus_id)
+        )
+    finally:
+        await producer.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigView:
+    """What judging a reading needs from an annulus config, computed once per version."""
+
+    annulus_id: int
+    well_id: int
+    name: str
+    version: int
+    deleted: bool
+    maasp_bar: float | None
+    limiting_point_id: int | None
+    limiting_point_name: str | None
+    thresholds: Thresholds
+    imposed_pressure: bool
+
+
+def evaluate_config(config: ev.AnnulusConfig) -> ConfigView:
+    """MAASP and thresholds of a config. Raises ValueError (naming the field) when the
+    config cannot give a sound MAASP: such a config must not replace a good one."""
+    try:
+        thresholds = Thresholds(
+            warning=config.warning_threshold,
+            exceeded=config.exceeded_threshold,
+            clear_band=config.clear_band,
+        )
+    except ValueError as exc:
+        raise ValueError(f"thresholds: {exc}") from None
+    maasp_bar: float | None = None
+    point_id: int | None = None
+    point_name: str | None = None
+    if not config.deleted:
+        points = [
+            CriticalPoint(p.id, p.name, p.tvd_m, p.pressure_limit_bar)
+            for p in config.critical_points
+        ]
+        try:
+            outcome = maasp(points, config.fluid_gradient_bar_per_m, config.safety_factor)
+        except ValueError as exc:
+            raise ValueError(f"critical_points/fluid_gradient/safety_factor: {exc}") from None
+        maasp_bar = outcome.maasp_bar
+        if outcome.limiting_point is not None:
+            point_id = outcome.limiting_point.id
+            point_name = outcome.limiting_point.name
+    return ConfigView(
+        annulus_id=config.annulus_id,
+        well_id=config.well_id,
+        name=config.name,
+        version=config.version,
+        deleted=config.deleted,
+        maasp_bar=maasp_bar,
+        limiting_point_id=point_id,
+        limiting_point_name=point_name,
+        thresholds=thresholds,
+        imposed_pressure=config.imposed_pressure,
+    )
+
+
+def view_to_table(view: ConfigView) -> dict[str, Any]:
+    """The config table's value (JSON): the evaluated view, so recovery needs no recompute."""
+    return {
+        "annulus_id": view.annulus_id,
+        "well_id": view.well_id,
+        "name": view.name,
+        "version": view.version,
+        "deleted": view.deleted,
+        "maasp_bar": view.maasp_bar,
+        "limiting_point_id": view.limiting_point_id,
+        "limiting_point_name": view.limiting_point_name,
+        "warning": view.thresholds.warning,
+        "exceeded": view.thresholds.exceeded,
+        "clear_band": view.thresholds.clear_band,
+        "imposed_pressure": view.imposed_pressure,
+    }
+
+
+def view_from_table(data: dict[str, Any]) -> ConfigView:
+    return ConfigView(
+        annulus_id=int(data["annulus_id"]),
+        well_id=int(data["well_id"]),
+        name=str(data["name"]),
+        version=int(data["version"]),
+        deleted=bool(data["deleted"]),
+        maasp_bar=None if data["maasp_bar"] is None else float(data["maasp_bar"]),
+        limiting_point_id=data["limiting_point_id"],
+        limiting_point_name=data["limiting_point_name"],
+        thresholds=Thresholds(
+            warning=float(data["warning"]),
+            exceeded=float(data["exceeded"]),
+            clear_band=float(data["clear_band"]),
+        ),
+        imposed_pressure=bool(data["imposed_pressure"]),
+    )
+
+
+def maasp_result_event(view: ConfigView) -> ev.MaaspResult:
+    # Derived id: a replayed config version emits the same result, recognisably.
+    return ev.MaaspResult(
+        event_id=ev.derived_id("maasp_result", view.annulus_id, view.version),
+        annulus_id=view.annulus_id,
+        well_id=view.well_id,
+        config_version=view.version,
+        maasp_bar=view.maasp_bar,
+        limiting_point_id=view.limiting_point_id,
+        limiting_point_name=view.limiting_point_name,
+    )

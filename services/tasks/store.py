@@ -1,0 +1,229 @@
+"""The task table as the tasks service writes it: one open auto task per (trigger, target).
+
+The partial unique index ``uq_task_open_trigger_target`` is the guarantee; this code
+follows it: INSERT ... ON CONFLICT DO NOTHING on that index, and when a task is already
+open, lock it (SELECT ... FOR UPDATE) and fold the new facts in with merge().
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import Row, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.tasks import metrics
+from services.tasks.triggers import task_event
+from shared.domain.task_rules import OpenTask, TaskSpec, merge
+from shared.enums import OPEN_TASK_STATUSES, TaskStatus
+from shared.events import TaskEvent, derived_id
+from shared.models import Task, TaskSourceEvent
+
+log = logging.getLogger(__name__)
+
+TASK = Task.__table__
+LEDGER = TaskSourceEvent.__table__
+# Must imply the predicate of uq_task_open_trigger_target for PostgreSQL to pick that
+# index as the ON CONFLICT arbiter: keep it the same text as in the model.
+OPEN_AUTO_TASK = text("auto_generated AND status IN ('open', 'in_progress')")
+
+_RETURNED = (
+    TASK.c.id,
+    TASK.c.well_id,
+    TASK.c.trigger_type,
+    TASK.c.target,
+    TASK.c.priority,
+    TASK.c.status,
+    TASK.c.due_at,
+    TASK.c.title,
+    TASK.c.description,
+)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one TaskSpec did. action is None when the open task already said it all."""
+
+    task_id: int
+    action: str | None
+    row: Row
+
+    def event(self, event_id: UUID) -> TaskEvent:
+        assert self.action is not None
+        return event_from_row(self.row, self.action, event_id)
+
+
+def event_from_row(row: Row, action: str, event_id: UUID) -> TaskEvent:
+    return task_event(
+        event_id=event_id,
+        action=action,
+        task_id=row.id,
+        well_id=row.well_id,
+        trigger_type=row.trigger_type,
+        target=row.target,
+        priority=row.priority,
+        status=row.status,
+        due_at=row.due_at,
+        title=row.title,
+    )
+
+
+async def apply_spec(
+    conn: AsyncConnection, spec: TaskSpec, source_event_id: UUID | None
+) -> Applied:
+    """Open the task the spec asks for, or update the one already open for its key.
+
+    Under READ COMMITTED a concurrent insert of the same key makes our INSERT wait for it
+    and then do nothing; the SELECT that follows sees the committed row. If that task was
+    closed in between, the loop inserts again.
+    """
+    for _ in range(5):
+        created = (
+            await conn.execute(
+                pg_insert(TASK)
+                .values(
+                    well_id=spec.well_id,
+                    annulus_id=spec.annulus_id,
+                    barrier_element_id=spec.barrier_element_id,
+                    title=spec.title,
+                    description=spec.description,
+                    trigger_type=spec.trigger_type,
+                    target=spec.target,
+                    auto_generated=True,
+                    priority=spec.priority,
+                    status=TaskStatus.open,
+                    due_at=spec.due_at,
+                    source_event_id=source_event_id,
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[TASK.c.trigger_type, TASK.c.target],
+                    index_where=OPEN_AUTO_TASK,
+                )
+                .returning(*_RETURNED)
+            )
+        ).first()
+        if created is not None:
+            return Applied(created.id, "created", created)
+
+        existing = (
+            await conn.execute(
+                select(*_RETURNED)
+                .where(
+                    TASK.c.trigger_type == spec.trigger_type,
+                    TASK.c.target == spec.target,
+                    TASK.c.auto_generated.is_(True),
+                    TASK.c.status.in_(OPEN_TASK_STATUSES),
+                )
+                .with_for_update()
+            )
+        ).first()
+        if existing is None:
+            continue  # closed between our INSERT and SELECT: open a new one
+        change = merge(
+            OpenTask(
+                priority=existing.priority,
+                due_at=existing.due_at,
+                description=existing.description,
+            ),
+            spec,
+        )
+        if change is None:
+            return Applied(existing.id, None, existing)
+        updated = (
+            await conn.execute(
+                update(TASK)
+                .where(TASK.c.id == existing.id)
+                .values(
+                    priority=change.priority,
+                    due_at=change.due_at,
+                    description=change.description,
+                    # The title is made from the same facts as the description (a due test
+                    # becomes "overdue"), so it follows the latest event too.
+                    title=spec.title,
+                    updated_at=text("now()"),
+                )
+                .returning(*_RETURNED)
+            )
+        ).one()
+        return Applied(updated.id, "escalated" if change.escalated else "updated", updated)
+    raise RuntimeError(f"task {spec.dedupe_key} kept closing under us; giving up this event")
+
+
+async def remember_events(
+    conn: AsyncConnection, topic: str, event_ids: Sequence[UUID]
+) -> set[UUID]:
+    """Record event ids as applied; returns those not seen before (the rest are replays)."""
+    if not event_ids:
+        return set()
+    result = await conn.execute(
+        pg_insert(LEDGER)
+        .values([{"event_id": e, "topic": topic} for e in event_ids])
+        .on_conflict_do_nothing(index_elements=[LEDGER.c.event_id])
+        .returning(LEDGER.c.event_id)
+    )
+    return set(result.scalars())
+
+
+async def note_outcome(conn: AsyncConnection, event_id: UUID, applied: Applied) -> None:
+    await conn.execute(
+        update(LEDGER)
+        .where(LEDGER.c.event_id == event_id)
+        .values(task_id=applied.task_id, action=applied.action)
+    )
+
+
+async def replayed_task_events(conn: AsyncConnection, event_ids: Sequence[UUID]) -> list[TaskEvent]:
+    """The TaskEvents that applying these (already applied) events produced, re-made from
+    the task's current state with their original event ids.
+
+    The worker may have died after the database commit and before it sent them; sending
+    again is safe because consumers deduplicate by event id.
+    """
+    if not event_ids:
+        return []
+    rows = await conn.execute(
+        select(LEDGER.c.event_id, LEDGER.c.action, *_RETURNED)
+        .join(TASK, TASK.c.id == LEDGER.c.task_id)
+        .where(LEDGER.c.event_id.in_(event_ids), LEDGER.c.action.is_not(None))
+    )
+    return [event_from_row(row, row.action, task_event_id(row.event_id)) for row in rows.all()]
+
+
+async def forget_events_before(conn: AsyncConnection, days: int) -> int:
+    """Drop ledger entries older than ``days``: a replay that old no longer comes from a
+    consumer's uncommitted offsets."""
+    result = await conn.execute(
+        LEDGER.delete().where(
+            LEDGER.c.processed_at
+            < text("now() - make_interval(days => :days)").bindparams(days=days)
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def task_event_id(source_event_id: UUID) -> UUID:
+    """The TaskEvent an applied source event produced has an id derived from that event, so
+    a re-send after a crash carries the same id."""
+    return derived_id("task-event", source_event_id)
+
+
+def count_committed(events: Sequence[TaskEvent]) -> None:
+    """Count what a committed transaction did (after the commit, so a retried transaction
+    is not counted twice)."""
+    for e in events:
+        trigger = str(e.trigger_type)
+        if e.action == "created":
+            metrics.TASKS_CREATED.labels(trigger).inc()
+        elif e.action == "escalated":
+            metrics.TASKS_ESCALATIONS.labels(trigger).inc()
+        elif e.action == "updated":
+            metrics.TASKS_UPDATED.labels(trigger).inc()
+
+
+def log_skipped(topic: str, event_id: UUID, exc: Exception) -> None:
+    log.warning("tasks: skipped event %s from %s: %s", event_id, topic, exc)
+    metrics.EVENTS_FAILED.labels(topic, "database").inc()

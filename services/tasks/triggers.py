@@ -1,0 +1,181 @@
+"""From a raw message on a source topic to the task it calls for (no I/O).
+
+The rules themselves live in shared.domain.task_rules; this module only decodes the
+message, picks the rule for the event type and hands it the event's facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared import events as ev
+from shared import topics
+from shared.domain.task_rules import (
+    DEFAULT_TEST_INTERVAL_DAYS,
+    TaskRules,
+    TaskSpec,
+    task_for_alert,
+    task_for_failed_test,
+    task_for_integrity,
+)
+from shared.enums import ElementType, TaskStatus, TestResult
+from shared.settings import Settings
+
+SOURCE_TOPICS: tuple[str, ...] = (
+    topics.ALERTS.name,
+    topics.BARRIER_EVENTS.name,
+    topics.INTEGRITY_SNAPSHOTS.name,
+)
+
+
+def rules_from_settings(settings: Settings) -> TaskRules:
+    """The task rules with the operator's reminder lead time and test intervals."""
+    intervals: dict[ElementType, int] = dict(DEFAULT_TEST_INTERVAL_DAYS)
+    for name, days in settings.tasks_test_interval_days.items():
+        try:
+            intervals[ElementType(name)] = days
+        except ValueError:
+            raise ValueError(
+                f"WIMS_TASKS_TEST_INTERVAL_DAYS: unknown element type {name!r}; "
+                f"expected one of {', '.join(t.value for t in ElementType)}"
+            ) from None
+    try:
+        return TaskRules(reminder_days=settings.tasks_reminder_days, test_interval_days=intervals)
+    except ValueError as exc:
+        raise ValueError(f"WIMS_TASKS_TEST_INTERVAL_DAYS: {exc}") from None
+
+
+def spec_for_event(event: Any, rules: TaskRules) -> TaskSpec | None:
+    """The task a decoded event calls for, or None (cleared alerts, passed tests, ...)."""
+    if isinstance(event, ev.Alert):
+        facts: dict[str, Any] = {
+            "pressure_bar": event.pressure_bar,
+            "maasp_bar": event.maasp_bar,
+            "utilisation": event.utilisation,
+            "limiting_point": event.limiting_point,
+            "annulus_name": event.details.get("annulus_name"),
+        }
+        return task_for_alert(
+            event.kind, event.well_id, event.annulus_id, event.ts, facts, rules=rules
+        )
+    if isinstance(event, ev.BarrierTestRecorded):
+        if event.result is not TestResult.failed:
+            return None
+        facts = {"test_type": event.test_type.value}
+        if event.leak_rate is not None:
+            facts["leak_rate"] = f"{event.leak_rate:g} {event.leak_rate_unit or ''}".strip()
+        if event.test_pressure_bar is not None:
+            facts["test pressure"] = f"{event.test_pressure_bar:.1f} bar"
+        return task_for_failed_test(
+            event.well_id,
+            event.element_id,
+            event.element_type,
+            event.envelope_type,
+            event.element_name,
+            event.performed_at,
+            facts,
+            rules=rules,
+        )
+    if isinstance(event, ev.IntegritySnapshot):
+        return task_for_integrity(
+            event.well_id,
+            event.previous_status,
+            event.status,
+            event.ts,
+            event.findings,
+            rules=rules,
+        )
+    # ElementStatusChanged and anything else: no task of its own (a failed element shows
+    # up as a failed test or in the integrity snapshot).
+    return None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One distinct event of a batch that calls for a task."""
+
+    event_id: UUID
+    spec: TaskSpec
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message that was logged and skipped, and why."""
+
+    index: int
+    reason: str
+    """decode (not a valid event for the topic) or invalid (the rules refused its values)."""
+    error: str
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    tasks: list[Prepared]
+    rejected: list[Rejected]
+    handled: int
+    """Messages decoded and judged, whether or not they call for a task."""
+
+
+def prepare_batch(topic: str, values: Sequence[bytes | None], rules: TaskRules) -> PreparedBatch:
+    """Decode a batch and apply the rules. Repeats of one event id within the batch are
+    kept once (the first), so one delivery burst cannot apply an event twice."""
+    tasks: list[Prepared] = []
+    rejected: list[Rejected] = []
+    seen: set[UUID] = set()
+    handled = 0
+    for index, raw in enumerate(values):
+        if raw is None:
+            rejected.append(Rejected(index, "decode", "empty message (no value)"))
+            continue
+        try:
+            event = ev.decode(topic, raw)
+        except Exception as exc:  # pydantic ValidationError, JSON errors, unknown topic
+            rejected.append(Rejected(index, "decode", _short(exc)))
+            continue
+        try:
+            spec = spec_for_event(event, rules)
+        except (ValueError, KeyError, TypeError) as exc:
+            rejected.append(Rejected(index, "invalid", _short(exc)))
+            continue
+        handled += 1
+        if spec is None or event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        tasks.append(Prepared(event.event_id, spec))
+    return PreparedBatch(tasks, rejected, handled)
+
+
+def _short(exc: Exception, limit: int = 500) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def task_event(
+    *,
+    event_id: UUID,
+    action: str,
+    task_id: int,
+    well_id: int,
+    trigger_type: str,
+    target: str | None,
+    priority: str,
+    status: str,
+    due_at: datetime | None,
+    title: str,
+) -> ev.TaskEvent:
+    return ev.TaskEvent(
+        event_id=event_id,
+        action=action,  # type: ignore[arg-type]
+        task_id=task_id,
+        well_id=well_id,
+        trigger_type=trigger_type,  # type: ignore[arg-type]
+        target=target,
+        priority=priority,  # type: ignore[arg-type]
+        status=status or TaskStatus.open,  # type: ignore[arg-type]
+        due_at=due_at,
+        title=title,
+    )

@@ -1,0 +1,95 @@
+"""Arrange helpers for integration tests: rows written straight to the real database."""
+
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from shared.enums import WellLocation, WellStatus, WellType
+from shared.models import Annulus, CriticalPoint, Well
+
+
+def make_well(engine: Engine, name: str = "W-1", **kw: Any) -> int:
+    with Session(engine) as s, s.begin():
+        well = Well(
+            name=name,
+            field=kw.pop("field", "North"),
+            well_type=kw.pop("well_type", WellType.oil_producer),
+            status=kw.pop("status", WellStatus.active),
+            location=kw.pop("location", WellLocation.platform),
+            measured_depth=kw.pop("measured_depth", 3500.0),
+            consequence_level=kw.pop("consequence_level", 3),
+            **kw,
+        )
+        s.add(well)
+        s.flush()
+        return well.id
+
+
+def make_annulus(
+    engine: Engine,
+    well_id: int,
+    name: str = "A",
+    critical_points: list[tuple[str, float, float]] | None = None,
+    **kw: Any,
+) -> int:
+    """An annulus with critical points given as (name, tvd_m, pressure_limit_bar)."""
+    with Session(engine) as s, s.begin():
+        annulus = Annulus(
+            well_id=well_id,
+            name=name,
+            fluid_gradient_bar_per_m=kw.pop("fluid_gradient_bar_per_m", 0.1),
+            **kw,
+        )
+        s.add(annulus)
+        s.flush()
+        for cp_name, tvd, limit in critical_points or []:
+            s.add(
+                CriticalPoint(
+                    annulus_id=annulus.id,
+                    name=cp_name,
+                    point_type="wellhead" if tvd == 0 else "shoe",
+                    depth_md=tvd,
+                    tvd_m=tvd,
+                    pressure_limit_bar=limit,
+                )
+            )
+        return annulus.id
+
+
+def make_barrier_element(
+    engine: Engine,
+    well_id: int,
+    name: str = "SSSV",
+    element_type: str = "sssv",
+    envelope_type: str = "primary",
+    **kw: Any,
+) -> int:
+    """A barrier element in the well's envelope of that type (the envelope is made once)."""
+    from sqlalchemy import select
+
+    from shared.models import BarrierElement, BarrierEnvelope
+
+    with Session(engine) as s, s.begin():
+        envelope_id = s.scalar(
+            select(BarrierEnvelope.id).where(
+                BarrierEnvelope.well_id == well_id, BarrierEnvelope.envelope_type == envelope_type
+            )
+        )
+        if envelope_id is None:
+            envelope = BarrierEnvelope(
+                well_id=well_id, envelope_type=envelope_type, name=f"{envelope_type} barrier"
+            )
+            s.add(envelope)
+            s.flush()
+            envelope_id = envelope.id
+        element = BarrierElement(
+            envelope_id=envelope_id,
+            name=name,
+            element_type=element_type,
+            status=kw.pop("status", "ok"),
+            **kw,
+        )
+        s.add(element)
+        s.flush()
+        return element.id
