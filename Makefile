@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status test test-unit test-fault bench lint format clean
+.PHONY: setup up down status demo test test-unit test-fault bench lint format clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 
 up: setup          ## start Kafka, PostgreSQL and the five services; wait until all are ready
 	$(BIN)/wims up
+
+demo: setup        ## the stack, a seeded 20-well field and the SCADA simulator with incidents
+	$(BIN)/wims demo
 
 down:              ## stop everything `make up` started
 	@test -x $(BIN)/wims && $(BIN)/wims down || true

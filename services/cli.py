@@ -6,6 +6,8 @@ wims create-admin --email E    the first admin of a new install
 wims topics                    create the topic catalogue on the broker
 wims serve SERVICE             run one service in the foreground
 wims sweep                     run the task reminder/escalation sweep once, now
+wims simulate --ingest-url U --api-key K [--rate R --duration S --scenario sap:ID ...]
+                               a SCADA simulator pushing readings to the ingest service
 """
 
 import argparse
@@ -154,6 +156,8 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
             stop_pid(pid)
             print(f"{service}: stopped (pid {pid})")
         _pidfile(settings, service).unlink(missing_ok=True)
+    if args.services_only:
+        return 0
     _run_script(settings, "kafka.sh", "stop")
     if not settings.database_url:
         _run_script(settings, "postgres.sh", "stop")
@@ -221,6 +225,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from shared.observability import configure_logging
 
     configure_logging(settings.log_level)
+    if args.service == "ingest-sink":
+        import uvicorn
+
+        # The readings sink on its own (run the ingest service with
+        # WIMS_INGEST_SINK_ENABLED=false beside it).
+        uvicorn.run(
+            "services.ingest.app:create_sink_app",
+            factory=True,
+            host=settings.bind_host,
+            port=settings.ingest_sink_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        return 0
     if args.service in ("api", "ingest"):
         import uvicorn
 
@@ -258,6 +277,45 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from services.maasp.config import (
+        UnknownAnnulus,
+        annulus_config_from_db,
+        publish_annulus_config,
+    )
+    from shared.db import make_engine
+
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session, session.begin():
+            config = annulus_config_from_db(session, args.annulus_id, args.version)
+    except UnknownAnnulus as exc:
+        print(f"error: --annulus-id: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    asyncio.run(publish_annulus_config(settings, config))
+    print(
+        f"annulus {config.annulus_id} config v{config.version} published "
+        f"({len(config.critical_points)} critical points)"
+    )
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from services.ingest.simulator import run
+
+    return run(settings.libpq_url, args)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from services.demo import run_demo
+
+    return run_demo(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Kafka, PostgreSQL and the five services")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /readyz")
     up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop everything `wims up` started").set_defaults(func=cmd_down)
+    down = sub.add_parser("down", help="stop everything `wims up` started")
+    down.add_argument(
+        "--services-only", action="store_true", help="leave Kafka and PostgreSQL running"
+    )
+    down.set_defaults(func=cmd_down)
     sub.add_parser("status", help="where each part listens").set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
@@ -275,9 +337,36 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password", help="default: $WIMS_ADMIN_PASSWORD, else prompt")
     admin.add_argument("--name", default="")
     admin.set_defaults(func=cmd_create_admin)
+    demo = sub.add_parser(
+        "demo", help="start the stack, seed a sample field, run the simulator with incidents"
+    )
+    demo.add_argument("--wells", type=int, default=20)
+    demo.add_argument("--seed", type=int, default=7, help="of the sample field")
+    demo.add_argument("--rate", type=float, default=300.0, help="readings per wall second")
+    demo.add_argument("--duration", type=float, default=900.0, help="wall seconds to simulate")
+    demo.add_argument("--time-scale", type=float, default=30.0, help="event s per wall s")
+    demo.add_argument("--sssv-after", type=float, default=60.0, help="s before the SSSV fails")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /readyz")
+    demo.set_defaults(func=cmd_demo)
     serve = sub.add_parser("serve", help="run one service in the foreground")
-    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("service", choices=(*SERVICES, "ingest-sink"))
     serve.set_defaults(func=cmd_serve)
+    pac = sub.add_parser(
+        "publish-annulus-config",
+        help="publish an annulus' config (critical points, thresholds) from the database",
+    )
+    pac.add_argument("--annulus-id", type=int, required=True)
+    pac.add_argument(
+        "--version", type=int, default=None, help="default: the next outbox sequence value"
+    )
+    pac.set_defaults(func=cmd_publish_annulus_config)
+    simulate = sub.add_parser(
+        "simulate", help="a SCADA simulator pushing realistic readings to the ingest service"
+    )
+    from services.ingest.simulator import add_arguments as add_simulate_arguments
+
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(func=cmd_simulate)
     sub.add_parser(
         "sweep", help="open task reminders for barrier tests coming due, escalate overdue ones"
     ).set_defaults(func=cmd_sweep)

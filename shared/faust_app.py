@@ -23,6 +23,8 @@ class WorkerContext:
 
 
 def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerContext]:
+    # faust creates its datadir but not the parents: the run folder may be brand new.
+    (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"wims-{service}",
         broker=f"kafka://{settings.kafka_bootstrap}",

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     maasp_heartbeat_s: float = Field(
         5.0, ge=0, description="event-time seconds between AnnulusState heartbeats per annulus"
     )
+    maasp_session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        description="Kafka group session timeout: how soon a killed worker's partitions move",
+    )
 
     # api service: login throttling (in-process sliding window of failed attempts)
     login_max_failures_per_account: int = Field(5, ge=1)
@@ -84,6 +89,42 @@ class Settings(BaseSettings):
     outbox_max_backoff_s: float = Field(10.0, gt=0)
     sse_heartbeat_s: float = Field(15.0, gt=0, description="comment lines keep proxies open")
     api_max_page_size: int = Field(500, ge=1)
+
+    # ingest service (services/ingest/README section in its app docstring)
+    ingest_max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="largest JSON/NDJSON body; larger: 413"
+    )
+    ingest_max_records: int = Field(
+        100_000, ge=10_000, description="most readings in one JSON/NDJSON request; more: 413"
+    )
+    ingest_kafka_timeout_s: float = Field(
+        10.0, gt=0, description="longest wait for Kafka to acknowledge a push before a 503"
+    )
+    ingest_retry_after_s: int = Field(5, ge=1, description="Retry-After of a 503")
+    ingest_linger_ms: int = Field(5, ge=0, description="producer linger (batching)")
+    ingest_max_batch_bytes: int = Field(
+        512 * 1024, ge=16384, le=1_000_000, description="producer record batch size"
+    )
+    ingest_auth_cache_s: float = Field(
+        5.0, ge=0, description="API key cache TTL: a revoked key stops working within it"
+    )
+    ingest_lookup_refresh_s: float = Field(
+        30.0, gt=0, description="periodic reload of annuli and SCADA tags"
+    )
+    ingest_lookup_miss_refresh_s: float = Field(
+        1.0, ge=0, description="least time between reloads caused by an unknown tag/annulus"
+    )
+    ingest_csv_chunk_records: int = Field(
+        5000, ge=1, description="CSV rows validated and produced per chunk"
+    )
+    ingest_max_reported_rejections: int = Field(
+        10_000, ge=1, description="CSV answers list at most this many rejected rows"
+    )
+    ingest_sink_enabled: bool = Field(
+        True, description="run the wims.readings -> annulus_measurement sink in this process"
+    )
+    ingest_sink_batch_size: int = Field(5000, ge=1, description="readings per sink transaction")
+    ingest_sink_port: int = Field(8005, description="HTTP port of `wims serve ingest-sink`")
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

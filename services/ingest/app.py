@@ -1,11 +1,531 @@
-"""The ingest HTTP service (FastAPI)."""
+"""The ingest HTTP service (FastAPI): SCADA historians and engineers push readings.
 
-from fastapi import FastAPI
+Routes, under ``/ingest/v1``:
 
+- ``POST /readings``: a JSON array of readings (``application/json``) or NDJSON
+  (``application/x-ndjson``, one reading per line; blank lines ignored, a line that is not
+  JSON is rejected as that record). At most ``WIMS_INGEST_MAX_RECORDS`` readings (default
+  100,000) and ``WIMS_INGEST_MAX_BODY_BYTES`` (default 32 MiB); more: 413.
+- ``POST /readings/csv`` (``text/csv``): a historian export with a header row naming the
+  same fields as the JSON form. Streamed: rows are parsed as the body arrives and produced
+  in chunks of ``WIMS_INGEST_CSV_CHUNK_RECORDS``; memory stays bounded whatever the size.
+  Readings get the source ``bulk_import``. Indexes in the answer are 0-based data rows.
+
+One reading: ``{"annulus_id": 17, "timestamp": "2026-11-25T10:00:00Z", "pressure": 1450.3,
+"pressure_unit": "psi", "temperature": 61.2, "temperature_unit": "degC", "quality":
+"good"}``; ``"tag"`` may stand for ``annulus_id`` (see shared/domain/readings.py for every
+rule).
+
+Answers: ``202 {"accepted": n, "rejected": [{"index", "errors": [{"field", "reason",
+"code"}]}]}`` when at least one reading was accepted, 422 with the same body when none was.
+A 202 is sent only after Kafka acknowledged every accepted reading; if it does not within
+``WIMS_INGEST_KAFKA_TIMEOUT_S``, 503 with ``Retry-After``. A 503 means "not accepted as a
+whole, push it again": readings are spread over partitions and Kafka has no atomic write
+across them without transactions, so if the broker fails part-way some of a 503'd push may
+already be stored; re-pushing is always safe (reading ids are deterministic and storage
+keeps one row per reading). With the broker down, nothing of the push is written (the
+producer is abandoned, not left retrying: see publisher.py). Malformed bodies:
+400 (not JSON / not CSV), 413 (too large), 415 (content type), 422 (not an array), each
+with ``{"detail", "errors": [{"field", "reason", "code"}]}``. Auth: see auth.py.
+
+The same process runs the sink (sink.py) unless ``WIMS_INGEST_SINK_ENABLED=false``; then
+``wims serve ingest-sink`` runs it alone (``create_sink_app``).
+"""
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from services.ingest.auth import Authenticator, AuthError, Principal
+from services.ingest.lookups import ReferenceCache
+from services.ingest.metrics import READINGS_ACCEPTED, READINGS_REJECTED, REQUEST_SECONDS
+from services.ingest.publisher import KafkaUnavailable, ReadingPublisher
+from services.ingest.sink import MeasurementSink
+from shared.domain.readings import (
+    REASON_UNKNOWN_ANNULUS,
+    REASON_UNKNOWN_TAG,
+    BatchResult,
+    MalformedCsvRow,
+    Rejection,
+    iter_csv_records,
+    validate_batch,
+)
 from shared.http_app import make_http_app
 from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+PREFIX = "/ingest/v1"
+BULK_SOURCE = "bulk_import"
+JSON_TYPES = frozenset({"application/json"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+# Text buffered ahead of the CSV parser. A record (a row, or a quoted field spanning lines)
+# longer than this is refused: the parser must never run dry in the middle of a record.
+CSV_LOOKAHEAD_CHARS = 256 * 1024
+_MISS_CODES = frozenset({REASON_UNKNOWN_TAG, REASON_UNKNOWN_ANNULUS})
+
+
+class IngestError(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        field: str = "body",
+        code: str = "invalid",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.field, self.code = status, detail, field, code
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self) -> Response:
+        body = {
+            "detail": self.detail,
+            "errors": [{"field": self.field, "reason": self.detail, "code": self.code}],
+            **self.extra,
+        }
+        return _json(body, self.status, self.headers)
+
+
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+class RequestTiming:
+    """Times requests by route template (never the raw path)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - start)
+
+
+class Ingestor:
+    """Validation, publishing and the answer, shared by the JSON, NDJSON and CSV routes."""
+
+    def __init__(self, settings: Settings, cache: ReferenceCache, publisher: ReadingPublisher):
+        self.settings = settings
+        self.cache = cache
+        self.publisher = publisher
+
+    async def validate(self, records: list[Any], source: str) -> tuple[BatchResult, datetime]:
+        now = datetime.now(UTC)
+        cache = self.cache
+        result = validate_batch(
+            records,
+            source=source,
+            now=now,
+            resolve_tag=cache.resolve_tag,
+            annulus_exists=cache.annulus_exists,
+        )
+        missed = any(e.code in _MISS_CODES for r in result.rejected for e in r.errors)
+        if missed and await cache.reload_after_miss():
+            # A tag or annulus created since the last load works on its first push.
+            result = validate_batch(
+                records,
+                source=source,
+                now=now,
+                resolve_tag=cache.resolve_tag,
+                annulus_exists=cache.annulus_exists,
+            )
+        return result, now
+
+    async def publish(self, result: BatchResult, now: datetime, source: str) -> None:
+        try:
+            await self.publisher.publish(
+                result.accepted, self.cache.well_of, now, result.rejected, source
+            )
+        except KafkaUnavailable as exc:
+            log.warning("push refused: %s", exc)
+            raise self.unavailable() from None
+        READINGS_ACCEPTED.inc(len(result.accepted))
+        for code, n in result.reason_counts().items():
+            READINGS_REJECTED.labels(code).inc(n)
+
+    def unavailable(self, **extra: Any) -> IngestError:
+        retry = str(self.settings.ingest_retry_after_s)
+        return IngestError(
+            503,
+            "Kafka did not acknowledge every reading of this push in time, so the push is "
+            "not accepted: push it again (re-pushing never stores a reading twice)",
+            code="kafka_unavailable",
+            headers={"Retry-After": retry},
+            **extra,
+        )
+
+
+def _rejection_body(rejection: Rejection) -> dict[str, Any]:
+    return {
+        "index": rejection.index,
+        "errors": [
+            {"field": e.field, "reason": e.reason, "code": e.code} for e in rejection.errors
+        ],
+    }
+
+
+def _answer(accepted: int, rejected: list[Rejection], **extra: Any) -> Response:
+    body = {"accepted": accepted, "rejected": [_rejection_body(r) for r in rejected], **extra}
+    return _json(body, 202 if accepted else 422)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise IngestError(
+            413, f"body of {declared} bytes exceeds the limit of {limit} bytes", code="too_large"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise IngestError(413, f"body exceeds the limit of {limit} bytes", code="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ndjson_records(body: bytes) -> list[Any]:
+    records: list[Any] = []
+    loads = orjson.loads
+    for lineno, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(loads(line))
+        except orjson.JSONDecodeError as exc:
+            text = line[:200].decode("utf-8", "replace")
+            records.append(
+                MalformedCsvRow([("line", text)], f"NDJSON line {lineno} is not valid JSON: {exc}")
+            )
+    return records
+
+
+class _NeedMoreInput(Exception):
+    pass
+
+
+class _LineFeed:
+    """Lines for csv.reader, filled from the request stream as it arrives."""
+
+    def __init__(self) -> None:
+        self.lines: deque[str] = deque()
+        self.chars = 0
+        self.eof = False
+        self._pending = ""
+
+    def add_text(self, text: str) -> None:
+        parts = (self._pending + text).split("\n")
+        self._pending = parts.pop()
+        for part in parts:
+            line = part + "\n"  # kept: csv needs it for quoted fields spanning lines
+            self.lines.append(line)
+            self.chars += len(line)
+
+    def finish(self) -> None:
+        if self._pending:
+            self.lines.append(self._pending)
+            self.chars += len(self._pending)
+            self._pending = ""
+        self.eof = True
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.lines:
+            line = self.lines.popleft()
+            self.chars -= len(line)
+            return line
+        if self.eof:
+            raise StopIteration
+        raise _NeedMoreInput
+
+
+async def _authenticate(request: Request) -> Principal:
+    auth: Authenticator = request.app.state.authenticator
+    try:
+        return await auth.authenticate(
+            request.headers.get("x-api-key"), request.headers.get("authorization")
+        )
+    except AuthError as exc:
+        headers = (
+            {"WWW-Authenticate": 'Bearer, ApiKey header="X-API-Key"'} if exc.status == 401 else {}
+        )
+        raise IngestError(
+            exc.status, exc.detail, field="credentials", code=exc.reason, headers=headers
+        ) from None
+    except Exception as exc:  # the database is away: not the client's fault, not a 500
+        log.warning("authentication lookup failed: %r", exc)
+        raise IngestError(
+            503,
+            "credentials cannot be checked now (database unavailable)",
+            field="credentials",
+            code="unavailable",
+            headers={"Retry-After": str(request.app.state.settings.ingest_retry_after_s)},
+        ) from None
+
+
+async def push_readings(request: Request) -> Response:
+    """Push readings as a JSON array or NDJSON; 202 only once Kafka has them."""
+    try:
+        principal = await _authenticate(request)
+        media = _media_type(request)
+        if media not in JSON_TYPES and media not in NDJSON_TYPES and not media.endswith("+json"):
+            raise IngestError(
+                415,
+                f"content type {media or '(none)'!r} is not accepted: send application/json "
+                "(an array of readings) or application/x-ndjson",
+                field="content-type",
+                code="unsupported_media_type",
+            )
+        settings: Settings = request.app.state.settings
+        body = await _read_body(request, settings.ingest_max_body_bytes)
+        if media in NDJSON_TYPES:
+            records = _ndjson_records(body)
+        else:
+            try:
+                records = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise IngestError(
+                    400, f"body is not valid JSON: {exc}", code="malformed_json"
+                ) from None
+            if type(records) is not list:
+                raise IngestError(
+                    422,
+                    f"body must be a JSON array of readings, got {type(records).__name__}",
+                    code="not_an_array",
+                )
+        if len(records) > settings.ingest_max_records:
+            raise IngestError(
+                413,
+                f"{len(records)} readings in one request; at most {settings.ingest_max_records}",
+                code="too_many_records",
+            )
+        if not records:
+            raise IngestError(422, "the request holds no readings", code="empty")
+        ingestor: Ingestor = request.app.state.ingestor
+        result, now = await ingestor.validate(records, principal.source)
+        await ingestor.publish(result, now, principal.source)
+        return _answer(len(result.accepted), result.rejected)
+    except IngestError as exc:
+        return exc.response()
+
+
+async def push_csv(request: Request) -> Response:
+    """Bulk import of a historian CSV export, streamed; source ``bulk_import``."""
+    try:
+        await _authenticate(request)
+        media = _media_type(request)
+        if media not in CSV_TYPES:
+            raise IngestError(
+                415,
+                f"content type {media or '(none)'!r} is not accepted: send text/csv",
+                field="content-type",
+                code="unsupported_media_type",
+            )
+        return await _import_csv(request)
+    except IngestError as exc:
+        return exc.response()
+
+
+async def _import_csv(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    ingestor: Ingestor = request.app.state.ingestor
+    chunk_size = settings.ingest_csv_chunk_records
+    max_reported = settings.ingest_max_reported_rejections
+    feed = _LineFeed()
+    records = iter_csv_records(feed)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    chunk: list[Any] = []
+    state = {"base": 0, "accepted": 0, "rejected_count": 0}
+    reported: list[Rejection] = []
+
+    async def flush() -> None:
+        if not chunk:
+            return
+        result, now = await ingestor.validate(chunk, BULK_SOURCE)
+        base = state["base"]
+        if base:
+            result.rejected = [
+                Rejection(base + r.index, r.errors, r.record) for r in result.rejected
+            ]
+        try:
+            await ingestor.publish(result, now, BULK_SOURCE)
+        except IngestError as exc:
+            # Earlier chunks are durable; say so, so the client knows where it stands.
+            exc.extra["accepted_before_failure"] = state["accepted"]
+            raise
+        state["base"] += len(chunk)
+        state["accepted"] += len(result.accepted)
+        state["rejected_count"] += len(result.rejected)
+        room = max_reported - len(reported)
+        reported.extend(result.rejected[:room])
+        chunk.clear()
+
+    async def pull(until_eof: bool) -> None:
+        while feed.lines and (until_eof or feed.chars >= CSV_LOOKAHEAD_CHARS):
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except _NeedMoreInput:
+                raise IngestError(
+                    400,
+                    f"a CSV record is longer than {CSV_LOOKAHEAD_CHARS} characters "
+                    "(an unbalanced quote?)",
+                    code="malformed_csv",
+                    accepted_before_failure=state["accepted"],
+                ) from None
+            except ValueError as exc:  # header problems, untokenisable input
+                raise IngestError(
+                    400, str(exc), code="malformed_csv", accepted_before_failure=state["accepted"]
+                ) from None
+            chunk.append(record)
+            if len(chunk) >= chunk_size:
+                await flush()
+
+    try:
+        async for data in request.stream():
+            feed.add_text(decoder.decode(data))
+            await pull(until_eof=False)
+        feed.add_text(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            400,
+            f"body is not UTF-8: {exc}",
+            code="malformed_csv",
+            accepted_before_failure=state["accepted"],
+        ) from None
+    feed.finish()
+    await pull(until_eof=True)
+    try:  # a header-only or empty body: the generator raises when first asked
+        record = next(records)
+        chunk.append(record)
+    except StopIteration:
+        pass
+    except (ValueError, _NeedMoreInput) as exc:
+        raise IngestError(400, str(exc) or "malformed CSV", code="malformed_csv") from None
+    await flush()
+    truncated = state["rejected_count"] > len(reported)
+    return _answer(
+        state["accepted"],
+        reported,
+        rejected_count=state["rejected_count"],
+        rejected_truncated=truncated,
+    )
+
+
+async def _startup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    cache = ReferenceCache(
+        app.state.engine, settings.ingest_lookup_refresh_s, settings.ingest_lookup_miss_refresh_s
+    )
+    try:
+        await cache.reload()
+    except Exception as exc:  # the database away at start: /readyz says so, reload on miss
+        log.warning("initial reference load failed: %r", exc)
+    publisher = ReadingPublisher(settings)
+    await publisher.start()
+    app.state.publisher = publisher
+    app.state.ingestor = Ingestor(settings, cache, publisher)
+    app.state.authenticator = Authenticator(
+        app.state.engine, settings.jwt_secret, settings.ingest_auth_cache_s
+    )
+    app.state.background = [asyncio.create_task(cache.run_refresher(), name="reference-refresh")]
+    if settings.ingest_sink_enabled:
+        app.state.background.append(
+            asyncio.create_task(MeasurementSink(settings).run(), name="readings-sink")
+        )
+
+
+async def _stop_background(app: FastAPI) -> None:
+    tasks = getattr(app.state, "background", [])
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+
+
+async def _shutdown(app: FastAPI) -> None:
+    await _stop_background(app)
+    publisher = getattr(app.state, "publisher", None)
+    if publisher is not None:
+        await publisher.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    return make_http_app("WIMS ingest", settings)
+    app = make_http_app(
+        "WIMS ingest",
+        settings,
+        startup=_startup,
+        shutdown=_shutdown,
+        version="1.0.0",
+        description=__doc__,
+    )
+    app.add_api_route(
+        f"{PREFIX}/readings",
+        push_readings,
+        methods=["POST"],
+        status_code=202,
+        summary="Push readings (JSON array or NDJSON)",
+        responses={
+            202: {"description": "accepted (some may be rejected: see `rejected`)"},
+            400: {"description": "not JSON"},
+            401: {"description": "missing, wrong or revoked credentials"},
+            403: {"description": "a viewer cannot push"},
+            413: {"description": "too large"},
+            415: {"description": "content type"},
+            422: {"description": "no reading accepted"},
+            503: {"description": "Kafka unavailable: retry after Retry-After"},
+        },
+    )
+    app.add_api_route(
+        f"{PREFIX}/readings/csv",
+        push_csv,
+        methods=["POST"],
+        status_code=202,
+        summary="Bulk import of a historian CSV export (streamed)",
+    )
+    app.add_middleware(RequestTiming)
+    return app
+
+
+async def _sink_startup(app: FastAPI) -> None:
+    app.state.background = [
+        asyncio.create_task(MeasurementSink(app.state.settings).run(), name="readings-sink")
+    ]
+
+
+def create_sink_app(settings: Settings | None = None) -> FastAPI:
+    """The sink alone (``wims serve ingest-sink``), with /healthz, /readyz and /metrics."""
+    settings = settings or get_settings()
+    return make_http_app(
+        "WIMS ingest sink", settings, startup=_sink_startup, shutdown=_stop_background
+    )

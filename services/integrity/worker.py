@@ -116,16 +116,20 @@ class IntegrityWorker:
         message = event.message
         topic = message.topic
         try:
-            decoded = decode(topic, event.value)
-            well_id = event_well_id(decoded)
-            _check_key(event.key, well_id)
+            if event.value is None and topic == topics.WELL_CONFIG.name:
+                # A tombstone on the compacted config topic: the well is gone.
+                decoded, well_id = None, _key_well_id(event.key)
+            else:
+                decoded = decode(topic, event.value)
+                well_id = event_well_id(decoded)
+                _check_key(event.key, well_id)
         except (ValidationError, FoldError, ValueError) as exc:
             self._skip(message, "invalid", exc)
             return
         try:
             async with self.lock:
                 state = self.table.get(well_id)
-                new = apply_event(state, decoded, message.partition)
+                new = None if decoded is None else apply_event(state, decoded, message.partition)
                 if new is None:
                     if state is not None:
                         self._count_colour(state, None)
@@ -268,15 +272,19 @@ class IntegrityWorker:
             metrics.WELLS.labels(status=now["status"]).inc()
 
 
+def _key_well_id(key: bytes | None) -> int:
+    try:
+        return int(key)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise FoldError(f"key: {key!r} is not a well id") from None
+
+
 def _check_key(key: bytes | None, well_id: int) -> None:
     # The key decides the partition and so which table partition holds the well: an event
     # filed under another well's key would be folded where the well's state is not.
     if key is None:
         return
-    try:
-        key_id = int(key)
-    except ValueError:
-        raise FoldError(f"key: {key!r} is not a well id") from None
+    key_id = _key_well_id(key)
     if key_id != well_id:
         raise FoldError(f"key: {key_id} does not match well_id {well_id}")
 

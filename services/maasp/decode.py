@@ -148,7 +148,9 @@ def decode_readings(values: Sequence[bytes | None]) -> tuple[ReadingBatch, list[
     return batch, errors
 
 
-def dead_letter_value(topic: str, partition: int, offset: int, error: str, raw: bytes | None) -> bytes:
+def dead_letter_value(
+    topic: str, partition: int, offset: int, error: str, raw: bytes | None
+) -> bytes:
     """The wims.dead-letters value: where the message was, why it failed, and what it was."""
     text = None if raw is None else raw.decode("utf-8", errors="backslashreplace")
     return orjson.dumps(

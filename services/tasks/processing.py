@@ -74,7 +74,24 @@ async def process_batch(
     metrics.EVENTS_PROCESSED.labels(topic).inc(batch.handled)
     if not batch.tasks:
         return []
-    fresh, resent = await retrying(f"batch from {topic}", _apply, engine, topic, batch.tasks)
+    try:
+        fresh, resent = await retrying(f"batch from {topic}", _apply, engine, topic, batch.tasks)
+    except Exception:
+        # Not a bad value the savepoints catch, not an unreachable database: an unexpected
+        # failure. Apply the events one by one so only the one that fails is skipped.
+        log.exception("tasks: a batch from %s failed; applying its events one by one", topic)
+        fresh, resent = [], []
+        for p in batch.tasks:
+            try:
+                one_fresh, one_resent = await retrying(
+                    f"event from {topic}", _apply, engine, topic, [p]
+                )
+            except Exception:
+                log.exception("tasks: skipped event %s from %s", p.event_id, topic)
+                metrics.EVENTS_FAILED.labels(topic, "error").inc()
+                continue
+            fresh += one_fresh
+            resent += one_resent
     store.count_committed(fresh)
     return [*resent, *fresh]
 

@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Engine, text
 
+from services.integrity.worker import INPUT_TOPICS
 from shared import events as ev
 from shared import topics
 from shared.enums import (
@@ -39,9 +41,14 @@ from tests.support.stack import ServiceProcess, Stack, start_service
 
 T = TypeVar("T")
 
-# The periodic re-evaluation runs every second here so a passing test due date shows up
-# within the test's patience; in production it is a minute.
-WORKER_ENV = {"WIMS_INTEGRITY_REEVALUATE_SECONDS": "1"}
+WORKER_ENV = {
+    # The periodic re-evaluation runs every second here so a passing test due date shows up
+    # within the test's patience; in production it is a minute.
+    "WIMS_INTEGRITY_REEVALUATE_SECONDS": "1",
+    # faust's own setting: the broker notices a killed member after this long and only then
+    # hands its partitions to the restarted one (faust's default is 60 s).
+    "BROKER_SESSION_TIMEOUT": "10",
+}
 
 PRIMARY = [
     ("SSSV", ElementType.sssv),
@@ -145,6 +152,55 @@ def read_topic(settings: Settings, topic: topics.Topic, well_id: int, count: int
         finally:
             await consumer.stop()
         return found
+
+    return asyncio.run(run())
+
+
+def uncommitted(settings: Settings) -> int:
+    """Input messages the integrity worker's consumer group has not committed yet."""
+
+    async def run() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets("wims-integrity")
+            tps = [
+                TopicPartition(t, p)
+                for t in INPUT_TOPICS
+                for p in consumer.partitions_for_topic(t) or ()
+            ]
+            ends = await consumer.end_offsets(tps)
+            return sum(
+                end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+            )
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    return asyncio.run(run())
+
+
+def changelog_dump(settings: Settings, well_id: int) -> list[str]:
+    async def run() -> list[str]:
+        consumer = AIOKafkaConsumer(
+            "wims-integrity-well-state-changelog",
+            bootstrap_servers=settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        out = []
+        try:
+            batch = await consumer.getmany(timeout_ms=3000)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.key == str(well_id).encode():
+                        out.append(f"{tp.partition}@{r.offset}: {r.value[:600]!r}")
+        finally:
+            await consumer.stop()
+        return out
 
     return asyncio.run(run())
 
@@ -478,8 +534,10 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
     before = snapshots(db_engine, well.id)
     assert ("maasp_exceeded", f"annulus:{well.annuli['A']}") in codes(before[3])
 
-    # No chance to commit offsets or flush anything: the worker replays from its last
-    # commit and rebuilds the table from the changelog.
+    # Everything consumed is committed, so the restarted worker has no input to replay:
+    # what it knows of this well can only come from the table's changelog.
+    wait_for(lambda: uncommitted(settings) == 0, "the worker to commit its offsets")
+    # SIGKILL: no chance to flush or leave the group cleanly.
     assert worker.svc is not None
     worker.svc.kill()
     worker.start()
@@ -492,7 +550,20 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
             well.alert("A", AlertKind.maasp_cleared, 0.5, UtilisationLevel.normal),
         ),
     )
-    wait_for(lambda: len(snapshots(db_engine, well.id)) >= 5, "the snapshot after the clear")
+    try:
+        wait_for(
+            lambda: len(snapshots(db_engine, well.id)) >= 5,
+            "the snapshot after the clear",
+            timeout_s=60,
+        )
+    except AssertionError as exc:
+        diag = (
+            f"processed={worker.metric('wims_integrity_events_processed_total')} "
+            f"failed={worker.metric('wims_integrity_events_failed_total')} "
+            f"uncommitted={uncommitted(settings)}"
+        )
+        diag += "\nchangelog:\n" + "\n".join(changelog_dump(settings, well.id))
+        raise AssertionError(f"{exc}\n{diag}\nworker log:\n{worker.svc.log_tail(30)}") from None
     after = snapshots(db_engine, well.id)
     # The replay rewrote nothing: the first four rows are the same four rows.
     assert after[:4] == before

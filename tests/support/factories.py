@@ -93,3 +93,35 @@ def make_barrier_element(
         s.add(element)
         s.flush()
         return element.id
+
+
+def make_api_key(engine: Engine, source: str = "pi-test", name: str = "test key") -> str:
+    """An API key bound to ``source``, stored hashed as the API stores it; returns the secret."""
+    from shared.auth import new_api_key
+    from shared.models import ApiKey
+
+    secret, prefix, digest = new_api_key()
+    with Session(engine) as s, s.begin():
+        s.add(ApiKey(name=name, source=source, key_prefix=prefix, key_hash=digest))
+    return secret
+
+
+def make_user(engine: Engine, email: str, role: str = "engineer", active: bool = True) -> int:
+    """A user row (the password is unusable: tests mint tokens directly)."""
+    from shared.models import User
+
+    with Session(engine) as s, s.begin():
+        user = User(email=email, hashed_password="!", role=role, is_active=active)
+        s.add(user)
+        s.flush()
+        return user.id
+
+
+def make_scada_tag(engine: Engine, tag: str, annulus_id: int) -> int:
+    from shared.models import ScadaTag
+
+    with Session(engine) as s, s.begin():
+        row = ScadaTag(tag=tag, annulus_id=annulus_id)
+        s.add(row)
+        s.flush()
+        return row.id

@@ -117,17 +117,18 @@ async def list_alerts(
     to: datetime | None = None,
 ) -> list[Any]:
     stmt = select(AlertRecord)
-    conditions = {
-        "well_id": (well_id, AlertRecord.well_id == well_id),
-        "annulus_id": (annulus_id, AlertRecord.annulus_id == annulus_id),
-        "severity": (severity, AlertRecord.severity == str(severity)),
-        "kind": (kind, AlertRecord.kind == str(kind)),
-        "from": (from_, AlertRecord.ts >= from_),
-        "to": (to, AlertRecord.ts < to),
-    }
-    for value, condition in conditions.values():
-        if value is not None:
-            stmt = stmt.where(condition)
+    if well_id is not None:
+        stmt = stmt.where(AlertRecord.well_id == well_id)
+    if annulus_id is not None:
+        stmt = stmt.where(AlertRecord.annulus_id == annulus_id)
+    if severity is not None:
+        stmt = stmt.where(AlertRecord.severity == str(severity))
+    if kind is not None:
+        stmt = stmt.where(AlertRecord.kind == str(kind))
+    if from_ is not None:
+        stmt = stmt.where(AlertRecord.ts >= from_)
+    if to is not None:
+        stmt = stmt.where(AlertRecord.ts < to)
     if acknowledged is not None:
         ack = AlertRecord.acknowledged_at
         stmt = stmt.where(ack.is_not(None) if acknowledged else ack.is_(None))

@@ -1,0 +1,361 @@
+"""Judge one annulus' readings of a batch against its config and runtime state (no I/O).
+
+The worker groups a batch by annulus and calls :func:`judge_annulus` once per annulus with
+that annulus' readings in arrival order; it gets back the new runtime state (a JSON-able
+dict for the changelog table) and the events to emit. All decisions are in event time:
+
+- **Late readings.** A reading whose timestamp is not after the newest one already seen
+  for its annulus (this batch included) is late: a historian replay, a duplicate, or a
+  replay of the worker's own input after a restart. It is counted and otherwise ignored,
+  so the level always follows the newest reading and no stale alert is raised.
+- **Usable readings** are in order, not of bad quality and have a pressure. Only they
+  move the utilisation level (shared.domain.utilisation, with its hysteresis) and feed the
+  SAP detector (shared.domain.sap).
+- **Level changes** emit an AnnulusState (reason ``level_change``) and alerts: rising
+  past warning raises ``maasp_warning``, reaching exceeded raises ``maasp_exceeded`` (a
+  jump from normal straight to exceeded raises both, so every raised level has its
+  alert); a fall from warning or exceeded to a lower known level raises one
+  ``maasp_cleared`` naming the level it fell from. A change to *unknown* (the config was
+  deleted or lost its critical points) emits the state but no alert: nothing cleared.
+- **Heartbeats.** At most one AnnulusState per batch, for the newest usable reading, and
+  only when ``heartbeat_s`` of event time passed since the last state emitted.
+- **SAP.** ``sap_detected`` and ``diagnostic_test_due`` once per episode (the detector
+  itself finds each episode once; its state lives in the runtime state). Never for an
+  annulus whose pressure is imposed by the operator (gas lift), nor before its config.
+
+Every event id is derived from the facts that make it unique (annulus, kind, event time of
+the reading or episode), so re-judging the same readings after a crash re-emits the same
+ids rather than new alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from services.maasp.config import ConfigView
+from services.maasp.decode import BAD, NO_WELL
+from shared import events as ev
+from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step
+from shared.domain.utilisation import (
+    DEFAULT_THRESHOLDS,
+    LEVEL_BY_CODE,
+    LEVEL_CODES,
+    levels_for_series,
+    utilisation_array,
+)
+from shared.enums import AlertKind, Severity, UtilisationLevel
+from shared.topics import ALERTS, ANNULUS_STATE
+
+STATE_VERSION = 1
+UNKNOWN = LEVEL_CODES[UtilisationLevel.unknown]
+NORMAL = LEVEL_CODES[UtilisationLevel.normal]
+WARNING = LEVEL_CODES[UtilisationLevel.warning]
+EXCEEDED = LEVEL_CODES[UtilisationLevel.exceeded]
+_RAISE = (
+    (WARNING, AlertKind.maasp_warning, Severity.warning),
+    (EXCEEDED, AlertKind.maasp_exceeded, Severity.critical),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeParams:
+    heartbeat_s: float = 5.0
+    sap: SapParams = DEFAULT_SAP_PARAMS
+
+
+@dataclass(slots=True)
+class Emit:
+    """One event to publish: ``label`` is its alert kind or state reason (for metrics)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    label: str
+    ts: float
+
+
+@dataclass(slots=True)
+class AnnulusOutcome:
+    state: dict[str, Any]
+    emits: list[Emit] = field(default_factory=list)
+    late: int = 0
+    unconfigured: int = 0
+    level_counts: np.ndarray | None = None
+    sap_state: SapState | None = None
+
+
+def _us(ts: float) -> int:
+    """Event time as integer microseconds: a stable part of a derived event id."""
+    return round(ts * 1_000_000)
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _fmt_util(u: float | None) -> str:
+    if u is None or math.isnan(u):
+        return "?"
+    return "infinitely over" if math.isinf(u) else f"{u * 100:.0f} %"
+
+
+def new_state() -> dict[str, Any]:
+    return {
+        "v": STATE_VERSION,
+        "newest_ts": None,
+        "level": UtilisationLevel.unknown.value,
+        "level_ts": None,
+        "reading_ts": None,
+        "pressure_bar": None,
+        "utilisation": None,
+        "hb_ts": None,
+        "well_id": None,
+        "cfg_version": None,
+        "sap": None,
+        "sap_detected": False,
+        "diagnostic_test_due": False,
+        "sap_episode": None,
+        "diag_episode": None,
+    }
+
+
+def judge_annulus(
+    annulus_id: int,
+    ts: np.ndarray,
+    pressure: np.ndarray,
+    temperature: np.ndarray,
+    quality: np.ndarray,
+    well_id: np.ndarray,
+    state: dict[str, Any] | None,
+    cfg: ConfigView | None,
+    params: JudgeParams,
+    sap_state: SapState | None = None,
+) -> AnnulusOutcome:
+    """Fold one annulus' readings (arrival order) into its state; see the module docstring.
+
+    ``sap_state`` may pass the already parsed ``state["sap"]`` (a cache); it is not mutated.
+    """
+    st = dict(state) if state else new_state()
+    n = int(ts.shape[0])
+    out = AnnulusOutcome(state=st)
+    configured = cfg is not None and not cfg.deleted
+    if not configured:
+        out.unconfigured = n
+
+    # Late: not after the newest timestamp seen before it (earlier in the batch included).
+    start = -math.inf if st["newest_ts"] is None else float(st["newest_ts"])
+    running = np.maximum.accumulate(ts)
+    prior = np.empty(n, dtype=np.float64)
+    prior[0] = start
+    if n > 1:
+        np.maximum(running[:-1], start, out=prior[1:])
+    inorder = ts > prior
+    out.late = n - int(np.count_nonzero(inorder))
+    if out.late == n:
+        return out
+    st["newest_ts"] = max(start, float(running[-1]))
+
+    if configured:
+        assert cfg is not None
+        st["well_id"] = cfg.well_id
+        st["cfg_version"] = cfg.version
+    elif st["well_id"] is None:
+        known = well_id[well_id != NO_WELL]
+        if known.size:
+            st["well_id"] = int(known[-1])
+    well: int | None = st["well_id"]
+    name = cfg.name if cfg is not None else None
+    limiting = cfg.limiting_point_name if configured and cfg is not None else None
+    maasp_bar = cfg.maasp_bar if configured and cfg is not None else None
+    key = None if well is None else str(well).encode("ascii")
+    emits: list[Emit] = []
+
+    def state_event(t: float, p: float | None, u: float | None, code: int, reason: str) -> None:
+        if key is None:
+            return  # no well known yet (no config, and the readings do not say)
+        event = ev.AnnulusState(
+            event_id=ev.derived_id(annulus_id, "annulus_state", reason, _us(t)),
+            well_id=well,  # type: ignore[arg-type]
+            annulus_id=annulus_id,
+            annulus_name=name,
+            ts=_dt(t),
+            pressure_bar=p,
+            maasp_bar=maasp_bar,
+            utilisation=None if u is None or not math.isfinite(u) else u,
+            level=LEVEL_BY_CODE[code],
+            sap_detected=st["sap_detected"],
+            diagnostic_test_due=st["diagnostic_test_due"],
+            reason=reason,  # type: ignore[arg-type]
+        )
+        emits.append(Emit(ANNULUS_STATE.name, key, event.encode(), reason, t))
+        st["hb_ts"] = t if st["hb_ts"] is None else max(st["hb_ts"], t)
+
+    def alert(
+        kind: AlertKind,
+        severity: Severity,
+        t: float,
+        episode: float,
+        message: str,
+        p: float | None,
+        u: float | None,
+        code: int | None,
+        details: dict[str, Any],
+    ) -> None:
+        if key is None:
+            return
+        event = ev.Alert(
+            event_id=ev.derived_id(annulus_id, kind.value, _us(episode)),
+            kind=kind,
+            severity=severity,
+            well_id=well,  # type: ignore[arg-type]
+            annulus_id=annulus_id,
+            ts=_dt(t),
+            message=message,
+            pressure_bar=p,
+            maasp_bar=maasp_bar,
+            utilisation=None if u is None or not math.isfinite(u) else u,
+            limiting_point=limiting,
+            level=None if code is None else LEVEL_BY_CODE[code],
+            details={"annulus_name": name, "config_version": st["cfg_version"], **details},
+        )
+        emits.append(Emit(ALERTS.name, key, event.encode(), kind.value, t))
+
+    # --- utilisation level ---------------------------------------------------------------
+    usable = inorder & (quality != BAD) & ~np.isnan(pressure)
+    u_idx = np.flatnonzero(usable)
+    if u_idx.size:
+        p_use = pressure[u_idx]
+        t_use = ts[u_idx]
+        if maasp_bar is not None:
+            utils = utilisation_array(p_use, maasp_bar)
+        else:
+            utils = np.full(u_idx.size, np.nan)
+        thresholds = cfg.thresholds if cfg is not None else DEFAULT_THRESHOLDS
+        prev_code = LEVEL_CODES[UtilisationLevel(st["level"])]
+        codes = levels_for_series(LEVEL_BY_CODE[prev_code], utils, thresholds)
+        out.level_counts = np.bincount(codes, minlength=4)
+        before = np.empty_like(codes)
+        before[0] = prev_code
+        before[1:] = codes[:-1]
+        label = f"annulus {name or annulus_id}" + (f" of well {well}" if well is not None else "")
+        for j in np.flatnonzero(codes != before).tolist():
+            old, new = int(before[j]), int(codes[j])
+            t, p, u = float(t_use[j]), float(p_use[j]), float(utils[j])
+            st["level_ts"] = t
+            state_event(t, p, u, new, "level_change")
+            what = (
+                f"{label}: {p:.1f} bar is {_fmt_util(u)} of MAASP "
+                f"{maasp_bar if maasp_bar is None else round(maasp_bar, 1)} bar"
+                f" (limiting point {limiting})"
+            )
+            if new > old:
+                for lvl, kind, severity in _RAISE:
+                    if old < lvl <= new:
+                        alert(
+                            kind,
+                            severity,
+                            t,
+                            t,
+                            f"{what}: {LEVEL_BY_CODE[lvl].value}",
+                            p,
+                            u,
+                            lvl,
+                            {"from_level": LEVEL_BY_CODE[old].value},
+                        )
+            elif old >= WARNING and new >= NORMAL:
+                alert(
+                    AlertKind.maasp_cleared,
+                    Severity.info,
+                    t,
+                    t,
+                    f"{what}: {LEVEL_BY_CODE[old].value} cleared, now {LEVEL_BY_CODE[new].value}",
+                    p,
+                    u,
+                    new,
+                    {"from_level": LEVEL_BY_CODE[old].value, "to_level": LEVEL_BY_CODE[new].value},
+                )
+        last = int(u_idx[-1])
+        st["level"] = LEVEL_BY_CODE[int(codes[-1])].value
+        st["reading_ts"] = float(ts[last])
+        st["pressure_bar"] = float(pressure[last])
+        u_last = float(utils[-1])
+        st["utilisation"] = u_last if math.isfinite(u_last) else None
+
+    # --- SAP and diagnostic test due -----------------------------------------------------
+    if configured and cfg is not None and not cfg.imposed_pressure:
+        if sap_state is None:
+            sap_state = SapState.from_dict(st["sap"]) if st["sap"] else SapState()
+        io = np.flatnonzero(inorder)
+        new_sap, findings = sap_step(
+            sap_state, ts[io], pressure[io], temperature[io], quality[io] != BAD, params.sap
+        )
+        if any(f.kind == "sap_detected" for f in findings):
+            st["sap_detected"] = True
+        elif new_sap.phase == "bled" and sap_state.phase != "bled":
+            st["sap_detected"] = False  # a new bleed-down: judged afresh when it rebuilds
+        st["diagnostic_test_due"] = new_sap.diag_raised
+        for f in findings:
+            marker = "sap_episode" if f.kind == "sap_detected" else "diag_episode"
+            if st[marker] == f.episode_start:
+                continue
+            st[marker] = f.episode_start
+            kind = AlertKind(f.kind)
+            if kind is AlertKind.sap_detected:
+                msg = (
+                    f"annulus {name} of well {well}: sustained annulus pressure: bled from "
+                    f"{f.pre_bleed_bar:.1f} to {f.bleed_low_bar:.1f} bar, rebuilt to "
+                    f"{f.buildup_bar:.1f} bar"
+                )
+            else:
+                msg = (
+                    f"annulus {name} of well {well}: pressure above "
+                    f"{params.sap.diagnostic_threshold_bar:.1f} bar (100 psig) for "
+                    f"{f.details.get('sustained_s', 0) / 3600:.1f} h: diagnostic test due"
+                )
+            u_f = utilisation_array(
+                np.array([f.pressure_bar]), np.nan if maasp_bar is None else maasp_bar
+            )
+            alert(
+                kind,
+                Severity.warning,
+                f.ts,
+                f.episode_start,
+                msg,
+                f.pressure_bar,
+                float(u_f[0]),
+                None,
+                {"episode_start": _dt(f.episode_start).isoformat(), **f.details},
+            )
+            state_event(
+                f.ts,
+                f.pressure_bar,
+                float(u_f[0]),
+                LEVEL_CODES[UtilisationLevel(st["level"])],
+                "sap",
+            )
+        st["sap"] = new_sap.to_dict()
+        out.sap_state = new_sap
+    elif configured and cfg is not None:
+        st["sap_detected"] = st["diagnostic_test_due"] = False
+
+    # --- heartbeat -----------------------------------------------------------------------
+    if u_idx.size and st["reading_ts"] is not None:
+        t_last = st["reading_ts"]
+        hb = st["hb_ts"]
+        if hb is None or t_last - hb >= params.heartbeat_s:
+            state_event(
+                t_last,
+                st["pressure_bar"],
+                st["utilisation"],
+                LEVEL_CODES[UtilisationLevel(st["level"])],
+                "heartbeat",
+            )
+
+    emits.sort(key=lambda e: e.ts)  # stable: a level's alerts stay after its state
+    out.emits = emits
+    return out

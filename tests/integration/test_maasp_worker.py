@@ -1,0 +1,490 @@
+"""The MAASP worker as a real process on real Kafka and PostgreSQL.
+
+Annulus and well ids are drawn at random far above the sequences, so these tests share the
+session's broker (and the worker's consumer group and tables) with any other test safely.
+"""
+
+import asyncio
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+
+from services.maasp.config import annulus_config_from_db, annulus_key
+from shared import events as ev
+from shared import topics
+from shared.domain.maasp import CriticalPoint, maasp
+from shared.enums import AlertKind, Quality
+from shared.settings import PROJECT_ROOT, Settings
+from tests.support.factories import make_annulus, make_well
+from tests.support.stack import Stack, start_service
+
+RUNTIME_CHANGELOG = "wims-maasp-annulus-runtime-changelog"
+POINTS = [("wellhead", 0.0, 150.0), ("shoe", 1000.0, 250.0)]  # MAASP 125 bar at the shoe
+GRADIENT = 0.1
+
+
+def _fresh_id() -> int:
+    return random.randint(10**6, 2 * 10**9)
+
+
+def _make_annulus(db_engine: Any, **kw: Any) -> tuple[int, int]:
+    well_id = make_well(db_engine, name=f"W-{uuid4().hex[:8]}", id=_fresh_id())
+    annulus_id = make_annulus(
+        db_engine,
+        well_id,
+        "A",
+        critical_points=kw.pop("critical_points", POINTS),
+        fluid_gradient_bar_per_m=GRADIENT,
+        id=_fresh_id(),
+        **kw,
+    )
+    return well_id, annulus_id
+
+
+def _reading(
+    annulus_id: int,
+    well_id: int,
+    ts: datetime,
+    pressure: float | None,
+    quality: Quality = Quality.good,
+    temperature: float | None = 40.0,
+) -> bytes:
+    return ev.Reading(
+        event_id=ev.derived_id(annulus_id, ts.isoformat(), "test"),
+        annulus_id=annulus_id,
+        well_id=well_id,
+        ts=ts,
+        pressure_bar=pressure,
+        temperature_c=temperature,
+        quality=quality,
+        source="test",
+    ).encode()
+
+
+class Producer:
+    def __init__(self, settings: Settings) -> None:
+        self._p = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+
+    async def __aenter__(self) -> "Producer":
+        await self._p.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._p.stop()
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        await self._p.send_and_wait(topic, value=value, key=key)
+
+    async def readings(self, annulus_id: int, values: list[bytes]) -> None:
+        key = annulus_key(annulus_id)
+        futures = [await self._p.send(topics.READINGS.name, value=v, key=key) for v in values]
+        await asyncio.gather(*futures)
+
+
+class TopicReader:
+    """Everything on a topic from the beginning, read on demand."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self.records: list[Any] = []
+        self._c = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+
+    async def __aenter__(self) -> "TopicReader":
+        await self._c.start()
+        parts = self._c.partitions_for_topic(self.topic)
+        while not parts:
+            await self._c._client.force_metadata_update()
+            parts = self._c.partitions_for_topic(self.topic)
+        tps = [TopicPartition(self.topic, p) for p in parts]
+        self._c.assign(tps)
+        await self._c.seek_to_beginning(*tps)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._c.stop()
+
+    async def poll(self) -> None:
+        batches = await self._c.getmany(timeout_ms=200)
+        for records in batches.values():
+            self.records.extend(records)
+
+    async def wait_for(self, what: str, predicate: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            await self.poll()
+
+    async def drain(self) -> None:
+        """Read up to the current end of every partition."""
+        tps = list(self._c.assignment())
+        ends = await self._c.end_offsets(tps)
+        for tp in tps:
+            while await self._c.position(tp) < ends[tp]:
+                await self.poll()
+
+
+class Alerts(TopicReader):
+    def __init__(self, settings: Settings, annulus_id: int) -> None:
+        super().__init__(settings, topics.ALERTS.name)
+        self.annulus_id = annulus_id
+
+    def of(self, kind: AlertKind) -> list[ev.Alert]:
+        out = []
+        for r in self.records:
+            alert = ev.decode(self.topic, r.value)
+            if alert.annulus_id == self.annulus_id and alert.kind is kind:
+                out.append(alert)
+        return out
+
+    def kinds(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.records:
+            alert = ev.decode(self.topic, r.value)
+            if alert.annulus_id == self.annulus_id:
+                counts[alert.kind.value] = counts.get(alert.kind.value, 0) + 1
+        return counts
+
+
+class RuntimeState(TopicReader):
+    """The worker's stored per-annulus state, as its changelog says."""
+
+    def __init__(self, settings: Settings, annulus_id: int) -> None:
+        super().__init__(settings, RUNTIME_CHANGELOG)
+        self.key = annulus_key(annulus_id)
+
+    def latest(self) -> dict[str, Any] | None:
+        values = [r.value for r in self.records if r.key == self.key]
+        return orjson.loads(values[-1]) if values and values[-1] else None
+
+    async def wait_newest(self, ts: datetime, timeout_s: float = 60) -> dict[str, Any]:
+        def reached() -> bool:
+            s = self.latest()
+            return s is not None and s["newest_ts"] >= ts.timestamp() - 1e-6
+
+        await self.wait_for(f"state to reach {ts.isoformat()}", reached, timeout_s)
+        state = self.latest()
+        assert state is not None
+        return state
+
+
+async def _wait_changelog_exists(settings: Settings, timeout_s: float = 90) -> None:
+    """The worker creates its changelog topics when it starts."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while RUNTIME_CHANGELOG not in set(await admin.list_topics()):
+            assert time.monotonic() < deadline, "the worker did not create its changelog topic"
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+def _publish_config_cli(stack: Stack, annulus_id: int, version: int) -> str:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "publish-annulus-config",
+            "--annulus-id",
+            str(annulus_id),
+            "--version",
+            str(version),
+        ],
+        env=stack.env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _maasp_rows(db_engine: Any, annulus_id: int) -> list[Any]:
+    with db_engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT config_version, maasp_bar, limiting_point_name FROM maasp_result "
+                "WHERE annulus_id = :a ORDER BY config_version"
+            ),
+            {"a": annulus_id},
+        ).all()
+
+
+async def _wait_rows(db_engine: Any, annulus_id: int, n: int, timeout_s: float = 90) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = _maasp_rows(db_engine, annulus_id)
+        if len(rows) >= n:
+            return rows
+        assert time.monotonic() < deadline, f"maasp_result has {len(rows)} rows, want {n}"
+        await asyncio.sleep(0.2)
+
+
+async def test_exceedance_alerts_once_each_across_a_sigkill_and_maasp_history(
+    stack: Stack, settings: Settings, db_engine: Any
+) -> None:
+    well_id, annulus_id = _make_annulus(db_engine)
+    expected = maasp([CriticalPoint(None, n, tvd, lim) for n, tvd, lim in POINTS], GRADIENT, 0.9)
+    assert expected.maasp_bar == pytest.approx(125.0)
+
+    worker = start_service(stack, "maasp")
+    worker.wait_ready()
+    await _wait_changelog_exists(settings)
+
+    # The operator's CLI publishes the config; the worker stores MAASP history once.
+    assert "published" in _publish_config_cli(stack, annulus_id, version=7)
+    rows = await _wait_rows(db_engine, annulus_id, 1)
+    assert [(r.config_version, r.limiting_point_name) for r in rows] == [(7, "shoe")]
+    assert rows[0].maasp_bar == pytest.approx(expected.maasp_bar)
+
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    at = [base + timedelta(minutes=i) for i in range(200)]
+    async with (
+        Producer(settings) as producer,
+        Alerts(settings, annulus_id) as alerts,
+        RuntimeState(settings, annulus_id) as state,
+    ):
+        # A replayed config (same version) adds no row and changes nothing.
+        with db_engine.connect() as conn:
+            from sqlalchemy.orm import Session
+
+            with Session(conn) as session:
+                replay = annulus_config_from_db(session, annulus_id, version=7)
+        await producer.send(topics.ANNULUS_CONFIG.name, annulus_key(annulus_id), replay.encode())
+
+        # A slow build-up from 50 bar (40 %) to 140 bar (112 %) of MAASP.
+        ramp = [50.0 + 90.0 * i / 39 for i in range(40)]
+        await producer.readings(
+            annulus_id, [_reading(annulus_id, well_id, at[i], p) for i, p in enumerate(ramp)]
+        )
+        await alerts.wait_for(
+            "warning and exceeded",
+            lambda: bool(alerts.of(AlertKind.maasp_exceeded)),
+            timeout_s=60,
+        )
+        warning = alerts.of(AlertKind.maasp_warning)
+        exceeded = alerts.of(AlertKind.maasp_exceeded)
+        assert len(warning) == 1 and len(exceeded) == 1
+        assert warning[0].pressure_bar >= 100.0 > ramp[ramp.index(warning[0].pressure_bar) - 1]
+        assert exceeded[0].maasp_bar == pytest.approx(125.0)
+        assert exceeded[0].limiting_point == "shoe"
+        assert exceeded[0].utilisation == pytest.approx(exceeded[0].pressure_bar / 125.0)
+        assert exceeded[0].severity == "critical" and exceeded[0].well_id == well_id
+        assert "annulus A" in exceeded[0].message and "125.0" in exceeded[0].message
+        # Its state is stored (the changelog has it) before it is killed.
+        stored = await state.wait_newest(at[39])
+        assert stored["level"] == "exceeded"
+
+        # Readings go on at the exceeded level; SIGKILL the worker in the middle of them.
+        high = [_reading(annulus_id, well_id, at[40 + i], 135.0 + i % 3) for i in range(40)]
+        await producer.readings(annulus_id, high[:20])
+        worker.kill()
+        await producer.readings(annulus_id, high[20:])
+
+        worker = start_service(stack, "maasp")
+        worker.wait_ready()
+        # The restarted worker caught up from its committed offsets and recovered tables:
+        # still exceeded, and nothing new was raised for it.
+        stored = await state.wait_newest(at[79], timeout_s=90)
+        assert stored["level"] == "exceeded"
+        await alerts.drain()
+        assert alerts.kinds() == {"maasp_warning": 1, "maasp_exceeded": 1}
+
+        # A bleed to near zero clears it, once.
+        await producer.readings(
+            annulus_id,
+            [_reading(annulus_id, well_id, at[80 + i], p) for i, p in enumerate([3.0, 2.0, 2.5])],
+        )
+        await alerts.wait_for(
+            "cleared", lambda: bool(alerts.of(AlertKind.maasp_cleared)), timeout_s=60
+        )
+        await state.wait_newest(at[82])
+        await alerts.drain()
+        cleared = alerts.of(AlertKind.maasp_cleared)
+        assert cleared[0].details["from_level"] == "exceeded" and cleared[0].level == "normal"
+        # Exactly one of each, by event id and on the topic (no raw duplicates either).
+        for kind in (AlertKind.maasp_warning, AlertKind.maasp_exceeded, AlertKind.maasp_cleared):
+            found = alerts.of(kind)
+            assert len({a.event_id for a in found}) == 1, kind
+            assert len(found) == 1, f"{kind}: the same alert was published {len(found)} times"
+
+    assert len(_maasp_rows(db_engine, annulus_id)) == 1
+    worker.terminate()
+
+
+def _metric(worker: Any, name: str) -> float:
+    import httpx
+
+    body = httpx.get(f"{worker.base_url}/metrics", timeout=5).text
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _sap_series(start: datetime) -> list[tuple[datetime, float]]:
+    """SAP case (a) in one-minute readings: 2 h held at 50 bar, a 10-minute bleed to 2 bar,
+    a 4 h build-up back to 40 bar at steady temperature, then 7 h held there (above
+    6.9 bar for longer than the 6 h that makes a diagnostic test due)."""
+    out: list[tuple[datetime, float]] = []
+    minute = 0
+
+    def add(p: float) -> None:
+        nonlocal minute
+        out.append((start + timedelta(minutes=minute), p))
+        minute += 1
+
+    for _ in range(120):
+        add(50.0)
+    for i in range(10):
+        add(50.0 - 48.0 * (i + 1) / 10)
+    for i in range(240):
+        add(2.0 + 38.0 * (i + 1) / 240)
+    for _ in range(420):
+        add(40.0)
+    return out
+
+
+async def test_late_bad_garbage_unconfigured_and_sap_readings(
+    stack: Stack, settings: Settings, db_engine: Any
+) -> None:
+    from shared.domain.sap import detect_sap_series
+
+    well_id, annulus_id = _make_annulus(db_engine)
+    gas_well, gas_lift = _make_annulus(db_engine, imposed_pressure=True)
+    _, unconfigured = _make_annulus(db_engine)
+    stranger = _fresh_id()  # a config for an annulus this database does not have
+
+    worker = start_service(stack, "maasp")
+    worker.wait_ready()
+    await _wait_changelog_exists(settings)
+    with db_engine.connect() as conn:
+        from sqlalchemy.orm import Session
+
+        with Session(conn) as session:
+            configs = [
+                annulus_config_from_db(session, a, version=1) for a in (annulus_id, gas_lift)
+            ]
+    configs.append(configs[0].model_copy(update={"annulus_id": stranger, "well_id": well_id}))
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    at = [now - timedelta(days=2) + timedelta(seconds=10 * i) for i in range(20)]
+    sap = _sap_series(now - timedelta(days=1))
+    async with (
+        Producer(settings) as producer,
+        Alerts(settings, annulus_id) as alerts,
+        Alerts(settings, gas_lift) as gas_alerts,
+        Alerts(settings, stranger) as stranger_alerts,
+        RuntimeState(settings, annulus_id) as state,
+        RuntimeState(settings, gas_lift) as gas_state,
+        RuntimeState(settings, unconfigured) as unconfigured_state,
+        TopicReader(settings, topics.DEAD_LETTERS.name) as dead,
+        TopicReader(settings, topics.ANNULUS_STATE.name) as states,
+    ):
+        for c in configs:
+            await producer.send(topics.ANNULUS_CONFIG.name, annulus_key(c.annulus_id), c.encode())
+        await _wait_rows(db_engine, gas_lift, 1)
+
+        # Garbage and a reading with a bad field go to the dead letters, not into the level.
+        await producer.send(topics.READINGS.name, b"x", b"\x00not json{")
+        bad_field = orjson.loads(_reading(annulus_id, well_id, at[0], 60.0))
+        bad_field["pressure_bar"] = "high"
+        await producer.send(topics.READINGS.name, annulus_key(annulus_id), orjson.dumps(bad_field))
+
+        # In order, then an older reading past MAASP (late), a bad-quality one past MAASP,
+        # then in order again: no alert at all.
+        normal = [_reading(annulus_id, well_id, at[i], 60.0) for i in range(10)]
+        late = _reading(annulus_id, well_id, at[5] + timedelta(seconds=1), 140.0)
+        bad = _reading(annulus_id, well_id, at[10], 200.0, quality=Quality.bad)
+        await producer.readings(annulus_id, [*normal, late, bad])
+        await producer.readings(annulus_id, [_reading(annulus_id, well_id, at[11], 61.0)])
+        stored = await state.wait_newest(at[11])
+        assert stored["level"] == "normal" and stored["pressure_bar"] == 61.0
+
+        # The stranger's config is used although its history row could not be stored.
+        await producer.readings(stranger, [_reading(stranger, well_id, at[0], 130.0)])
+        await stranger_alerts.wait_for(
+            "stranger exceeded",
+            lambda: bool(stranger_alerts.of(AlertKind.maasp_exceeded)),
+            timeout_s=60,
+        )
+
+        # No config: judged "unknown", never "normal", and counted.
+        await producer.readings(
+            unconfigured, [_reading(unconfigured, well_id, at[i], 10.0) for i in range(3)]
+        )
+        assert (await unconfigured_state.wait_newest(at[2]))["level"] == "unknown"
+
+        # SAP: the same series on a normal annulus and on a gas-lift one, pushed in seconds.
+        await producer.readings(annulus_id, [_reading(annulus_id, well_id, t, p) for t, p in sap])
+        await producer.readings(gas_lift, [_reading(gas_lift, gas_well, t, p) for t, p in sap])
+        # ...and a late one after them: the level follows the newest reading.
+        await producer.readings(annulus_id, [_reading(annulus_id, well_id, at[12], 140.0)])
+        await gas_state.wait_newest(sap[-1][0])
+        await alerts.wait_for(
+            "diagnostic test due",
+            lambda: bool(alerts.of(AlertKind.diagnostic_test_due)),
+            timeout_s=60,
+        )
+        await state.wait_newest(sap[-1][0])
+        await alerts.drain()
+        await gas_alerts.drain()
+        await dead.drain()
+
+        expected = detect_sap_series(
+            [t.timestamp() for t, _ in sap],
+            [p for _, p in sap],
+            [40.0] * len(sap),
+        )
+        assert sorted(f.kind for f in expected) == ["diagnostic_test_due", "sap_detected"]
+        assert alerts.kinds() == {"sap_detected": 1, "diagnostic_test_due": 1}
+        found = alerts.of(AlertKind.sap_detected)[0]
+        sap_finding = next(f for f in expected if f.kind == "sap_detected")
+        assert found.ts.timestamp() == pytest.approx(sap_finding.ts)
+        assert "rebuilt to" in found.message and found.severity == "warning"
+        assert gas_alerts.kinds() == {}, "an imposed (gas lift) pressure is never SAP"
+
+        letters = [orjson.loads(r.value) for r in dead.records]
+        mine = [d for d in letters if d["topic"] == topics.READINGS.name]
+        garbage = next(d for d in mine if d["raw"].endswith("not json{"))
+        assert garbage["offset"] >= 0 and "Invalid JSON" in garbage["error"]
+        field = next(d for d in mine if '"high"' in d["raw"])
+        assert field["error"].startswith("pressure_bar:")
+
+        await states.drain()
+        unknown_states = [
+            s
+            for s in (ev.decode(states.topic, r.value) for r in states.records)
+            if s.annulus_id == unconfigured
+        ]
+        assert unknown_states and all(s.level == "unknown" for s in unknown_states)
+
+    assert _maasp_rows(db_engine, stranger) == []
+    assert _metric(worker, "wims_maasp_results_not_stored_total") >= 1
+    assert _metric(worker, "wims_maasp_readings_late_total") >= 2
+    assert _metric(worker, "wims_maasp_readings_unconfigured_total") >= 3
+    assert _metric(worker, 'wims_maasp_readings_total{quality="bad"}') >= 1
+    assert _metric(worker, "wims_maasp_dead_letters_total") >= 2
+    worker.terminate()
