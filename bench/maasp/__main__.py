@@ -261,6 +261,22 @@ def start_worker(stack: Stack, profile_path: Path | None) -> Any:
     return svc
 
 
+def faust_floor(stack: Stack) -> float:
+    """Readings/s of a faust agent that does nothing: faust's own per-message ceiling."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.maasp.faust_floor"],
+        env={**stack.env, "BENCH_MAASP_N": str(N)},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RATE "):
+            return float(line.split()[1])
+    raise RuntimeError(f"faust floor run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+
+
 def measure_worker(base_url: str) -> tuple[float, float]:
     """(readings/s from first to N-th judged reading, seconds)."""
     name = "wims_maasp_readings_total"
@@ -286,6 +302,8 @@ async def latency_phase(settings: Settings) -> list[float]:
     """Background load plus probe readings that raise or clear an alert each."""
     sent_at: dict[tuple[int, int], float] = {}
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
+    phase_start = time.time()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -315,6 +333,7 @@ async def latency_phase(settings: Settings) -> list[float]:
                     sent = sent_at.pop((alert["annulus_id"], ts), None)
                     if sent is not None:
                         latencies.append(arrived - sent)
+                        timeline.append((sent - phase_start, arrived - sent))
 
     async def background() -> None:
         tick = 0.05
@@ -360,6 +379,11 @@ async def latency_phase(settings: Settings) -> list[float]:
     await asyncio.gather(*tasks, return_exceptions=True)
     await producer.stop()
     await consumer.stop()
+    if os.environ.get("BENCH_MAASP_TIMELINE") == "1":
+        for second in range(int(LATENCY_S)):
+            window = [lat for at, lat in timeline if second <= at < second + 1]
+            if window:
+                print(f"  t={second:3d}s n={len(window)} max={max(window) * 1000:.0f} ms")
     return latencies
 
 
@@ -404,6 +428,11 @@ def main() -> int:
         base_rate = asyncio.run(baseline_drain(settings))
         print(f"baseline: bare aiokafka consumer drains {base_rate:,.0f} readings/s", flush=True)
 
+        floor_rate = faust_floor(stack)
+        print(
+            f"faust floor: a do-nothing faust agent takes {floor_rate:,.0f} readings/s", flush=True
+        )
+
         profile_path = Path("/tmp/maasp-bench.prof") if PROFILE else None
         worker = start_worker(stack, profile_path)
         rate, took = measure_worker(worker.base_url)
@@ -431,6 +460,16 @@ def main() -> int:
             "baseline": round(base_rate),
             "ratio": round(rate / base_rate, 3),
             "target": ">= 30000 readings/s and ratio >= 0.5",
+        }
+    )
+    rows.append(
+        {
+            "name": "maasp worker vs a do-nothing faust agent",
+            "value": round(rate),
+            "unit": "readings/s",
+            "baseline": round(floor_rate),
+            "ratio": round(rate / floor_rate, 3),
+            "target": "",
         }
     )
     if latencies:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -151,7 +151,9 @@ class AlertTail:
         self._well_id = well_id
         self._severities = severities
         self._positions: dict[int, int] = {}
+        # Subscribed without a group: every partition is assigned to this reader on start.
         self._consumer = AIOKafkaConsumer(
+            topics.ALERTS.name,
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -162,14 +164,9 @@ class AlertTail:
         consumer = self._consumer
         try:
             await asyncio.wait_for(consumer.start(), 10)
-            partitions = consumer.partitions_for_topic(topics.ALERTS.name)
-            if not partitions:
-                await consumer.topics()  # refresh metadata once
-                partitions = consumer.partitions_for_topic(topics.ALERTS.name)
-            if not partitions:
-                raise RuntimeError(f"topic {topics.ALERTS.name} does not exist")
-            tps = [TopicPartition(topics.ALERTS.name, p) for p in sorted(partitions)]
-            consumer.assign(tps)
+            tps = sorted(consumer.assignment())
+            if not tps:
+                raise RuntimeError(f"topic {topics.ALERTS.name} has no partitions")
             await consumer.seek_to_end(*tps)
             for tp in tps:
                 if tp.partition in self._resume_from:

@@ -177,6 +177,15 @@ class IntegrityWorker:
         inserted = await _retrying(lambda: self._insert(outcome), f"snapshot {snapshot.event_id}")
         if inserted:
             metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.status.value).inc()
+        log.info(
+            "well %s: %s -> %s (risk %s %s)%s",
+            snapshot.well_id,
+            snapshot.previous_status.value if snapshot.previous_status else "new",
+            snapshot.status.value,
+            snapshot.risk_score,
+            snapshot.risk_category.value,
+            "" if inserted else ", already stored (replay)",
+        )
         key = str(snapshot.well_id).encode()
         # Wait for delivery: the table must not record this fingerprint before the snapshot
         # (and its alert) are on the broker, or a crash would lose them for good.

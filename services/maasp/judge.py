@@ -36,22 +36,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from services.maasp.config import ConfigView
 from services.maasp.decode import BAD, NO_WELL
 from shared import events as ev
 from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step
+from shared.domain.sap import STATE_VERSION as SAP_STATE_VERSION
 from shared.domain.utilisation import (
     DEFAULT_THRESHOLDS,
     LEVEL_BY_CODE,
     LEVEL_CODES,
     levels_for_series,
+    next_level,
+    utilisation,
     utilisation_array,
 )
 from shared.enums import AlertKind, Severity, UtilisationLevel
 from shared.topics import ALERTS, ANNULUS_STATE
 
 STATE_VERSION = 1
+#: Groups up to this size are judged with scalar Python rather than numpy.
+SMALL_GROUP = 8
 UNKNOWN = LEVEL_CODES[UtilisationLevel.unknown]
 NORMAL = LEVEL_CODES[UtilisationLevel.normal]
 WARNING = LEVEL_CODES[UtilisationLevel.warning]
@@ -85,8 +91,7 @@ class AnnulusOutcome:
     emits: list[Emit] = field(default_factory=list)
     late: int = 0
     unconfigured: int = 0
-    level_counts: np.ndarray | None = None
-    sap_state: SapState | None = None
+    level_counts: list[int] | None = None  # usable readings by level code
 
 
 def _us(ts: float) -> int:
@@ -124,6 +129,21 @@ def new_state() -> dict[str, Any]:
     }
 
 
+def sap_state_of(value: SapState | dict[str, Any] | None) -> SapState:
+    """The SAP detector state held in a runtime state: the object itself while the worker
+    runs, its JSON form (orjson writes the dataclass fields) after a recovery."""
+    if value is None:
+        return SapState()
+    if isinstance(value, SapState):
+        return value
+    return SapState.from_dict({"version": SAP_STATE_VERSION, **value})
+
+
+def encode_state(state: dict[str, Any]) -> bytes:
+    """A runtime state as the changelog's JSON (the SAP state as its dataclass fields)."""
+    return orjson.dumps(state)
+
+
 def judge_annulus(
     annulus_id: int,
     ts: np.ndarray,
@@ -134,11 +154,11 @@ def judge_annulus(
     state: dict[str, Any] | None,
     cfg: ConfigView | None,
     params: JudgeParams,
-    sap_state: SapState | None = None,
 ) -> AnnulusOutcome:
     """Fold one annulus' readings (arrival order) into its state; see the module docstring.
 
-    ``sap_state`` may pass the already parsed ``state["sap"]`` (a cache); it is not mutated.
+    ``state`` is not mutated: the outcome holds a new one (its ``sap`` entry a SapState;
+    :func:`encode_state` writes it as JSON).
     """
     st = dict(state) if state else new_state()
     n = int(ts.shape[0])
@@ -148,17 +168,38 @@ def judge_annulus(
         out.unconfigured = n
 
     # Late: not after the newest timestamp seen before it (earlier in the batch included).
+    # A handful of readings (the usual case: many annuli share a batch) is judged with
+    # plain Python, which beats numpy's per-call overhead on tiny arrays.
     start = -math.inf if st["newest_ts"] is None else float(st["newest_ts"])
-    running = np.maximum.accumulate(ts)
-    prior = np.empty(n, dtype=np.float64)
-    prior[0] = start
-    if n > 1:
+    small = n <= SMALL_GROUP
+    if small:
+        ts_l, p_l, q_l = ts.tolist(), pressure.tolist(), quality.tolist()
+        io: list[int] = []
+        newest = start
+        for i, t in enumerate(ts_l):
+            if t > newest:
+                io.append(i)
+                newest = t
+        # Usable: in order, not bad, with a pressure (NaN != NaN).
+        u_idx = [i for i in io if q_l[i] != BAD and p_l[i] == p_l[i]]
+        t_use = [ts_l[i] for i in u_idx]
+        p_use = [p_l[i] for i in u_idx]
+    else:
+        running = np.maximum.accumulate(ts)
+        prior = np.empty(n, dtype=np.float64)
+        prior[0] = start
         np.maximum(running[:-1], start, out=prior[1:])
-    inorder = ts > prior
-    out.late = n - int(np.count_nonzero(inorder))
-    if out.late == n:
+        inorder = ts > prior
+        io = np.flatnonzero(inorder).tolist()
+        newest = max(start, float(running[-1]))
+        u_arr = np.flatnonzero(inorder & (quality != BAD) & ~np.isnan(pressure))
+        u_idx = u_arr.tolist()
+        t_use = ts[u_arr].tolist()
+        p_use = pressure[u_arr].tolist()
+    out.late = n - len(io)
+    if not io:
         return out
-    st["newest_ts"] = max(start, float(running[-1]))
+    st["newest_ts"] = newest
 
     if configured:
         assert cfg is not None
@@ -226,26 +267,38 @@ def judge_annulus(
         emits.append(Emit(ALERTS.name, key, event.encode(), kind.value, t))
 
     # --- utilisation level ---------------------------------------------------------------
-    usable = inorder & (quality != BAD) & ~np.isnan(pressure)
-    u_idx = np.flatnonzero(usable)
-    if u_idx.size:
-        p_use = pressure[u_idx]
-        t_use = ts[u_idx]
-        if maasp_bar is not None:
-            utils = utilisation_array(p_use, maasp_bar)
-        else:
-            utils = np.full(u_idx.size, np.nan)
+    if u_idx:
         thresholds = cfg.thresholds if cfg is not None else DEFAULT_THRESHOLDS
         prev_code = LEVEL_CODES[UtilisationLevel(st["level"])]
-        codes = levels_for_series(LEVEL_BY_CODE[prev_code], utils, thresholds)
-        out.level_counts = np.bincount(codes, minlength=4)
-        before = np.empty_like(codes)
-        before[0] = prev_code
-        before[1:] = codes[:-1]
+        if len(u_idx) <= SMALL_GROUP:
+            # The scalar fold that levels_for_series is the vectorised form of.
+            utils_l: list[float] = []
+            codes_l: list[int] = []
+            level = LEVEL_BY_CODE[prev_code]
+            for p in p_use:
+                u = utilisation(p, maasp_bar)
+                level = next_level(level, u, thresholds)
+                utils_l.append(math.nan if u is None else u)
+                codes_l.append(LEVEL_CODES[level])
+        else:
+            p_arr = np.asarray(p_use, dtype=np.float64)
+            utils = (
+                utilisation_array(p_arr, maasp_bar)
+                if maasp_bar is not None
+                else np.full(p_arr.shape, np.nan)
+            )
+            codes = levels_for_series(LEVEL_BY_CODE[prev_code], utils, thresholds)
+            utils_l, codes_l = utils.tolist(), codes.tolist()
+        counts = [0, 0, 0, 0]
+        for c in codes_l:
+            counts[c] += 1
+        out.level_counts = counts
         label = f"annulus {name or annulus_id}" + (f" of well {well}" if well is not None else "")
-        for j in np.flatnonzero(codes != before).tolist():
-            old, new = int(before[j]), int(codes[j])
-            t, p, u = float(t_use[j]), float(p_use[j]), float(utils[j])
+        old = prev_code
+        for j, new in enumerate(codes_l):
+            if new == old:
+                continue
+            t, p, u = t_use[j], p_use[j], utils_l[j]
             st["level_ts"] = t
             state_event(t, p, u, new, "level_change")
             what = (
@@ -279,21 +332,24 @@ def judge_annulus(
                     new,
                     {"from_level": LEVEL_BY_CODE[old].value, "to_level": LEVEL_BY_CODE[new].value},
                 )
-        last = int(u_idx[-1])
-        st["level"] = LEVEL_BY_CODE[int(codes[-1])].value
-        st["reading_ts"] = float(ts[last])
-        st["pressure_bar"] = float(pressure[last])
-        u_last = float(utils[-1])
-        st["utilisation"] = u_last if math.isfinite(u_last) else None
+            old = new
+        st["level"] = LEVEL_BY_CODE[codes_l[-1]].value
+        st["reading_ts"] = t_use[-1]
+        st["pressure_bar"] = p_use[-1]
+        st["utilisation"] = utils_l[-1] if math.isfinite(utils_l[-1]) else None
 
     # --- SAP and diagnostic test due -----------------------------------------------------
     if configured and cfg is not None and not cfg.imposed_pressure:
-        if sap_state is None:
-            sap_state = SapState.from_dict(st["sap"]) if st["sap"] else SapState()
-        io = np.flatnonzero(inorder)
-        new_sap, findings = sap_step(
-            sap_state, ts[io], pressure[io], temperature[io], quality[io] != BAD, params.sap
-        )
+        sap_state = sap_state_of(st["sap"])
+        if len(io) == n:
+            new_sap, findings = sap_step(
+                sap_state, ts, pressure, temperature, quality != BAD, params.sap
+            )
+        else:
+            sel = np.asarray(io, dtype=np.intp)
+            new_sap, findings = sap_step(
+                sap_state, ts[sel], pressure[sel], temperature[sel], quality[sel] != BAD, params.sap
+            )
         if any(f.kind == "sap_detected" for f in findings):
             st["sap_detected"] = True
         elif new_sap.phase == "bled" and sap_state.phase != "bled":
@@ -338,13 +394,12 @@ def judge_annulus(
                 LEVEL_CODES[UtilisationLevel(st["level"])],
                 "sap",
             )
-        st["sap"] = new_sap.to_dict()
-        out.sap_state = new_sap
+        st["sap"] = new_sap
     elif configured and cfg is not None:
         st["sap_detected"] = st["diagnostic_test_due"] = False
 
     # --- heartbeat -----------------------------------------------------------------------
-    if u_idx.size and st["reading_ts"] is not None:
+    if u_idx and st["reading_ts"] is not None:
         t_last = st["reading_ts"]
         hb = st["hb_ts"]
         if hb is None or t_last - hb >= params.heartbeat_s:

@@ -52,10 +52,9 @@ from services.maasp.config import (
     view_to_table,
 )
 from services.maasp.decode import QUALITY_NAMES, dead_letter_value, decode_readings, error_summary
-from services.maasp.judge import JudgeParams, judge_annulus
+from services.maasp.judge import JudgeParams, encode_state, judge_annulus
 from shared import events as ev
 from shared import topics
-from shared.domain.sap import SapState
 from shared.domain.utilisation import LEVEL_BY_CODE
 from shared.enums import UtilisationLevel
 from shared.faust_app import WorkerContext, make_faust_app
@@ -79,15 +78,6 @@ class MaaspWorker:
 
         self.readings_topic = topic(topics.READINGS)
         self.config_topic = topic(topics.ANNULUS_CONFIG)
-        self.out_topics = {
-            t.name: topic(t)
-            for t in (
-                topics.ALERTS,
-                topics.ANNULUS_STATE,
-                topics.MAASP_RESULTS,
-                topics.DEAD_LETTERS,
-            )
-        }
         # use_partitioner: a table key goes to the changelog partition its bytes hash to,
         # the same partition the annulus' readings and configs are on, so one table write
         # needs no "current event" (a batch mixes partitions).
@@ -99,16 +89,40 @@ class MaaspWorker:
         )
         self.configs = app.Table("annulus-configs", **table_kw)
         self.runtime = app.Table("annulus-runtime", **table_kw)
-        # Parsed forms of table values, reused while the table still holds the same object.
+        self._runtime_changelog = self.runtime.changelog_topic.get_topic_name()
+        # Parsed configs, reused while the table still holds the same value object.
         self._view_cache: dict[bytes, tuple[Any, ConfigView]] = {}
-        self._sap_cache: dict[bytes, tuple[Any, SapState]] = {}
 
     # --- shared plumbing -----------------------------------------------------------------
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> asyncio.Future:
-        # force=True: publish now, not attached to the offset commit, so we can wait for the
-        # broker's ack before the state that depends on it is written.
-        return await self.out_topics[topic].send(key=key, value=value, force=True)
+        """Hand one record to the producer now; await the returned future for the ack.
+
+        Straight to the producer, neither attached to the offset commit (faust's default in
+        an agent) nor through faust's topic layer, which costs more per record than the
+        judging itself: we wait for the broker's ack before writing the state that depends
+        on it.
+        """
+        return await self.app.producer.send(topic, key, value, None, None, None)
+
+    async def write_states(self, writes: list[tuple[bytes, dict[str, Any]]]) -> None:
+        """Store runtime states in the table and its changelog, and wait for the acks.
+
+        Table writes normally queue their changelog records in faust's producer buffer,
+        whose flush before an offset commit gives up after 0.1 s without progress; sending
+        them ourselves and waiting makes "state durable before this batch's offsets can be
+        committed" certain (the batch is acked to faust only after this returns). The key
+        bytes hash to the partition of the annulus' readings, as use_partitioner does.
+        """
+        store = self.runtime.data
+        changelog = self._runtime_changelog
+        send = self.app.producer.send
+        futures = []
+        for key, state in writes:
+            store[key] = state
+            futures.append(await send(changelog, key, encode_state(state), None, None, None))
+        if futures:
+            await asyncio.gather(*futures)
 
     async def dead_letter(self, message: Any, error: str, raw: bytes | None) -> None:
         source = message.topic
@@ -234,15 +248,13 @@ class MaaspWorker:
         ends = [*bounds, n]
 
         emits = []
-        writes: list[tuple[bytes, dict[str, Any], SapState | None]] = []
+        writes: list[tuple[bytes, dict[str, Any]]] = []
         late = unconfigured = 0
-        level_counts = np.zeros(4, dtype=np.int64)
+        level_counts = [0, 0, 0, 0]
         for s, e in zip(starts, ends, strict=True):
             aid = int(aids[s])
             key = annulus_key(aid)
             state = self.runtime.get(key)
-            cached = self._sap_cache.get(key)
-            sap_state = cached[1] if cached is not None and cached[0] is state else None
             try:
                 outcome = judge_annulus(
                     aid,
@@ -254,7 +266,6 @@ class MaaspWorker:
                     state,
                     self.config_view(key),
                     self.params,
-                    sap_state,
                 )
             except Exception as exc:
                 # A bug or a corrupt state must not stop every other annulus: dead-letter
@@ -268,18 +279,17 @@ class MaaspWorker:
             late += outcome.late
             unconfigured += outcome.unconfigured
             if outcome.level_counts is not None:
-                level_counts += outcome.level_counts
+                level_counts = [
+                    a + b for a, b in zip(level_counts, outcome.level_counts, strict=True)
+                ]
             emits.extend(outcome.emits)
             if outcome.late < e - s:  # only late readings: the state did not change
-                writes.append((key, outcome.state, outcome.sap_state))
+                writes.append((key, outcome.state))
 
         futures = [await self.publish(x.topic, x.key, x.value) for x in emits]
         if futures:
             await asyncio.gather(*futures)
-        for key, state, sap_state in writes:
-            self.runtime[key] = state
-            if sap_state is not None:
-                self._sap_cache[key] = (state, sap_state)
+        await self.write_states(writes)
 
         # Counted once judged, emitted and stored: the counter says what is done.
         for code, count in enumerate(np.bincount(batch.quality, minlength=3).tolist()):
@@ -292,7 +302,7 @@ class MaaspWorker:
             m.READINGS_LATE.inc(late)
         if unconfigured:
             m.READINGS_UNCONFIGURED.inc(unconfigured)
-        for code, count in enumerate(level_counts.tolist()):
+        for code, count in enumerate(level_counts):
             if count:
                 m.LEVEL_READINGS.labels(LEVEL_BY_CODE[code].value).inc(count)
         m.LAG.observe(max(0.0, time.time() - float(ts.max())))

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -105,17 +105,23 @@ class KafkaTail:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
+        # Subscribed without a group: every partition is assigned to this consumer on start.
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+            topic,
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
         )
         self.seen: list[tuple[bytes, Any]] = []
 
-    async def start(self) -> "KafkaTail":
+    async def start(self, from_beginning: bool = False) -> "KafkaTail":
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        self.consumer.assign(tps)
-        await self.consumer.seek_to_end(*tps)
+        tps = sorted(self.consumer.assignment())
+        assert tps, f"topic {self.topic} has no partitions"
+        if from_beginning:
+            await self.consumer.seek_to_beginning(*tps)
+        else:
+            await self.consumer.seek_to_end(*tps)
         for tp in tps:  # resolve the lazy seek now, before the action under test
             await self.consumer.position(tp)
         return self
@@ -135,7 +141,10 @@ class KafkaTail:
                     self.seen.append((msg.key, value))
                     if predicate(msg.key, value):
                         return value
-        raise AssertionError(f"no matching event on {self.topic} within {timeout_s} s")
+        raise AssertionError(
+            f"no matching event on {self.topic} within {timeout_s} s; saw {len(self.seen)}: "
+            f"{[v for _, v in self.seen[-5:]]}"
+        )
 
     async def stop(self) -> None:
         await self.consumer.stop()

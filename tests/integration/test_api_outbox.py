@@ -7,8 +7,8 @@ a ``finally``.
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from aiokafka import TopicPartition
 from sqlalchemy import Engine, text
 
 from services.api.outbox import queue_annulus_config
@@ -194,28 +194,32 @@ async def test_change_made_while_kafka_is_down_is_published_when_it_returns(
         await asyncio.to_thread(stack.start_kafka)
 
     await poll_until(lambda: _all_sent(db_engine), 90, "outbox published after Kafka returned")
-    tail = KafkaTail(api.settings, topics.ANNULUS_CONFIG.name)
-    await tail.consumer.start()
-    try:
-        tps = [
-            TopicPartition(topics.ANNULUS_CONFIG.name, p)
-            for p in tail.consumer.partitions_for_topic(topics.ANNULUS_CONFIG.name) or ()
-        ]
-        tail.consumer.assign(tps)
-        await tail.consumer.seek_to_beginning(*tps)
-        cfg = await tail.wait_for(
-            lambda k, c: (
-                c.annulus_id == ids["annulus"]
-                and any(
-                    p.id == ids["cp_wellhead"] and p.pressure_limit_bar == 300.0
-                    for p in c.critical_points
-                )
-            ),
-            30,
-        )
-    finally:
-        await tail.stop()
+    cfg = await _find_after_restart(
+        api,
+        lambda k, c: (
+            c.annulus_id == ids["annulus"]
+            and any(
+                p.id == ids["cp_wellhead"] and p.pressure_limit_bar == 300.0
+                for p in c.critical_points
+            )
+        ),
+    )
     assert cfg.well_id == ids["well"]
+
+
+async def _find_after_restart(api: Api, predicate: Any, timeout_s: float = 90) -> Any:
+    """Read the topic from the beginning with a fresh consumer, retried: an aiokafka consumer
+    started in the seconds after a broker restart can stay stuck without fetching."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        tail = await KafkaTail(api.settings, topics.ANNULUS_CONFIG.name).start(from_beginning=True)
+        try:
+            return await tail.wait_for(predicate, 10)
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        finally:
+            await tail.stop()
 
 
 async def _all_sent(db_engine: Engine) -> bool:

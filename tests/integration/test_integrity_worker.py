@@ -167,9 +167,7 @@ def uncommitted(settings: Settings) -> int:
         try:
             committed = await admin.list_consumer_group_offsets("wims-integrity")
             tps = [
-                TopicPartition(t, p)
-                for t in INPUT_TOPICS
-                for p in consumer.partitions_for_topic(t) or ()
+                TopicPartition(t, p) for t in INPUT_TOPICS for p in range(settings.topic_partitions)
             ]
             ends = await consumer.end_offsets(tps)
             return sum(
@@ -183,6 +181,8 @@ def uncommitted(settings: Settings) -> int:
 
 
 def changelog_dump(settings: Settings, well_id: int) -> list[str]:
+    """The well's records on the worker's table changelog, to explain a failed recovery."""
+
     async def run() -> list[str]:
         consumer = AIOKafkaConsumer(
             "wims-integrity-well-state-changelog",
@@ -383,6 +383,9 @@ def test_failed_sssv_turns_the_well_amber_and_a_secondary_failure_red(
         IntegrityStatus.amber,
     ]
 
+    # The periodic re-evaluation counts wells by colour (this one and any red before it).
+    wait_for(lambda: worker.metric("wims_integrity_wells", status="red") >= 1, "a red well")
+
     # The operations centre hears of each colour change, red as critical.
     alerts = [
         a
@@ -565,7 +568,6 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
         diag += "\nchangelog:\n" + "\n".join(changelog_dump(settings, well.id))
         raise AssertionError(f"{exc}\n{diag}\nworker log:\n{worker.svc.log_tail(30)}") from None
     after = snapshots(db_engine, well.id)
-    # The replay rewrote nothing: the first four rows are the same four rows.
     assert after[:4] == before
     assert len(after) == 5
     # Cleared pressure cannot mend two failed envelopes the worker only knows of from its
@@ -573,3 +575,20 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
     last = after[4]
     assert (last["status"], last["primary"], last["secondary"]) == ("red", "failed", "failed")
     assert not any(code == "maasp_exceeded" for code, _ in codes(last))
+
+    # Killed again at once, most likely before it committed the clear: the restarted worker
+    # replays it, derives the same snapshot id and stores nothing twice.
+    worker.svc.kill()
+    worker.start()
+    publish(
+        settings,
+        (
+            topics.ALERTS,
+            well.id,
+            well.alert("A", AlertKind.sap_detected, 0.5, UtilisationLevel.normal),
+        ),
+    )
+    wait_for(lambda: len(snapshots(db_engine, well.id)) >= 6, "the SAP snapshot", timeout_s=60)
+    final = snapshots(db_engine, well.id)
+    assert final[:5] == after and len(final) == 6
+    assert ("sap_detected", f"annulus:{well.annuli['A']}") in codes(final[5])

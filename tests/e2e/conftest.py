@@ -1,0 +1,57 @@
+"""The whole stack as separate processes, started the way the README does (`wims up`), on
+the test session's Kafka and PostgreSQL. Tests talk to it only through HTTP and Kafka."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from shared.settings import PROJECT_ROOT, Settings
+from tests.support.stack import Stack
+
+
+@dataclass
+class RunningStack:
+    stack: Stack
+    settings: Settings
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}/api/v1"
+
+    @property
+    def ingest(self) -> str:
+        return f"http://127.0.0.1:{self.settings.ingest_port}/ingest/v1"
+
+    def base_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.settings.port_of(service)}"
+
+    def wims(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run the `wims` command against this stack, as a user would."""
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.stack.env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def login(self, email: str, password: str) -> dict[str, str]:
+        r = httpx.post(f"{self.api}/auth/token", data={"username": email, "password": password})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack: Stack) -> Iterator[RunningStack]:
+    rs = RunningStack(stack, stack.settings())
+    up = rs.wims("up", "--timeout", "240")
+    assert up.returncode == 0, f"wims up failed:\n{up.stdout}\n{up.stderr}"
+    try:
+        yield rs
+    finally:
+        rs.wims("down", "--services-only")
