@@ -271,9 +271,10 @@ def faust_floor(stack: Stack) -> float:
         text=True,
         timeout=300,
     )
-    for line in out.stdout.splitlines():
-        if line.startswith("RATE "):
-            return float(line.split()[1])
+    # faust redirects stdout to its log (stderr): look for the figure in both.
+    for line in (out.stdout + out.stderr).splitlines():
+        if "RATE " in line:
+            return float(line.split("RATE ", 1)[1].split()[0])
     raise RuntimeError(f"faust floor run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 

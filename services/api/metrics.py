@@ -4,7 +4,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "wims_api_requests_total",
-    "HTTP requests answered, by route template and status class",
+    "HTTP requests answered, by route template (relative to /api/v1) and status class",
     ["method", "route", "status"],
 )
 REQUEST_SECONDS = Histogram(

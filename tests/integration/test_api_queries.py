@@ -175,8 +175,11 @@ async def test_integrity_latest_and_history(api: Api, users: Users, db_engine: E
     latest = (await api.client.get(f"{V1}/wells/{ids['well']}/integrity", headers=v)).json()
     assert latest["risk_score"] == 4
     hist = await api.client.get(
-        f"{V1}/wells/{ids['well']}/integrity/history?from={(T0 + timedelta(days=1)).isoformat()}"
-        f"&to={(T0 + timedelta(days=4)).isoformat()}",
+        f"{V1}/wells/{ids['well']}/integrity/history",
+        params={
+            "from": (T0 + timedelta(days=1)).isoformat(),
+            "to": (T0 + timedelta(days=4)).isoformat(),
+        },
         headers=v,
     )
     assert [x["risk_score"] for x in hist.json()] == [3, 2, 1]

@@ -576,8 +576,8 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
     assert (last["status"], last["primary"], last["secondary"]) == ("red", "failed", "failed")
     assert not any(code == "maasp_exceeded" for code, _ in codes(last))
 
-    # Killed again at once, most likely before it committed the clear: the restarted worker
-    # replays it, derives the same snapshot id and stores nothing twice.
+    # Killed again straight after the snapshot, before or after the commit of the clear:
+    # if the restarted worker replays it, the same derived snapshot id stores nothing twice.
     worker.svc.kill()
     worker.start()
     publish(
