@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.api.alert_feed import AlertHistoryConsumer
 from services.api.errors import install_error_handlers
@@ -21,6 +22,7 @@ from services.api.metrics import REQUEST_SECONDS, REQUESTS
 from services.api.outbox import OutboxRelay
 from services.api.ratelimit import SlidingWindowLimiter
 from services.api.routers import admin, alerts, auth, queries, resources
+from shared.db import make_sessionmaker
 from shared.http_app import make_http_app
 from shared.settings import Settings, get_settings
 
@@ -69,6 +71,10 @@ class RequestMetrics:
 
 async def _startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    app.state.read_engine = create_async_engine(
+        settings.sqlalchemy_url, pool_size=10, isolation_level="AUTOCOMMIT", pool_pre_ping=False
+    )
+    app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     window = settings.login_window_s
     app.state.login_account_limiter = SlidingWindowLimiter(
         settings.login_max_failures_per_account, window
@@ -92,6 +98,7 @@ async def _shutdown(app: FastAPI) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 5)
     await app.state.relay.close()
+    await app.state.read_engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

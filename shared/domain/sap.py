@@ -48,7 +48,7 @@ looks for that signature:
    temperature readings the test cannot clear the rise, so SAP is raised (``details`` says
    why). After either outcome the detector starts looking for a new bleed afresh.
 5. **Diagnostic test due** (30 CFR 250.520-523: a diagnostic test is due when casing pressure
-   exceeds 100 psig, 6.9 bar). An episode starts when the smoothed pressure reaches
+   exceeds 100 psig, 6.9 bar). An episode starts when the slowly smoothed pressure reaches
    ``diagnostic_threshold_bar``; when it has lasted ``diagnostic_sustain_s`` and the
    pressure is at or above the threshold, ``diagnostic_test_due`` is raised once for the
    episode. The episode (and so the alarm) is re-armed only when the smoothed pressure
@@ -75,8 +75,10 @@ duplicate) is ignored, so replays never double count; the caller counts late dat
 
 Parameters (:class:`SapParams`, WIMS defaults, configurable)
 ------------------------------------------------------------
-- ``smoothing_tau_s`` = 600 s: EWMA time constant (about 10 min of event time); 0 disables
-  smoothing.
+- ``smoothing_tau_s`` = 120 s: EWMA time constant (about 2 min of event time); 0 disables
+  smoothing. Longer smoothing hides a real bleed-down: an operator's bleed takes minutes and
+  the build-up starts as soon as the valve closes, so a 10-minute average never sees the
+  pressure reach the bleed level.
 - ``min_pre_bleed_bar`` = 3 bar: a smaller pre-bleed level is noise, not a bleed.
 - ``bleed_drop_fraction`` = 0.3: the bleed must take pressure to <= 30 % of the pre-bleed
   level.
@@ -92,6 +94,8 @@ Parameters (:class:`SapParams`, WIMS defaults, configurable)
   for the rise to be thermal.
 - ``thermal_min_points`` = 5: fewest temperature readings in the build-up for the test.
 - ``diagnostic_threshold_bar`` = 6.9 bar (100 psig, 30 CFR 250.520-523).
+- ``diagnostic_smoothing_tau_s`` = 1800 s: the diagnostic trigger judges a slower (30 min)
+  average, so noise around 6.9 bar neither starts nor re-arms an episode.
 - ``diagnostic_sustain_s`` = 21600 s (6 h): how long the pressure must stay up (WIMS
   default, so a transient does not open a test).
 - ``diagnostic_rearm_band_bar`` = 1.0 bar: how far below the threshold the pressure must
@@ -124,7 +128,7 @@ _NEAR_PEAK = 0.9
 class SapParams:
     """Detector parameters; see the module docstring for what each one does."""
 
-    smoothing_tau_s: float = 600.0
+    smoothing_tau_s: float = 120.0
     min_pre_bleed_bar: float = 3.0
     bleed_drop_fraction: float = 0.3
     bleed_max_duration_s: float = 2 * 3600.0
@@ -135,6 +139,7 @@ class SapParams:
     thermal_min_points: int = 5
     diagnostic_threshold_bar: float = 6.9
     diagnostic_sustain_s: float = 6 * 3600.0
+    diagnostic_smoothing_tau_s: float = 1800.0
     diagnostic_rearm_band_bar: float = 1.0
 
     def __post_init__(self) -> None:
@@ -167,6 +172,10 @@ class SapParams:
         if self.diagnostic_threshold_bar <= 0:
             raise ValueError(
                 f"diagnostic_threshold_bar must be > 0, got {self.diagnostic_threshold_bar}"
+            )
+        if self.diagnostic_smoothing_tau_s < 0:
+            raise ValueError(
+                f"diagnostic_smoothing_tau_s must be >= 0, got {self.diagnostic_smoothing_tau_s}"
             )
         if self.diagnostic_sustain_s < 0:
             raise ValueError(f"diagnostic_sustain_s must be >= 0, got {self.diagnostic_sustain_s}")
@@ -238,6 +247,8 @@ class SapState:
     th_t_last: float = 0.0
     diag_since_ts: float | None = None
     diag_raised: bool = False
+    # Slower EWMA for the diagnostic trigger: "sustained" is judged on a longer average.
+    diag_smoothed_bar: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (no NaN or infinities, tuples as lists) with a layout version."""
@@ -275,6 +286,7 @@ class SapState:
             "bleed_detected_ts",
             "bleed_low_bar",
             "diag_since_ts",
+            "diag_smoothed_bar",
         ):
             if name in data:
                 kwargs[name] = opt_float(name)
@@ -332,6 +344,7 @@ def sap_step(
     diag_thr = params.diagnostic_threshold_bar
     diag_rearm = diag_thr - params.diagnostic_rearm_band_bar
     diag_sustain = params.diagnostic_sustain_s
+    diag_tau = params.diagnostic_smoothing_tau_s
 
     # State as locals.
     last_ts = state.last_ts
@@ -354,17 +367,22 @@ def sap_step(
     t_last = state.th_t_last
     diag_since = state.diag_since_ts
     diag_raised = state.diag_raised
+    ds = state.diag_smoothed_bar
 
     findings: list[SapFinding] = []
     idx = np.flatnonzero(usable)
     for t, x, tc in zip(ts[idx].tolist(), pres[idx].tolist(), temp[idx].tolist(), strict=True):
         if last_ts is not None and t <= last_ts:
             continue  # late, replayed or duplicate: judged already (or too late to judge)
-        # 1. Event-time EWMA.
+        # 1. Event-time EWMA (and the slower one of the diagnostic trigger).
         if s is None or last_ts is None or tau <= 0.0:
             s = x
         else:
             s += -math.expm1(-(t - last_ts) / tau) * (x - s)
+        if ds is None or last_ts is None or diag_tau <= 0.0:
+            ds = x
+        else:
+            ds += -math.expm1(-(t - last_ts) / diag_tau) * (x - ds)
         last_ts = t
 
         if phase == "idle":
@@ -484,7 +502,7 @@ def sap_step(
                 last_high = t
 
         # 5. Diagnostic test due.
-        if s >= diag_thr:
+        if ds >= diag_thr:
             if diag_since is None:
                 diag_since, diag_raised = t, False
             if not diag_raised and t - diag_since >= diag_sustain:
@@ -499,13 +517,13 @@ def sap_step(
                         buildup_bar=None,
                         pressure_bar=x,
                         details={
-                            "smoothed_bar": s,
+                            "smoothed_bar": ds,
                             "threshold_bar": diag_thr,
                             "sustained_s": t - diag_since,
                         },
                     )
                 )
-        elif s < diag_rearm:
+        elif ds < diag_rearm:
             diag_since, diag_raised = None, False
 
     new_state = SapState(
@@ -531,6 +549,7 @@ def sap_step(
         th_t_last=t_last,
         diag_since_ts=diag_since,
         diag_raised=diag_raised,
+        diag_smoothed_bar=ds,
     )
     return new_state, findings
 

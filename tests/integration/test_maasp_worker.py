@@ -33,6 +33,17 @@ POINTS = [("wellhead", 0.0, 150.0), ("shoe", 1000.0, 250.0)]  # MAASP 125 bar at
 GRADIENT = 0.1
 
 
+async def _with_worker_log(scenario: Any, *args: Any) -> None:
+    """Run a scenario; on a failed assertion show the worker's log beside it (CI keeps
+    nothing else). The scenario puts its current worker in ``workers[-1]``."""
+    workers: list[Any] = []
+    try:
+        await scenario(*args, workers)
+    except AssertionError as exc:
+        tail = workers[-1].log_tail(80) if workers else "(no worker started)"
+        raise AssertionError(f"{exc}\n--- maasp worker log ---\n{tail}") from exc
+
+
 def _fresh_id() -> int:
     return random.randint(10**6, 2 * 10**9)
 
@@ -244,11 +255,18 @@ async def _wait_rows(db_engine: Any, annulus_id: int, n: int, timeout_s: float =
 async def test_exceedance_alerts_once_each_across_a_sigkill_and_maasp_history(
     stack: Stack, settings: Settings, db_engine: Any
 ) -> None:
+    await _with_worker_log(_exceedance_scenario, stack, settings, db_engine)
+
+
+async def _exceedance_scenario(
+    stack: Stack, settings: Settings, db_engine: Any, workers: list[Any]
+) -> None:
     well_id, annulus_id = _make_annulus(db_engine)
     expected = maasp([CriticalPoint(None, n, tvd, lim) for n, tvd, lim in POINTS], GRADIENT, 0.9)
     assert expected.maasp_bar == pytest.approx(125.0)
 
     worker = start_service(stack, "maasp")
+    workers.append(worker)
     worker.wait_ready()
     await _wait_changelog_exists(settings)
 
@@ -303,6 +321,7 @@ async def test_exceedance_alerts_once_each_across_a_sigkill_and_maasp_history(
         await producer.readings(annulus_id, high[20:])
 
         worker = start_service(stack, "maasp")
+        workers.append(worker)
         worker.wait_ready()
         # The restarted worker caught up from its committed offsets and recovered tables:
         # still exceeded, and nothing new was raised for it.
@@ -370,6 +389,12 @@ def _sap_series(start: datetime) -> list[tuple[datetime, float]]:
 async def test_late_bad_garbage_unconfigured_and_sap_readings(
     stack: Stack, settings: Settings, db_engine: Any
 ) -> None:
+    await _with_worker_log(_late_bad_garbage_scenario, stack, settings, db_engine)
+
+
+async def _late_bad_garbage_scenario(
+    stack: Stack, settings: Settings, db_engine: Any, workers: list[Any]
+) -> None:
     from shared.domain.sap import detect_sap_series
 
     well_id, annulus_id = _make_annulus(db_engine)
@@ -378,6 +403,7 @@ async def test_late_bad_garbage_unconfigured_and_sap_readings(
     stranger = _fresh_id()  # a config for an annulus this database does not have
 
     worker = start_service(stack, "maasp")
+    workers.append(worker)
     worker.wait_ready()
     await _wait_changelog_exists(settings)
     with db_engine.connect() as conn:

@@ -457,6 +457,7 @@ def test_empty_batch_keeps_state() -> None:
         {"diagnostic_threshold_bar": 0.0},
         {"diagnostic_sustain_s": -1.0},
         {"diagnostic_rearm_band_bar": -0.1},
+        {"diagnostic_smoothing_tau_s": -1.0},
     ],
 )
 def test_bad_params_raise(kwargs: dict[str, float]) -> None:
@@ -466,7 +467,8 @@ def test_bad_params_raise(kwargs: dict[str, float]) -> None:
 
 def test_default_params() -> None:
     p = DEFAULT_SAP_PARAMS
-    assert p.smoothing_tau_s == 600.0
+    assert p.smoothing_tau_s == 120.0
+    assert p.diagnostic_smoothing_tau_s == 1800.0
     assert p.min_pre_bleed_bar == 3.0
     assert p.bleed_drop_fraction == 0.3
     assert p.bleed_max_duration_s == 7200.0
@@ -475,3 +477,20 @@ def test_default_params() -> None:
     assert (p.thermal_min_correlation, p.thermal_min_delta_c) == (0.9, 5.0)
     assert p.diagnostic_threshold_bar == 6.9
     assert p.diagnostic_sustain_s == 21600.0
+
+
+def test_a_five_minute_bleed_with_an_immediate_build_up_is_sap() -> None:
+    """A valve opened for five minutes, then closed: the build-up starts at once (found by
+    the demo; a 10-minute smoothing window never saw the pressure reach the bleed level)."""
+    rng = np.random.default_rng(3)
+    ts = np.arange(0.0, 4 * 3600, 12.0)
+    base = 15.0
+    p = np.full(ts.size, base)
+    bleed = (ts >= 3600) & (ts < 3900)
+    p[bleed] = base - (base - 0.3) * (ts[bleed] - 3600) / 300
+    after = ts >= 3900
+    p[after] = 0.3 + (base - 0.3) * (1 - np.exp(-3.0 * (ts[after] - 3900) / 3600))
+    p = np.maximum(0.0, p + rng.normal(0.0, 0.07, ts.size))
+    temperature = 45.0 + rng.normal(0.0, 0.1, ts.size)
+    findings = detect_sap_series(1.7e9 + ts, p, temperature, np.ones(ts.size, bool))
+    assert [f.kind for f in findings] == ["sap_detected"]

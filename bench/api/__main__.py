@@ -1,0 +1,305 @@
+"""``python -m bench.api``: the API's hot reads under load, beside a bare FastAPI endpoint.
+
+Seeds 500 wells (strings, two annuli each with critical points and 200 readings, MAASP
+results, barrier envelopes and elements, integrity snapshots, open tasks: ~200,000
+measurement rows) with SQL ``generate_series``, starts the API as a process
+(``wims serve api``, uvicorn, one worker) and, in the same run, a bare FastAPI app
+returning a constant under the same uvicorn settings (the baseline: what one uvicorn
+process answers with no auth, no database and no validation).
+
+Phases, each against the API and the bare endpoint:
+
+1. open loop at ``BENCH_API_RATE`` requests/s (default 200; /fleet at ``BENCH_API_FLEET_RATE``,
+   default 20) for ``BENCH_API_S`` seconds:
+   ``GET /api/v1/wells/{id}/state`` for random wells, then ``GET /api/v1/fleet``. Latency is
+   measured from each request's scheduled start (no coordinated omission): a server that
+   falls behind shows it in p99.
+2. closed loop, 8 concurrent clients for ``BENCH_API_S / 2`` seconds: the most requests/s.
+
+The load generator (httpx) runs in this process and shares the two cores with the server
+and PostgreSQL. Ends with one JSON line of figures.
+"""
+
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import psycopg
+
+from shared.auth import create_access_token, hash_password
+from shared.settings import PROJECT_ROOT, Settings
+from tests.support.stack import ServiceProcess, Stack, local_stack, start_service
+
+WELLS = 500
+RATE = float(os.environ.get("BENCH_API_RATE", "200"))
+# /fleet returns all 500 wells (~150 kB): an operations-centre screen polls it every few
+# seconds, so it is offered at a lower rate (it would saturate two shared cores at 200/s).
+FLEET_RATE = float(os.environ.get("BENCH_API_FLEET_RATE", "20"))
+SECONDS = float(os.environ.get("BENCH_API_S", "10"))
+CLOSED_CONCURRENCY = 8
+TARGET_STATE_P99_MS = 50.0
+
+SEED_SQL = f"""
+INSERT INTO app_user (email, full_name, hashed_password, role, is_active)
+VALUES ('bench@wims.test', 'bench', %(hash)s, 'viewer', true);
+INSERT INTO well (id, name, field, well_type, status, location, measured_depth,
+                  true_vertical_depth, consequence_level)
+SELECT g, 'W-' || g, 'F' || (g % 5), 'oil_producer', 'active', 'platform', 3500, 3200,
+       1 + g % 5 FROM generate_series(1, {WELLS}) g;
+INSERT INTO casing_string (id, well_id, name, casing_type, outer_diameter_in,
+                           inner_diameter_in, top_md, bottom_md)
+SELECT g, g, 'production', 'production'::casing_type, 9.625, 8.681, 0, 3400
+  FROM generate_series(1, {WELLS}) g
+UNION ALL
+SELECT {WELLS} + g, g, 'intermediate', 'intermediate'::casing_type, 13.375, 12.415, 0, 2000
+  FROM generate_series(1, {WELLS}) g;
+INSERT INTO tubing_string (id, well_id, name, outer_diameter_in, inner_diameter_in, top_md,
+                           bottom_md, packer_depth_md)
+SELECT g, g, 'tubing', 4.5, 3.958, 0, 3300, 3250 FROM generate_series(1, {WELLS}) g;
+INSERT INTO annulus (id, well_id, name, inner_tubing_string_id, inner_casing_string_id,
+                     outer_casing_string_id, fluid_gradient_bar_per_m)
+SELECT 2 * g - 1, g, 'A', g, NULL, g, 0.1 FROM generate_series(1, {WELLS}) g
+UNION ALL
+SELECT 2 * g, g, 'B', NULL, g, {WELLS} + g, 0.12 FROM generate_series(1, {WELLS}) g;
+INSERT INTO critical_point (annulus_id, name, point_type, depth_md, tvd_m, pressure_limit_bar)
+SELECT a, 'wellhead', 'wellhead'::critical_point_type, 0, 0, 345 FROM generate_series(1, {2 * WELLS}) a
+UNION ALL
+SELECT a, 'shoe', 'shoe'::critical_point_type, 3400, 3100, 600 FROM generate_series(1, {2 * WELLS}) a;
+INSERT INTO barrier_envelope (id, well_id, envelope_type, name)
+SELECT 2 * g - 1, g, 'primary'::envelope_type, 'primary' FROM generate_series(1, {WELLS}) g
+UNION ALL
+SELECT 2 * g, g, 'secondary'::envelope_type, 'secondary' FROM generate_series(1, {WELLS}) g;
+INSERT INTO barrier_element (envelope_id, name, element_type, status, next_test_due)
+SELECT e, 'element ' || k, (ARRAY['sssv', 'packer', 'tubing'])[k]::element_type, 'ok',
+       now() + interval '90 days'
+  FROM generate_series(1, {2 * WELLS}) e, generate_series(1, 3) k;
+INSERT INTO annulus_measurement (id, annulus_id, ts, source, pressure_bar, temperature_c,
+                                 quality)
+SELECT gen_random_uuid(), a, now() - make_interval(mins => m), 'bench',
+       100 + (a * 7 + m) % 120, 40, 'good'
+  FROM generate_series(1, {2 * WELLS}) a, generate_series(1, 200) m;
+INSERT INTO maasp_result (annulus_id, config_version, maasp_bar, limiting_point_name,
+                          computed_at)
+SELECT a, v, 200 + v, 'shoe', now() - make_interval(hours => 3 - v)
+  FROM generate_series(1, {2 * WELLS}) a, generate_series(1, 2) v;
+INSERT INTO integrity_snapshot (event_id, well_id, ts, status, primary_envelope_status,
+                                secondary_envelope_status, probability, consequence,
+                                risk_score, risk_category, max_utilisation)
+SELECT gen_random_uuid(), g, now() - make_interval(hours => k),
+       (ARRAY['green', 'amber', 'red'])[1 + g % 3]::integrity_status, 'intact', 'intact',
+       1 + g % 5, 3, 4 * (1 + g % 5) * 3, 'medium', 0.5
+  FROM generate_series(1, {WELLS}) g, generate_series(1, 5) k;
+INSERT INTO task (well_id, title, trigger_type, priority, status)
+SELECT g, 'task ' || k, 'manual', (ARRAY['normal', 'critical'])[k]::task_priority, 'open'
+  FROM generate_series(1, {WELLS}) g, generate_series(1, 2) k;
+ANALYZE;
+"""
+
+BARE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/constant")
+async def constant() -> dict[str, str]:
+    return {"status": "ok"}
+"""
+
+
+def seed(settings: Settings) -> None:
+    from shared.migrate import upgrade
+
+    upgrade(settings)
+    with psycopg.connect(settings.libpq_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE well, app_user RESTART IDENTITY CASCADE")
+        conn.execute(SEED_SQL.replace("%(hash)s", "'" + hash_password("bench-pass") + "'"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_bare(stack: Stack) -> tuple[subprocess.Popen, str]:
+    """The baseline: a constant endpoint served by uvicorn like the API (one worker, no
+    access log), in its own process."""
+    module_dir = stack.run_dir / "bare"
+    module_dir.mkdir(exist_ok=True)
+    (module_dir / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    log = open(stack.run_dir / "logs" / "bare.log", "wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=module_dir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    stack._cleanup.append(proc.kill)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/constant", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the bare FastAPI app did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def open_loop(
+    client: httpx.AsyncClient, make_url: Callable[[], str], headers: dict[str, str], rate: float
+) -> dict[str, float]:
+    n = int(rate * SECONDS)
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.1
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        scheduled = t0 + i / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        r = await client.get(make_url(), headers=headers)
+        latencies.append(loop.time() - scheduled)
+        if r.status_code != 200:
+            errors += 1
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = loop.time() - t0
+    return {
+        "offered": rate,
+        "rps": n / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "errors": errors,
+    }
+
+
+async def closed_loop(
+    client: httpx.AsyncClient, make_url: Callable[[], str], headers: dict[str, str]
+) -> float:
+    done = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + SECONDS / 2
+
+    async def worker() -> None:
+        nonlocal done
+        while loop.time() < end:
+            r = await client.get(make_url(), headers=headers)
+            r.raise_for_status()
+            done += 1
+
+    t0 = loop.time()
+    await asyncio.gather(*(worker() for _ in range(CLOSED_CONCURRENCY)))
+    return done / (loop.time() - t0)
+
+
+async def measure(api: ServiceProcess, bare: str, token: str) -> dict[str, dict[str, Any]]:
+    auth = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    results: dict[str, dict[str, Any]] = {}
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        targets = {
+            "bare": (lambda: f"{bare}/constant", {}, RATE),
+            "state": (
+                lambda: f"{api.base_url}/api/v1/wells/{random.randint(1, WELLS)}/state",
+                auth,
+                RATE,
+            ),
+            "fleet": (lambda: f"{api.base_url}/api/v1/fleet", auth, FLEET_RATE),
+        }
+        for name, (make_url, headers, rate) in targets.items():
+            for _ in range(20):  # warm connections and caches
+                (await client.get(make_url(), headers=headers)).raise_for_status()
+            figures = await open_loop(client, make_url, headers, rate)
+            figures["max_rps"] = await closed_loop(client, make_url, headers)
+            results[name] = figures
+            print(
+                f"{name:>6}: offered {rate:.0f}/s achieved {figures['rps']:.0f}/s  "
+                f"p50 {figures['p50_ms']:.1f} ms  p99 {figures['p99_ms']:.1f} ms  "
+                f"errors {figures['errors']}  |  closed loop x{CLOSED_CONCURRENCY}: "
+                f"{figures['max_rps']:.0f} req/s",
+                flush=True,
+            )
+    return results
+
+
+def main() -> None:
+    with local_stack() as stack:
+        settings = stack.settings()
+        t0 = time.monotonic()
+        seed(settings)
+        print(f"seeded {WELLS} wells in {time.monotonic() - t0:.1f} s", flush=True)
+        api = start_service(stack, "api", {"WIMS_LOG_LEVEL": "WARNING"})
+        api.wait_ready(timeout_s=90)
+        _, bare = start_bare(stack)
+        with psycopg.connect(settings.libpq_url) as conn:
+            user_id = conn.execute(
+                "SELECT id FROM app_user WHERE email = 'bench@wims.test'"
+            ).fetchone()[0]
+        token = create_access_token(user_id, "viewer", settings.jwt_secret, timedelta(hours=1))
+        results = asyncio.run(measure(api, bare, token))
+        api.terminate()
+
+    bare_r, state, fleet = results["bare"], results["state"], results["fleet"]
+
+    def row(
+        name: str, value: float, unit: str, baseline: float, target: float | None
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "value": round(value, 2),
+            "unit": unit,
+            "baseline": round(baseline, 2),
+            "ratio": round(value / baseline, 2) if baseline else None,
+            "target": target,
+        }
+
+    rows = [
+        row(
+            "api_state_p99_at_200rps", state["p99_ms"], "ms", bare_r["p99_ms"], TARGET_STATE_P99_MS
+        ),
+        row("api_state_p50_at_200rps", state["p50_ms"], "ms", bare_r["p50_ms"], None),
+        row("api_state_achieved_rps", state["rps"], "req/s", bare_r["rps"], RATE),
+        row("api_state_max_rps", state["max_rps"], "req/s", bare_r["max_rps"], None),
+        row(f"api_fleet_p99_at_{FLEET_RATE:.0f}rps", fleet["p99_ms"], "ms", bare_r["p99_ms"], None),
+        row(f"api_fleet_p50_at_{FLEET_RATE:.0f}rps", fleet["p50_ms"], "ms", bare_r["p50_ms"], None),
+        row("api_fleet_max_rps", fleet["max_rps"], "req/s", bare_r["max_rps"], None),
+    ]
+    verdict = "meets" if state["p99_ms"] < TARGET_STATE_P99_MS else "MISSES"
+    print(
+        f"/wells/{{id}}/state p99 {state['p99_ms']:.1f} ms at {RATE:.0f} req/s "
+        f"({verdict} the {TARGET_STATE_P99_MS:.0f} ms target); bare p99 {bare_r['p99_ms']:.1f} ms"
+    )
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    os.chdir(PROJECT_ROOT)
+    main()
