@@ -513,7 +513,13 @@ def run_demo(settings: Any, args: Any) -> int:
     ingest_url = f"http://{settings.bind_host}:{settings.ingest_port}"
     api = ApiClient.login(api_url, DEMO_ADMIN, DEMO_PASSWORD)
     print(f"\nseeding {args.wells} wells through {api_url} ...")
-    seed_field(api, sample_field(args.wells, seed=args.seed))
+    if not seed_field(api, sample_field(args.wells, seed=args.seed)):
+        # The simulator replays the last hours of event time; readings older than what an
+        # earlier demo stored are judged late (no alerts), which is right but shows little.
+        print(
+            "  note: the field is from an earlier demo run; for fresh incidents start over with"
+            " `make clean && make demo`"
+        )
 
     wells = {w["name"]: w["id"] for w in api.get("/wells", limit=500)}
     plans = {p.well["name"]: p for p in sample_field(args.wells, seed=args.seed)}
