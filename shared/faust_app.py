@@ -38,6 +38,7 @@ def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerC
         value_serializer="raw",
         store="memory://",  # tables recover from their changelog topics on restart
         producer_acks=-1,
+        broker_session_timeout=settings.kafka_session_timeout_s,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
         # faust keeps per-worker files (table offsets) here; under the run folder, not the cwd

@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_version: str = "4.1.1"
     topic_partitions: int = Field(6, ge=1, description="partitions of every wims.* topic")
+    kafka_session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        description="consumer group session timeout of the stream workers: how soon a killed "
+        "worker's partitions move to another (faust's own default is 60 s)",
+    )
 
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means the project-local cluster"

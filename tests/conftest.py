@@ -8,6 +8,18 @@ import pytest
 from shared.settings import Settings
 from tests.support.stack import Stack, container_stack, docker_engine_answers, local_stack
 
+TIER_ORDER = {"unit": 0, "integration": 1, "e2e": 2}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tiers first: unit, then integration, then end to end (each keeps its order)."""
+
+    def tier(item: pytest.Item) -> int:
+        parts = item.nodeid.split("/")
+        return TIER_ORDER.get(parts[1] if len(parts) > 2 else "", 1)
+
+    items.sort(key=tier)
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:

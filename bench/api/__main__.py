@@ -46,6 +46,7 @@ RATE = float(os.environ.get("BENCH_API_RATE", "200"))
 FLEET_RATE = float(os.environ.get("BENCH_API_FLEET_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_API_S", "10"))
 CLOSED_CONCURRENCY = 8
+CONNECTIONS = 32
 TARGET_STATE_P99_MS = 50.0
 
 SEED_SQL = f"""
@@ -175,22 +176,33 @@ def percentile(values: list[float], q: float) -> float:
 async def open_loop(
     client: httpx.AsyncClient, make_url: Callable[[], str], headers: dict[str, str], rate: float
 ) -> dict[str, float]:
+    """Requests scheduled at a fixed rate, served by ``CONNECTIONS`` workers (a client may
+    hold that many connections). A request that waits for a free worker is late, and its
+    latency counts from when it was due."""
     n = int(rate * SECONDS)
     latencies: list[float] = []
     errors = 0
     loop = asyncio.get_running_loop()
+    due: asyncio.Queue[float | None] = asyncio.Queue()
     t0 = loop.time() + 0.1
 
-    async def one(i: int) -> None:
-        nonlocal errors
-        scheduled = t0 + i / rate
-        await asyncio.sleep(max(0.0, scheduled - loop.time()))
-        r = await client.get(make_url(), headers=headers)
-        latencies.append(loop.time() - scheduled)
-        if r.status_code != 200:
-            errors += 1
+    async def schedule() -> None:
+        for i in range(n):
+            scheduled = t0 + i / rate
+            await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            due.put_nowait(scheduled)
+        for _ in range(CONNECTIONS):
+            due.put_nowait(None)
 
-    await asyncio.gather(*(one(i) for i in range(n)))
+    async def worker() -> None:
+        nonlocal errors
+        while (scheduled := await due.get()) is not None:
+            r = await client.get(make_url(), headers=headers)
+            latencies.append(loop.time() - scheduled)
+            if r.status_code != 200:
+                errors += 1
+
+    await asyncio.gather(schedule(), *(worker() for _ in range(CONNECTIONS)))
     elapsed = loop.time() - t0
     return {
         "offered": rate,
@@ -222,7 +234,7 @@ async def closed_loop(
 
 async def measure(api: ServiceProcess, bare: str, token: str) -> dict[str, dict[str, Any]]:
     auth = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
     results: dict[str, dict[str, Any]] = {}
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         targets = {

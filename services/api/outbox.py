@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.api.metrics import OUTBOX_ERRORS, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared import events as ev
 from shared import topics
+from shared.config_events import annulus_config_event
 from shared.models import (
     Annulus,
     BarrierElement,
@@ -72,30 +73,7 @@ async def queue_annulus_config(
             )
         )
     oid = await _next_outbox_id(session)
-    event = ev.AnnulusConfig(
-        event_id=ev.derived_id("annulus_config", annulus.id, oid),
-        annulus_id=annulus.id,
-        well_id=annulus.well_id,
-        name=annulus.name,
-        version=oid,
-        fluid_gradient_bar_per_m=annulus.fluid_gradient_bar_per_m,
-        safety_factor=annulus.safety_factor,
-        warning_threshold=annulus.warning_threshold,
-        exceeded_threshold=annulus.exceeded_threshold,
-        clear_band=annulus.clear_band,
-        imposed_pressure=annulus.imposed_pressure,
-        critical_points=[
-            ev.CriticalPointConfig(
-                id=p.id,
-                name=p.name,
-                point_type=str(p.point_type),
-                tvd_m=p.tvd_m,
-                pressure_limit_bar=p.pressure_limit_bar,
-            )
-            for p in points
-        ],
-        deleted=deleted,
-    )
+    event = annulus_config_event(annulus, points, oid, deleted=deleted)
     _queue(session, topics.ANNULUS_CONFIG, annulus.id, event, oid)
 
 

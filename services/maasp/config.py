@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared import events as ev
+from shared.config_events import annulus_config_event
 from shared.domain.maasp import CriticalPoint, maasp
 from shared.domain.utilisation import Thresholds
 from shared.models import Annulus
@@ -49,29 +50,7 @@ def annulus_config_from_db(
     ).all()
     if version is None:
         version = next_config_version(session)
-    return ev.AnnulusConfig(
-        event_id=ev.derived_id("annulus_config", annulus_id, version),
-        annulus_id=annulus.id,
-        well_id=annulus.well_id,
-        name=annulus.name,
-        version=version,
-        fluid_gradient_bar_per_m=annulus.fluid_gradient_bar_per_m,
-        safety_factor=annulus.safety_factor,
-        warning_threshold=annulus.warning_threshold,
-        exceeded_threshold=annulus.exceeded_threshold,
-        clear_band=annulus.clear_band,
-        imposed_pressure=annulus.imposed_pressure,
-        critical_points=[
-            ev.CriticalPointConfig(
-                id=p.id,
-                name=p.name,
-                point_type=str(p.point_type),
-                tvd_m=p.tvd_m,
-                pressure_limit_bar=p.pressure_limit_bar,
-            )
-            for p in points
-        ],
-    )
+    return annulus_config_event(annulus, points, version)
 
 
 async def publish_annulus_config(settings: Any, config: ev.AnnulusConfig) -> None:

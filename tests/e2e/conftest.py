@@ -46,8 +46,10 @@ class RunningStack:
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def running_stack(stack: Stack) -> Iterator[RunningStack]:
+    # Module-scoped: the services leave when the module is done, so no other test meets them
+    # on its ports or in its consumer groups.
     rs = RunningStack(stack, stack.settings())
     up = rs.wims("up", "--timeout", "240")
     assert up.returncode == 0, f"wims up failed:\n{up.stdout}\n{up.stderr}"

@@ -38,7 +38,8 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
         async def maasp_known():
             r = await api.get(f"/annuli/{ids['annulus']}/maasp")
             cur = r.json().get("current") if r.status_code == 200 else None
-            return cur if cur and cur["maasp_bar"] is not None else None
+            # each critical point added is a config version: wait for the one with both
+            return cur if cur and cur["maasp_bar"] == pytest.approx(100.0) else None
 
         current = await poll(maasp_known, "the MAASP result of the new annulus", within_s=60)
         assert current["maasp_bar"] == pytest.approx(100.0, abs=1e-6)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest_asyncio
@@ -103,25 +104,36 @@ async def users_fixture(db_engine: Engine, settings: Settings) -> Users:
 class KafkaTail:
     """Reads a topic from its end at the moment of ``start()``: sees only what comes next."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, from_beginning: bool = False) -> None:
         self.topic = topic
-        # Subscribed without a group: every partition is assigned to this consumer on start.
-        self.consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-        )
+        self.from_beginning = from_beginning
+        if from_beginning:
+            # A fresh consumer group reading from the earliest offset. (A group-less consumer
+            # started just after a broker restart was seen to stay stuck without fetching.)
+            self.consumer = AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=settings.kafka_bootstrap,
+                group_id=f"test-{uuid4()}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            )
+        else:
+            # Subscribed without a group: every partition is assigned to it on start.
+            self.consumer = AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=settings.kafka_bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+            )
         self.seen: list[tuple[bytes, Any]] = []
 
-    async def start(self, from_beginning: bool = False) -> "KafkaTail":
+    async def start(self) -> "KafkaTail":
         await self.consumer.start()
+        if self.from_beginning:
+            return self
         tps = sorted(self.consumer.assignment())
         assert tps, f"topic {self.topic} has no partitions"
-        if from_beginning:
-            await self.consumer.seek_to_beginning(*tps)
-        else:
-            await self.consumer.seek_to_end(*tps)
+        await self.consumer.seek_to_end(*tps)
         for tp in tps:  # resolve the lazy seek now, before the action under test
             await self.consumer.position(tp)
         return self

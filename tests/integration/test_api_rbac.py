@@ -175,7 +175,7 @@ MATRIX += _crud(
 )
 MATRIX += _crud(
     # One primary and one secondary per well: each role creates in a well of its own.
-    "/api/v1/wells/{own_well_id}/barrier-envelopes",
+    "/api/v1/wells/{well_id}/barrier-envelopes",
     "barrier-envelopes",
     lambda ids, role: {"envelope_type": "secondary", "name": "secondary"},
     {"description": "checked"},
@@ -304,13 +304,14 @@ def concrete(template: str, ids: dict[str, int], role: str) -> str:
     prefix = template.removeprefix("/api/v1/").split("/")[0]
     values = {
         "well_id": ids["well"],
-        "own_well_id": ids[f"well_{role}"],
         "annulus_id": ids["annulus"],
         "envelope_id": ids["envelope"],
         "element_id": ids["element"],
         "probability": 2,
         "consequence": 3,
     }
+    if template.endswith("/barrier-envelopes"):
+        values["well_id"] = ids[f"well_{role}"]
     if "{item_id}" in template:
         values["item_id"] = ids[ITEM_KEY[prefix]]
     return template.format(**values)

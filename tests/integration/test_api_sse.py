@@ -192,6 +192,4 @@ async def test_alerts_are_stored_once_and_can_be_acknowledged(
         refused = await client.post(f"/api/v1/alerts/{rows[0]['id']}/ack", headers=live.viewer)
         assert refused.status_code == 403
         metrics = (await client.get("/metrics")).text
-        assert (
-            'wims_api_requests_total{method="GET",route="/alerts",status="2xx"}' in metrics
-        )
+        assert 'wims_api_requests_total{method="GET",route="/alerts",status="2xx"}' in metrics

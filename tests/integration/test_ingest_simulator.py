@@ -34,7 +34,7 @@ def test_simulator_pushes_readings_for_the_annuli_in_the_database(
                 duration_s=3,
                 bad_share=0.1,
                 scenarios=[Scenario("sap", aid)],
-                time_scale=600,
+                time_scale=1500,  # 75 event-minutes: past the hour held before the bleed
                 batch_size=200,
             )
         )
