@@ -71,8 +71,8 @@ class Settings(BaseSettings):
         30, ge=1, description="days an applied event id is remembered for replay detection"
     )
 
-    # maasp worker: readings are judged in batches (stream.take) so numpy does the work.
-    maasp_batch_size: int = Field(5000, ge=1, description="most readings judged in one batch")
+    # maasp worker: readings are judged in batches (bulk getmany) so numpy does the work.
+    maasp_batch_size: int = Field(20000, ge=1, description="most readings judged in one batch")
     maasp_batch_within_s: float = Field(
         0.05, gt=0, description="longest wait to fill a batch (adds to alert latency)"
     )

@@ -442,6 +442,10 @@ def main() -> int:
         states = metric(worker.base_url, "wims_maasp_states_total")
         alerts = metric(worker.base_url, "wims_maasp_alerts_total")
         print(f"  emitted {states:,.0f} annulus states and {alerts:,.0f} alerts", flush=True)
+        batches = metric(worker.base_url, "wims_maasp_batch_size_readings_count")
+        if batches > 0:
+            mean = metric(worker.base_url, "wims_maasp_batch_size_readings_sum") / batches
+            print(f"  in {batches:,.0f} batches of {mean:,.0f} readings on average", flush=True)
 
         latencies = asyncio.run(latency_phase(settings))
         worker.terminate(signal.SIGTERM, timeout_s=60)

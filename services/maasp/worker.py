@@ -1,21 +1,23 @@
 """The MAASP stream processor (faust worker): every reading gets its utilisation level,
 exceedances and SAP are raised live.
 
-Two agents share two changelog-backed tables, keyed by annulus id (the Kafka key of both
-source topics, which are co-partitioned, so each annulus' config and readings meet in one
-worker):
+A faust agent and a bulk consumer share two changelog-backed tables, keyed by annulus id
+(the Kafka key of both source topics, which are co-partitioned, so each annulus' config and
+readings meet in one worker):
 
 - ``annulus_configs`` (wims.annulus-config): evaluates each new config version (MAASP,
   thresholds), stores the MAASP history row (maasp_result, idempotent per version), emits
   MaaspResult and keeps the evaluated config in the ``annulus-configs`` table.
-- ``readings`` (wims.readings): takes readings in batches, decodes them straight into numpy
-  arrays, groups them by annulus and judges each group (services.maasp.judge), emits
-  AnnulusState and Alert events and keeps each annulus' runtime state in the
-  ``annulus-runtime`` table.
+- readings (wims.readings, :class:`ReadingsPump`): an aiokafka consumer inside the worker
+  takes whole fetched batches (faust's per-message stream alone costs more than judging a
+  reading) of the partitions faust assigned this worker for wims.annulus-config, decodes
+  them straight into numpy arrays, groups them by annulus and judges each group
+  (services.maasp.judge), emits AnnulusState and Alert events and keeps each annulus'
+  runtime state in the ``annulus-runtime`` table.
 
 Ordering for "nothing lost, nothing doubled" across a SIGKILL: a batch's events are
 published and acknowledged by the broker *before* its runtime state is written to the
-table, and faust commits a batch's offsets only after the state writes are flushed. So a
+table, and the pump commits a batch's offsets only after the state writes are acked. So a
 crash can leave (a) events out but state unwritten: the batch is judged again from the old
 state and the same derived ids are re-published (recognisably the same alerts), or
 (b) state written but offsets not committed: the replayed readings are no newer than the
@@ -39,6 +41,8 @@ from typing import Any
 
 import faust
 import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -76,7 +80,6 @@ class MaaspWorker:
         def topic(t: topics.Topic) -> Any:
             return app.topic(t.name, partitions=partitions, internal=False)
 
-        self.readings_topic = topic(topics.READINGS)
         self.config_topic = topic(topics.ANNULUS_CONFIG)
         # use_partitioner: a table key goes to the changelog partition its bytes hash to,
         # the same partition the annulus' readings and configs are on, so one table write
@@ -226,14 +229,16 @@ class MaaspWorker:
 
     # --- readings ------------------------------------------------------------------------
 
-    async def on_readings(self, events: list[Any]) -> None:
+    async def on_readings(self, records: list[Any]) -> None:
+        """Judge one batch of wims.readings records (aiokafka ConsumerRecords), emit its
+        events and store its states; returns once all of it is acknowledged by the broker."""
         started = time.perf_counter()
-        values = [e.value for e in events]
+        values = [r.value for r in records]
         batch, errors = decode_readings(values)
         for i, error in errors:
-            await self.dead_letter(events[i].message, error, values[i])
+            await self.dead_letter(records[i], error, values[i])
         n = len(batch)
-        m.BATCH_SIZE.observe(len(events))
+        m.BATCH_SIZE.observe(len(records))
         if n == 0:
             return
         order = np.argsort(batch.annulus_id, kind="stable")
@@ -274,7 +279,7 @@ class MaaspWorker:
                 error = f"judging failed: {error_summary(exc)}"
                 for j in order[s:e].tolist():
                     i = int(batch.index[j])
-                    await self.dead_letter(events[i].message, error, values[i])
+                    await self.dead_letter(records[i], error, values[i])
                 continue
             late += outcome.late
             unconfigured += outcome.unconfigured
@@ -314,6 +319,121 @@ class MaaspWorker:
             m.ANNULI.labels(level.value).set(counts.get(level.value, 0))
 
 
+class ReadingsPump:
+    """Consumes wims.readings in bulk, following the faust app's partition assignment.
+
+    faust's per-message stream costs more than judging a reading, so readings bypass it:
+    one aiokafka consumer fetches whole batches (``getmany``) of the wims.readings
+    partitions whose numbers the faust app is assigned for wims.annulus-config. The two
+    topics are co-partitioned by annulus id, so those are the annuli whose configs and
+    runtime states (faust tables, recovered by faust) this worker holds.
+
+    - The consumer has its own group (``<app id>-readings``) and only commits, never joins:
+      partitions are assigned by hand, so the faust group stays the one that decides who
+      owns which annuli.
+    - A batch's offsets are committed after its events and states are acknowledged
+      (:meth:`MaaspWorker.on_readings`), so a SIGKILL replays at most the batch in flight.
+    - On a revocation faust waits for the batch in flight (its handler takes the lock),
+      which is then committed; nothing is judged again until the rebalance is complete and
+      the tables recovered; then the consumer is re-assigned and starts from the committed
+      offsets, so a partition's new owner continues where the old one stopped.
+    """
+
+    def __init__(self, app: faust.App, worker: MaaspWorker, settings: Settings) -> None:
+        self.app = app
+        self.worker = worker
+        self.settings = settings
+        self._lock = asyncio.Lock()
+        self._hold = True  # until faust's first assignment is complete and recovered
+        self._reassign = True
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def on_revoked(self) -> None:
+        self._hold = True
+        async with self._lock:  # the batch in flight finishes and commits
+            pass
+
+    def on_rebalance_complete(self) -> None:
+        self._hold = False
+        self._reassign = True
+
+    def _owned_partitions(self) -> list[int]:
+        name = topics.ANNULUS_CONFIG.name
+        return sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == name)
+
+    async def run(self) -> None:
+        settings = self.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"{self.app.conf.id}-readings",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=max(1, round(settings.maasp_batch_within_s * 1000)),
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        self.consumer = consumer
+        await consumer.start()
+        try:
+            await self._loop(consumer)
+        finally:
+            await asyncio.shield(consumer.stop())
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        app = self.app
+        readings = topics.READINGS.name
+        max_records = self.settings.maasp_batch_size
+        timeout_ms = max(1, round(self.settings.maasp_batch_within_s * 1000))
+        while True:
+            if self._hold or app.rebalancing or app.in_recovery:
+                await asyncio.sleep(0.02)
+                continue
+            if self._reassign:
+                self._reassign = False
+                owned = self._owned_partitions()
+                # A fresh assignment starts each partition at its committed offset.
+                consumer.assign([TopicPartition(readings, p) for p in owned])
+                log.info("readings: consuming partitions %s", owned)
+            if not consumer.assignment():
+                await asyncio.sleep(0.1)
+                continue
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            if not batches:
+                continue
+            # Top the batch up with whatever else is already fetched: the bigger the batch,
+            # the more readings per annulus share each per-annulus step (no waiting here,
+            # so a quiet topic's readings are not delayed).
+            n = sum(len(recs) for recs in batches.values())
+            while n < max_records:
+                more = await consumer.getmany(timeout_ms=0, max_records=max_records - n)
+                if not more:
+                    break
+                for tp, recs in more.items():
+                    batches.setdefault(tp, []).extend(recs)
+                    n += len(recs)
+            async with self._lock:
+                if self._hold or self._reassign:
+                    continue  # revoked meanwhile: re-read from the committed offsets
+                records = [r for recs in batches.values() for r in recs]
+                try:
+                    await self.worker.on_readings(records)
+                    await consumer.commit(
+                        {
+                            tp: OffsetAndMetadata(recs[-1].offset + 1, "")
+                            for tp, recs in batches.items()
+                        }
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Broker or bug: nothing of this batch is committed; judge it again
+                    # (derived ids: what was already emitted is re-emitted identically).
+                    log.exception("readings batch failed; retrying it")
+                    for tp, recs in batches.items():
+                        consumer.seek(tp, recs[0].offset)
+                    await asyncio.sleep(1.0)
+
+
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     app, ctx = make_faust_app("maasp", settings)
     # faust's 60 s default keeps a SIGKILLed worker's partitions unassigned for a minute
@@ -333,12 +453,20 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
                 log.exception("config at offset %s failed", event.message.offset)
                 await worker.dead_letter(event.message, error_summary(exc), event.value)
 
-    @app.agent(worker.readings_topic, name="readings")
-    async def readings(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.maasp_batch_size, within=settings.maasp_batch_within_s
-        ):
-            await worker.on_readings(events)
+    pump = ReadingsPump(app, worker, settings)
+    ctx.extra["readings_pump"] = pump
+
+    @app.on_partitions_revoked.connect
+    async def hold_readings(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        await pump.on_revoked()
+
+    @app.on_rebalance_complete.connect
+    async def follow_assignment(sender: Any, **kwargs: Any) -> None:
+        pump.on_rebalance_complete()
+
+    @app.task
+    async def readings() -> None:
+        await pump.run()
 
     @app.timer(10.0)
     async def annuli_by_level() -> None:

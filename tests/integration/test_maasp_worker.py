@@ -514,3 +514,98 @@ async def _late_bad_garbage_scenario(
     assert _metric(worker, 'wims_maasp_readings_total{quality="bad"}') >= 1
     assert _metric(worker, "wims_maasp_dead_letters_total") >= 2
     worker.terminate()
+
+
+async def test_two_workers_share_the_readings_by_faust_assignment(
+    stack: Stack, settings: Settings, db_engine: Any
+) -> None:
+    await _with_worker_log(_two_workers_scenario, stack, settings, db_engine)
+
+
+async def _two_workers_scenario(
+    stack: Stack, settings: Settings, db_engine: Any, workers: list[Any]
+) -> None:
+    """Readings are consumed outside faust's stream, following its partition assignment:
+    with two workers each judges the annuli of its own partitions, every reading exactly
+    once, across the rebalance the second worker's arrival causes."""
+    from aiokafka.partitioner import DefaultPartitioner
+    from sqlalchemy.orm import Session
+
+    partitioner = DefaultPartitioner()
+    all_partitions = list(range(settings.topic_partitions))
+    by_partition: dict[int, tuple[int, int]] = {}
+    while len(by_partition) < settings.topic_partitions:
+        well_id, annulus_id = _make_annulus(db_engine)
+        p = partitioner(annulus_key(annulus_id), all_partitions, all_partitions)
+        by_partition.setdefault(p, (well_id, annulus_id))
+    annuli = list(by_partition.values())
+
+    first = start_service(stack, "maasp")
+    workers.append(first)
+    first.wait_ready()
+    await _wait_changelog_exists(settings)
+    port = int(stack.env["WIMS_MAASP_PORT"]) + 50
+    second = start_service(stack, "maasp", {"WIMS_MAASP_PORT": str(port)})
+    workers.append(second)
+    second.wait_ready()
+
+    def consuming(worker: Any) -> list[int]:
+        """The readings partitions a worker last said it consumes (its log)."""
+        marker = "readings: consuming partitions ["
+        lines = [ln for ln in worker.log_tail(400).splitlines() if marker in ln]
+        if not lines:
+            return []
+        inside = lines[-1].split(marker, 1)[1].split("]", 1)[0]
+        return [int(x) for x in inside.split(",") if x.strip()]
+
+    # The rebalance the second worker's arrival causes has split the partitions.
+    deadline = time.monotonic() + 60
+    while not (consuming(second) and 0 < len(consuming(first)) < settings.topic_partitions):
+        assert time.monotonic() < deadline, "the partitions were not shared out"
+        await asyncio.sleep(0.2)
+    assert sorted(consuming(first) + consuming(second)) == all_partitions
+
+    with db_engine.connect() as conn, Session(conn) as session:
+        configs = [annulus_config_from_db(session, a, version=1) for _, a in annuli]
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    ramp = [50.0 + 90.0 * i / 39 for i in range(40)]
+    async with Producer(settings) as producer, Alerts(settings, 0) as alerts:
+        for config in configs:
+            await producer.send(
+                topics.ANNULUS_CONFIG.name, annulus_key(config.annulus_id), config.encode()
+            )
+        for _, annulus_id in annuli:
+            await _wait_rows(db_engine, annulus_id, 1)
+        for well_id, annulus_id in annuli:
+            await producer.readings(
+                annulus_id,
+                [
+                    _reading(annulus_id, well_id, base + timedelta(minutes=i), p)
+                    for i, p in enumerate(ramp)
+                ],
+            )
+
+        def kinds_of(annulus_id: int) -> dict[str, int]:
+            alerts.annulus_id = annulus_id
+            return alerts.kinds()
+
+        await alerts.wait_for(
+            "an exceeded alert for every annulus",
+            lambda: all(kinds_of(a).get("maasp_exceeded") for _, a in annuli),
+            timeout_s=90,
+        )
+        await alerts.drain()
+        for _, annulus_id in annuli:
+            assert kinds_of(annulus_id) == {"maasp_warning": 1, "maasp_exceeded": 1}
+
+    sent = len(ramp) * len(annuli)
+    name = "wims_maasp_readings_total"
+    deadline = time.monotonic() + 30
+    while _metric(first, name) + _metric(second, name) < sent:
+        assert time.monotonic() < deadline, "not every reading was judged"
+        await asyncio.sleep(0.2)
+    judged = (_metric(first, name), _metric(second, name))
+    assert sum(judged) == sent, f"judged {judged}, sent {sent}: a reading judged twice"
+    assert all(judged), f"one worker judged nothing: {judged}"
+    second.terminate()
+    first.terminate()
