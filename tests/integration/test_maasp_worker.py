@@ -29,6 +29,7 @@ from tests.support.factories import make_annulus, make_well
 from tests.support.stack import Stack, start_service
 
 RUNTIME_CHANGELOG = "wims-maasp-annulus-runtime-changelog"
+CONFIGS_CHANGELOG = "wims-maasp-annulus-configs-changelog"
 POINTS = [("wellhead", 0.0, 150.0), ("shoe", 1000.0, 250.0)]  # MAASP 125 bar at the shoe
 GRADIENT = 0.1
 
@@ -428,10 +429,21 @@ async def _late_bad_garbage_scenario(
         RuntimeState(settings, unconfigured) as unconfigured_state,
         TopicReader(settings, topics.DEAD_LETTERS.name) as dead,
         TopicReader(settings, topics.ANNULUS_STATE.name) as states,
+        TopicReader(settings, CONFIGS_CHANGELOG) as configs_stored,
     ):
         for c in configs:
             await producer.send(topics.ANNULUS_CONFIG.name, annulus_key(c.annulus_id), c.encode())
-        await _wait_rows(db_engine, gas_lift, 1)
+        # Configs and readings are different topics with no order between them: readings
+        # judged before their annulus's config is in the worker's table are "unknown" by
+        # design, so wait until the config table's changelog holds both configs.
+        await configs_stored.wait_for(
+            "both configs in the worker's config table",
+            lambda: (
+                {annulus_key(annulus_id), annulus_key(gas_lift)}
+                <= {r.key for r in configs_stored.records}
+            ),
+            timeout_s=90,
+        )
 
         # Garbage and a reading with a bad field go to the dead letters, not into the level.
         await producer.send(topics.READINGS.name, b"x", b"\x00not json{")
