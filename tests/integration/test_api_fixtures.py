@@ -84,7 +84,7 @@ async def truncate_all(db_engine: Engine) -> None:
     def work() -> None:
         with db_engine.begin() as conn:
             conn.execute(text("SET LOCAL lock_timeout = '30s'"))
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            conn.execute(text(f"TRUNCATE {names} CASCADE"))
 
     await asyncio.to_thread(work)
 
