@@ -444,7 +444,8 @@ def test_csv_import_of_100k_rows_streams_in_bounded_memory_and_all_rows_land(
             if len(lines) == 2000:
                 yield "".join(lines).encode()
                 lines = []
-        yield "".join(lines).encode() + b"1,,not-a-time,1,bar,,,\n"  # one bad row at the end
+        # one bad row at the end
+        yield "".join(lines).encode() + f"{annuli[0]},,not-a-time,1,bar,,,\n".encode()
 
     # Warm up (first CSV request, imports, pools) so the high-water mark measures streaming.
     warm = httpx.post(

@@ -435,11 +435,11 @@ async def _late_bad_garbage_scenario(
             await producer.send(topics.ANNULUS_CONFIG.name, annulus_key(c.annulus_id), c.encode())
         # Configs and readings are different topics with no order between them: readings
         # judged before their annulus's config is in the worker's table are "unknown" by
-        # design, so wait until the config table's changelog holds both configs.
+        # design, so wait until the config table's changelog holds every config.
         await configs_stored.wait_for(
-            "both configs in the worker's config table",
+            "every config in the worker's config table",
             lambda: (
-                {annulus_key(annulus_id), annulus_key(gas_lift)}
+                {annulus_key(c.annulus_id) for c in configs}
                 <= {r.key for r in configs_stored.records}
             ),
             timeout_s=90,
