@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
             r.get("unit", ""),
             fmt(r.get("baseline")),
             fmt(r.get("ratio")),
-            str(r.get("target", "")),
+            str(r.get("target") or ""),
         )
         for r in rows
     ]
