@@ -3,8 +3,14 @@ operators' `wims publish-annulus-config`."""
 
 from collections.abc import Iterable
 
+from sqlalchemy import text
+
 from shared import events as ev
 from shared.models import Annulus, CriticalPoint
+
+# Config versions come from the outbox sequence, so a config published by hand
+# (`wims publish-annulus-config`) orders correctly against the API's outbox records.
+NEXT_CONFIG_VERSION = text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")
 
 
 def annulus_config_event(

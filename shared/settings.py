@@ -79,11 +79,6 @@ class Settings(BaseSettings):
     maasp_heartbeat_s: float = Field(
         5.0, ge=0, description="event-time seconds between AnnulusState heartbeats per annulus"
     )
-    maasp_session_timeout_s: float = Field(
-        10.0,
-        ge=6,
-        description="Kafka group session timeout: how soon a killed worker's partitions move",
-    )
 
     # api service: login throttling (in-process sliding window of failed attempts)
     login_max_failures_per_account: int = Field(5, ge=1)

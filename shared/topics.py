@@ -3,6 +3,12 @@
 from dataclasses import dataclass
 
 
+def entity_key(entity_id: int) -> bytes:
+    """The Kafka key of a well or an annulus: its id as ASCII, for every WIMS producer, so
+    co-partitioned topics place one entity's events on the same partition."""
+    return str(entity_id).encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class Topic:
     name: str

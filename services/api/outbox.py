@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.api.metrics import OUTBOX_ERRORS, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared import events as ev
 from shared import topics
-from shared.config_events import annulus_config_event
+from shared.config_events import NEXT_CONFIG_VERSION, annulus_config_event
 from shared.models import (
     Annulus,
     BarrierElement,
@@ -40,6 +40,7 @@ from shared.models import (
     Well,
 )
 from shared.settings import Settings
+from shared.topics import entity_key
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,11 @@ log = logging.getLogger(__name__)
 RELAY_LOCK_KEY = 0x5749_4D53_4F42  # "WIMSOB"
 
 
-def key_bytes(entity_id: int) -> bytes:
-    return str(entity_id).encode("ascii")
+key_bytes = entity_key
 
 
 async def _next_outbox_id(session: AsyncSession) -> int:
-    return int(await session.scalar(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")))
+    return int(await session.scalar(NEXT_CONFIG_VERSION))
 
 
 def _queue(session: AsyncSession, topic: topics.Topic, key: int, event: ev.Event, oid: int) -> None:

@@ -34,6 +34,7 @@ from shared import topics
 from shared.domain.readings import NormalisedReading, Rejection
 from shared.events import SCHEMA_VERSION, FieldErrorModel, RejectedReading
 from shared.settings import Settings
+from shared.topics import entity_key
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class ReadingPublisher:
     def _route(self, annulus_id: int) -> tuple[bytes, int]:
         route = self._routes.get(annulus_id)
         if route is None:
-            key = str(annulus_id).encode("ascii")
+            key = entity_key(annulus_id)
             assert self._partitions is not None
             route = (key, self._partitions[partition_of(key, len(self._partitions))])
             self._routes[annulus_id] = route

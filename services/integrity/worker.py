@@ -46,6 +46,7 @@ from shared.faust_app import WorkerContext, make_faust_app
 from shared.models import IntegritySnapshot as SnapshotRow
 from shared.models import RiskMatrixCell
 from shared.settings import Settings
+from shared.topics import entity_key
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class IntegrityWorker:
             snapshot.risk_category.value,
             "" if inserted else ", already stored (replay)",
         )
-        key = str(snapshot.well_id).encode()
+        key = entity_key(snapshot.well_id)
         # Wait for delivery: the table must not record this fingerprint before the snapshot
         # (and its alert) are on the broker, or a crash would lose them for good.
         await (await self.snapshots_topic.send(key=key, value=snapshot.encode()))

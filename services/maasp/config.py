@@ -6,30 +6,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared import events as ev
-from shared.config_events import annulus_config_event
+from shared.config_events import NEXT_CONFIG_VERSION, annulus_config_event
 from shared.domain.maasp import CriticalPoint, maasp
 from shared.domain.utilisation import Thresholds
 from shared.models import Annulus
 from shared.models import CriticalPoint as CriticalPointRow
+from shared.topics import entity_key
 
 
 class UnknownAnnulus(LookupError):
     pass
 
 
-def annulus_key(annulus_id: int) -> bytes:
-    """Kafka key (and table key) of an annulus: its id as ASCII, like every WIMS producer."""
-    return str(annulus_id).encode("ascii")
+annulus_key = entity_key  # the table key is the Kafka key
 
 
 def next_config_version(session: Session) -> int:
     """A version from the outbox sequence, the one the API's outbox uses for its configs, so
     a config published by hand orders correctly against the API's."""
-    return int(session.scalar(text("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")))
+    return int(session.scalar(NEXT_CONFIG_VERSION))
 
 
 def annulus_config_from_db(

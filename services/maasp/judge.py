@@ -53,7 +53,7 @@ from shared.domain.utilisation import (
     utilisation_array,
 )
 from shared.enums import AlertKind, Severity, UtilisationLevel
-from shared.topics import ALERTS, ANNULUS_STATE
+from shared.topics import ALERTS, ANNULUS_STATE, entity_key
 
 STATE_VERSION = 1
 #: Groups up to this size are judged with scalar Python rather than numpy (measured: at
@@ -214,7 +214,7 @@ def judge_annulus(
     name = cfg.name if cfg is not None else None
     limiting = cfg.limiting_point_name if configured and cfg is not None else None
     maasp_bar = cfg.maasp_bar if configured and cfg is not None else None
-    key = None if well is None else str(well).encode("ascii")
+    key = None if well is None else entity_key(well)
     emits: list[Emit] = []
 
     def state_event(t: float, p: float | None, u: float | None, code: int, reason: str) -> None:

@@ -36,7 +36,6 @@ import logging
 import time
 from collections import Counter as Tally
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -436,11 +435,6 @@ class ReadingsPump:
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     app, ctx = make_faust_app("maasp", settings)
-    # faust's 60 s default keeps a SIGKILLed worker's partitions unassigned for a minute
-    # after a restart; a worker heartbeats every 3 s, so 10 s is still safe.
-    app.conf.broker_session_timeout = settings.maasp_session_timeout_s
-    # faust creates its datadir without parents; a fresh run folder may not have them yet.
-    Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
     worker = MaaspWorker(app, ctx, JudgeParams(heartbeat_s=settings.maasp_heartbeat_s))
     ctx.extra["worker"] = worker
 

@@ -21,10 +21,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.domain.units import BAR_PER_PSI as BAR_PER_PSI  # re-exported
+from shared.domain.units import PSI_PER_BAR
+
 #: 1 bar = 14.5037738 psi (and 1 psi = 0.0689475729 bar). Seed data and published examples
 #: mix units; WIMS computes in bar and converts at the edges.
-PSI_PER_BAR = 14.5037738
-BAR_PER_PSI = 1.0 / PSI_PER_BAR
 
 DEFAULT_SAFETY_FACTOR = 0.9
 

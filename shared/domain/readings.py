@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from shared.domain.units import BAR_PER_PSI
 from shared.enums import Quality
 
 # --------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ REASON_CODES: Final[frozenset[str]] = frozenset(
 READING_NAMESPACE: Final = uuid.UUID("1e388280-398e-516d-8c90-f939c8be946d")
 
 # 1 psi = 6894.757293168361 Pa exactly (lbf/in² from the international pound and inch).
-PSI_TO_BAR: Final = 0.06894757293168361
+PSI_TO_BAR: Final = BAR_PER_PSI
 # Full vacuum in gauge terms: a gauge pressure cannot be lower than minus one atmosphere.
 FULL_VACUUM_BAR: Final = -1.01325
 

@@ -45,9 +45,6 @@ WORKER_ENV = {
     # The periodic re-evaluation runs every second here so a passing test due date shows up
     # within the test's patience; in production it is a minute.
     "WIMS_INTEGRITY_REEVALUATE_SECONDS": "1",
-    # faust's own setting: the broker notices a killed member after this long and only then
-    # hands its partitions to the restarted one (faust's default is 60 s).
-    "BROKER_SESSION_TIMEOUT": "10",
 }
 
 PRIMARY = [
