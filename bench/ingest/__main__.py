@@ -83,8 +83,12 @@ async def push_phase(base_url: str, key: str, bodies: list[bytes]) -> dict[str, 
     latencies: list[float] = []
     state = {"next": 0, "accepted": 0, "errors": 0}
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CONCURRENCY)) as c:
-        for body in bodies[:3]:  # warm-up: connections, caches, producer
-            await c.post(url, content=body, headers=headers)
+        # Warm-up: connections, caches, the producer, and the partition leaders of a
+        # freshly created topic (until three pushes in a row are accepted, at most 60 s).
+        warm_until, accepted_in_row = time.monotonic() + 60, 0
+        while accepted_in_row < 3 and time.monotonic() < warm_until:
+            r = await c.post(url, content=bodies[accepted_in_row], headers=headers)
+            accepted_in_row = accepted_in_row + 1 if r.status_code == 202 else 0
         state["next"] = 3
         stop_at = time.monotonic() + PUSH_S
 

@@ -1,11 +1,26 @@
 """``wims.readings`` into ``annulus_measurement``, in bulk, idempotently.
 
 One consumer group (``wims-ingest-sink``), auto-commit off. Each ``getmany`` batch is
-COPYed into a temporary staging table and moved with ``INSERT ... SELECT ... ON CONFLICT
-DO NOTHING``: a reading's id is its event id, derived from (annulus, timestamp, source), so
-a replayed or re-pushed reading stores no second row (the unique (annulus_id, ts, source)
-says the same). The database transaction commits first, the Kafka offsets after: a crash
-between the two replays the batch, which then inserts nothing.
+written in one transaction:
+
+- **Fast path.** The batch is COPYed straight into ``annulus_measurement``, as a statement
+  of its own on an autocommit connection (so all or nothing). This is the common case (new
+  readings for existing annuli) and costs what a bare COPY costs.
+- **Slow path.** If that COPY hits a row already stored (a re-pushed batch, or the replay
+  after a crash) or an annulus deleted meanwhile, it stores nothing and the batch goes
+  through a temporary staging table and ``INSERT ... SELECT ... ON CONFLICT DO
+  NOTHING``, which keeps the new rows and drops the rest. A reading's id is its event id,
+  derived from (annulus, timestamp, source), and (annulus_id, ts, source) is unique, so a
+  replayed reading stores no second row. After a conflict the next ``SLOW_PATH_BATCHES``
+  batches go straight to the slow path: a historian re-sending overlapping windows would
+  otherwise pay for a failed COPY on every batch.
+
+The database transaction commits first, the Kafka offsets of exactly that batch after: a
+crash between the two replays the batch, which then inserts nothing. Writing is pipelined
+with reading: while batch N is being written, batch N+1 is fetched from Kafka and decoded,
+so the broker fetch, the JSON decoding and PostgreSQL's work overlap on different cores.
+One write is in flight at a time, and batch N's offsets are committed before batch N+1's
+write starts, so offsets are still committed in order and only after their rows.
 
 A message that cannot be decoded is logged, counted and skipped (never a crash loop); a
 reading whose annulus was deleted meanwhile is dropped and counted (it has no row to hang
@@ -18,12 +33,11 @@ every reading, and the values were produced by the ingest service from validated
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import psycopg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingest.metrics import SINK_DROPPED, SINK_LAG, SINK_ROWS, SINK_UNDECODABLE
 from shared import topics
@@ -31,6 +45,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 SINK_GROUP = "wims-ingest-sink"
+#: Batches sent straight to the slow path after one whose fast COPY hit a conflict.
+SLOW_PATH_BATCHES = 20
+#: Messages taken from the consumer and decoded between two yields to the event loop.
+DECODE_SLICE = 500
 _QUALITIES = frozenset({"good", "uncertain", "bad"})
 COLUMNS = "id, annulus_id, ts, source, pressure_bar, temperature_c, quality, received_at"
 
@@ -97,20 +115,45 @@ def copy_line(value: bytes) -> str:
     )
 
 
-async def write_lines(conn: psycopg.AsyncConnection, lines: list[str]) -> tuple[int, int]:
-    """Stage and move one batch in one transaction; (rows inserted, rows dropped)."""
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute(_STAGE_DDL)
-        async with cur.copy(f"COPY sink_stage ({COLUMNS}) FROM STDIN") as copy:
-            await copy.write("".join(lines))
-        await cur.execute(_MOVE)
-        inserted = max(cur.rowcount, 0)
-        dropped = 0
-        if inserted < len(lines):  # duplicates or deleted annuli: only then pay for the count
-            await cur.execute(_DROPPED)
-            row = await cur.fetchone()
-            dropped = int(row[0]) if row else 0
+async def _staged_write(cur: psycopg.AsyncCursor, data: str, count: int) -> tuple[int, int]:
+    await cur.execute(_STAGE_DDL)
+    async with cur.copy(f"COPY sink_stage ({COLUMNS}) FROM STDIN") as copy:
+        await copy.write(data)
+    await cur.execute(_MOVE)
+    inserted = max(cur.rowcount, 0)
+    dropped = 0
+    if inserted < count:  # duplicates or deleted annuli: only then pay for the count
+        await cur.execute(_DROPPED)
+        row = await cur.fetchone()
+        dropped = int(row[0]) if row else 0
     return inserted, dropped
+
+
+async def write_lines(
+    conn: psycopg.AsyncConnection, lines: list[str], fast: bool = True
+) -> tuple[int, int, bool]:
+    """Write one batch atomically: (rows inserted, rows dropped, staged).
+
+    ``conn`` must be in autocommit mode: the direct COPY is then a transaction of its own,
+    all or nothing, with no BEGIN/SAVEPOINT/COMMIT round trips. ``fast`` tries it first;
+    ``staged`` says the batch went through the staging table instead (the direct COPY hit
+    a conflict, or was not tried)."""
+    if not conn.autocommit:
+        raise ValueError("write_lines needs an autocommit connection")
+    data = "".join(lines)
+    if fast:
+        try:
+            async with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY annulus_measurement ({COLUMNS}) FROM STDIN") as copy,
+            ):
+                await copy.write(data)
+            return len(lines), 0, False
+        except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
+            pass  # rolled back whole: nothing of this batch is stored
+    async with conn.transaction(), conn.cursor() as cur:
+        inserted, dropped = await _staged_write(cur, data, len(lines))
+    return inserted, dropped, True
 
 
 class MeasurementSink:
@@ -118,42 +161,94 @@ class MeasurementSink:
         self._settings = settings
         self._group_id = group_id
         self.rows_written = 0
+        self._slow_batches_left = 0
         self._lag: dict[int, int] = {}
 
-    def _lines(self, batch: dict[Any, list[Any]]) -> list[str]:
-        lines: list[str] = []
-        for tp, messages in batch.items():
-            for msg in messages:
-                try:
-                    lines.append(copy_line(msg.value))
-                except ValueError as exc:
-                    SINK_UNDECODABLE.inc()
-                    log.warning("wims.readings %s@%s undecodable, skipped: %s", tp, msg.offset, exc)
-        return lines
+    async def _next_batch(
+        self, consumer: AIOKafkaConsumer
+    ) -> tuple[list[str], dict[TopicPartition, int]]:
+        """Up to ``ingest_sink_batch_size`` readings as COPY lines, and the offset to commit
+        per partition once they are stored (both empty when nothing came in half a second).
 
-    def _update_lag(self, consumer: AIOKafkaConsumer, batch: dict[Any, list[Any]]) -> None:
-        for tp, messages in batch.items():
+        Taken from the consumer a slice at a time, yielding to the event loop between
+        slices: the previous batch's write (its COPY round trips) goes on meanwhile, instead
+        of waiting for thousands of records to be unpacked and decoded in one go."""
+        lines: list[str] = []
+        offsets: dict[TopicPartition, int] = {}
+        limit = self._settings.ingest_sink_batch_size
+        taken, timeout_ms = 0, 500  # wait for the first slice only, then take what is there
+        while taken < limit:
+            part = await consumer.getmany(
+                timeout_ms=timeout_ms, max_records=min(DECODE_SLICE, limit - taken)
+            )
+            if not part:
+                break
+            for tp, messages in part.items():
+                taken += len(messages)
+                offsets[tp] = messages[-1].offset + 1
+                for msg in messages:
+                    try:
+                        lines.append(copy_line(msg.value))
+                    except ValueError as exc:
+                        SINK_UNDECODABLE.inc()
+                        log.warning(
+                            "wims.readings %s@%s undecodable, skipped: %s", tp, msg.offset, exc
+                        )
+            timeout_ms = 0
+            await asyncio.sleep(0)
+        return lines, offsets
+
+    def _update_lag(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
             high = consumer.highwater(tp)
-            if high is not None and messages:
-                self._lag[tp.partition] = max(0, high - messages[-1].offset - 1)
+            if high is not None:
+                self._lag[tp.partition] = max(0, high - offset)
         SINK_LAG.set(sum(self._lag.values()))
 
+    async def _write(self, conn: psycopg.AsyncConnection, lines: list[str]) -> tuple[int, int]:
+        fast = self._slow_batches_left == 0
+        inserted, dropped, staged = await write_lines(conn, lines, fast=fast)
+        if not fast:
+            self._slow_batches_left -= 1
+        elif staged:
+            self._slow_batches_left = SLOW_PATH_BATCHES
+        return inserted, dropped
+
+    async def _written(self, write: asyncio.Task[tuple[int, int]] | None) -> None:
+        """Wait until a batch's rows are committed, and count them."""
+        if write is not None:
+            inserted, dropped = await write
+            self.rows_written += inserted
+            SINK_ROWS.inc(inserted)
+            if dropped:
+                SINK_DROPPED.inc(dropped)
+
     async def _consume(self, consumer: AIOKafkaConsumer, conn: psycopg.AsyncConnection) -> None:
-        while True:
-            batch = await consumer.getmany(
-                timeout_ms=500, max_records=self._settings.ingest_sink_batch_size
-            )
-            if not batch:
-                continue
-            lines = self._lines(batch)
-            if lines:
-                inserted, dropped = await write_lines(conn, lines)
-                self.rows_written += inserted
-                SINK_ROWS.inc(inserted)
-                if dropped:
-                    SINK_DROPPED.inc(dropped)
-            await consumer.commit()  # only after the rows are committed
-            self._update_lag(consumer, batch)
+        # The batch being written: its write (None if it had no decodable reading) and the
+        # offsets to commit once its rows are committed.
+        in_flight: tuple[asyncio.Task[tuple[int, int]] | None, dict[TopicPartition, int]] | None
+        in_flight = None
+        try:
+            while True:
+                lines, offsets = await self._next_batch(consumer)  # while the write goes on
+                stored = None
+                if in_flight is not None:
+                    await self._written(in_flight[0])
+                    stored, in_flight = in_flight[1], None
+                if offsets:
+                    write = asyncio.create_task(self._write(conn, lines)) if lines else None
+                    in_flight = (write, offsets)
+                    await asyncio.sleep(0)  # the write sends its COPY before anything else
+                if stored:
+                    # Only after its rows are committed; this round trip overlaps the next write.
+                    await consumer.commit(stored)
+                    self._update_lag(consumer, stored)
+        finally:
+            if in_flight is not None and in_flight[0] is not None:
+                # Not committed: its offsets stay uncommitted and the batch is replayed.
+                in_flight[0].cancel()
+                with contextlib.suppress(BaseException):
+                    await in_flight[0]
 
     async def run(self) -> None:
         backoff = 0.5
@@ -166,12 +261,14 @@ class MeasurementSink:
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 # Bounded prefetch: the sink shares its process with the HTTP ingest path.
-                fetch_max_bytes=4 * 1024 * 1024,
-                max_partition_fetch_bytes=1024 * 1024,
+                fetch_max_bytes=16 * 1024 * 1024,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
             )
             conn: psycopg.AsyncConnection | None = None
             try:
-                conn = await psycopg.AsyncConnection.connect(self._settings.libpq_url)
+                conn = await psycopg.AsyncConnection.connect(
+                    self._settings.libpq_url, autocommit=True
+                )
                 await consumer.start()
                 backoff = 0.5
                 await self._consume(consumer, conn)
@@ -187,12 +284,3 @@ class MeasurementSink:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
-
-
-def copy_lines(values: Iterable[bytes]) -> list[str]:
-    """COPY lines of many values, skipping undecodable ones (for tools and benchmarks)."""
-    out = []
-    for value in values:
-        with contextlib.suppress(ValueError):
-            out.append(copy_line(value))
-    return out

@@ -19,12 +19,16 @@ from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
+from services.ingest.publisher import reading_value
+from services.ingest.sink import copy_line, write_lines
 from shared import topics
 from shared.auth import create_access_token
+from shared.domain.readings import validate_batch
 from shared.events import decode
 from shared.settings import Settings
 from tests.support.factories import (
@@ -299,6 +303,59 @@ def test_ten_thousand_readings_pushed_twice_are_stored_once(
             {"ids": annuli},
         ).one()
     assert total == distinct == 10_004
+
+
+def _sink_lines(annulus_ids: list[int], start: datetime) -> list[str]:
+    records = [
+        {"annulus_id": a, "timestamp": (start + timedelta(seconds=i)).isoformat(), "pressure": i}
+        for i, a in enumerate(annulus_ids)
+    ]
+    result = validate_batch(
+        records,
+        source="pi-north",
+        now=datetime.now(UTC),
+        resolve_tag=lambda t: None,
+        annulus_exists=lambda a: True,
+    )
+    assert not result.rejected
+    return [copy_line(reading_value(r, None, datetime.now(UTC))) for r in result.accepted]
+
+
+def test_sink_batch_with_stored_readings_and_a_deleted_annulus_keeps_only_the_new_rows(
+    settings: Settings, db_engine: Any
+) -> None:
+    # The sink's direct COPY is all-or-nothing; a batch that repeats stored readings (a
+    # re-push, a replay after a crash) or names a deleted annulus must still store each new
+    # reading exactly once and drop the rest.
+    _, (a, b) = _annuli(db_engine, 2)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    first = _sink_lines([a, b, a], start)
+    gone = 2**31 - 1  # no such annulus: as if deleted after ingest accepted its reading
+
+    async def write() -> list[tuple[int, int, bool]]:
+        async with await psycopg.AsyncConnection.connect(
+            settings.libpq_url, autocommit=True
+        ) as conn:
+            return [
+                await write_lines(conn, first),
+                await write_lines(
+                    conn, first[1:] + _sink_lines([b, a], start + timedelta(minutes=1))
+                ),
+                await write_lines(conn, _sink_lines([gone, a], start + timedelta(minutes=2))),
+                await write_lines(conn, _sink_lines([b], start + timedelta(minutes=3)), fast=False),
+            ]
+
+    outcomes = asyncio.run(write())
+    assert outcomes == [(3, 0, False), (2, 0, True), (1, 1, True), (1, 0, True)]
+    with db_engine.connect() as conn:
+        total, distinct = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT (annulus_id, ts, source)) "
+                "FROM annulus_measurement WHERE annulus_id = ANY(:ids)"
+            ),
+            {"ids": [a, b]},
+        ).one()
+    assert total == distinct == 7
 
 
 def test_engineer_token_pushes_manual_readings_and_ndjson_works(
