@@ -9,8 +9,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from services.cli import SERVICES
 from shared.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack
+
+LOG_TAIL_LINES = 60
 
 
 @dataclass
@@ -57,3 +60,18 @@ def running_stack(stack: Stack) -> Iterator[RunningStack]:
         yield rs
     finally:
         rs.wims("down", "--services-only")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    # A failure here is a timing across five processes: the report carries each service's
+    # last log lines, so a failure seen once in CI can be understood from its output alone.
+    report = yield
+    rs = getattr(item, "funcargs", {}).get("running_stack")
+    if report.when == "call" and report.failed and isinstance(rs, RunningStack):
+        for service in SERVICES:
+            path = rs.settings.run_dir / "logs" / f"{service}.log"
+            if path.exists():
+                lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                report.sections.append((f"{service} log (last lines)", "\n".join(lines)))
+    return report
