@@ -41,7 +41,7 @@ import orjson
 from services.maasp.config import ConfigView
 from services.maasp.decode import BAD, NO_WELL
 from shared import events as ev
-from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step
+from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step, sap_step_many
 from shared.domain.sap import STATE_VERSION as SAP_STATE_VERSION
 from shared.domain.utilisation import (
     DEFAULT_THRESHOLDS,
@@ -145,6 +145,38 @@ def encode_state(state: dict[str, Any]) -> bytes:
     return orjson.dumps(state)
 
 
+def _state_emit(
+    annulus_id: int,
+    well: int | None,
+    name: str | None,
+    maasp_bar: float | None,
+    key: bytes,
+    st: dict[str, Any],
+    t: float,
+    p: float | None,
+    u: float | None,
+    code: int,
+    reason: str,
+) -> Emit:
+    """An AnnulusState for the runtime state ``st`` (whose ``hb_ts`` it advances)."""
+    event = ev.AnnulusState(
+        event_id=ev.derived_id(annulus_id, "annulus_state", reason, _us(t)),
+        well_id=well,  # type: ignore[arg-type]
+        annulus_id=annulus_id,
+        annulus_name=name,
+        ts=_dt(t),
+        pressure_bar=p,
+        maasp_bar=maasp_bar,
+        utilisation=None if u is None or not math.isfinite(u) else u,
+        level=LEVEL_BY_CODE[code],
+        sap_detected=st["sap_detected"],
+        diagnostic_test_due=st["diagnostic_test_due"],
+        reason=reason,  # type: ignore[arg-type]
+    )
+    st["hb_ts"] = t if st["hb_ts"] is None else max(st["hb_ts"], t)
+    return Emit(ANNULUS_STATE.name, key, event.encode(), reason, t)
+
+
 def judge_annulus(
     annulus_id: int,
     ts: np.ndarray,
@@ -220,22 +252,7 @@ def judge_annulus(
     def state_event(t: float, p: float | None, u: float | None, code: int, reason: str) -> None:
         if key is None:
             return  # no well known yet (no config, and the readings do not say)
-        event = ev.AnnulusState(
-            event_id=ev.derived_id(annulus_id, "annulus_state", reason, _us(t)),
-            well_id=well,  # type: ignore[arg-type]
-            annulus_id=annulus_id,
-            annulus_name=name,
-            ts=_dt(t),
-            pressure_bar=p,
-            maasp_bar=maasp_bar,
-            utilisation=None if u is None or not math.isfinite(u) else u,
-            level=LEVEL_BY_CODE[code],
-            sap_detected=st["sap_detected"],
-            diagnostic_test_due=st["diagnostic_test_due"],
-            reason=reason,  # type: ignore[arg-type]
-        )
-        emits.append(Emit(ANNULUS_STATE.name, key, event.encode(), reason, t))
-        st["hb_ts"] = t if st["hb_ts"] is None else max(st["hb_ts"], t)
+        emits.append(_state_emit(annulus_id, well, name, maasp_bar, key, st, t, p, u, code, reason))
 
     def alert(
         kind: AlertKind,
@@ -415,3 +432,209 @@ def judge_annulus(
     emits.sort(key=lambda e: e.ts)  # stable: a level's alerts stay after its state
     out.emits = emits
     return out
+
+
+def judge_batch(
+    annulus_ids: list[int],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ts: np.ndarray,
+    pressure: np.ndarray,
+    temperature: np.ndarray,
+    quality: np.ndarray,
+    well_id: np.ndarray,
+    states: list[dict[str, Any] | None],
+    cfgs: list[ConfigView | None],
+    params: JudgeParams,
+) -> list[AnnulusOutcome]:
+    """:func:`judge_annulus` for every annulus of a batch at once: the same outcomes.
+
+    Annulus ``g``'s readings are ``[starts[g], ends[g])`` of the arrays (arrival order).
+    What is the same arithmetic for every reading is done for the whole batch with numpy:
+    order, usability, utilisation, the hysteresis levels and the SAP smoothing
+    (:func:`shared.domain.sap.sap_step_many`). An annulus whose readings all arrive in
+    order, change no level and find nothing (the usual case) then only needs its new state
+    and, when due, a heartbeat. Every other annulus (a level change, a SAP or diagnostic
+    finding, late readings, no config) is judged by :func:`judge_annulus` itself.
+    """
+    g_n = len(annulus_ids)
+    starts = np.asarray(starts, dtype=np.intp)
+    ends = np.asarray(ends, dtype=np.intp)
+    lens = ends - starts
+    gid = np.repeat(np.arange(g_n), lens)
+    nan = math.nan
+    cfg_rows = []
+    for cfg, st in zip(cfgs, states, strict=True):
+        configured = cfg is not None and not cfg.deleted
+        th = cfg.thresholds if cfg is not None else DEFAULT_THRESHOLDS
+        m = cfg.maasp_bar if configured and cfg is not None else None
+        newest = st["newest_ts"] if st and st["newest_ts"] is not None else -math.inf
+        level = LEVEL_CODES[UtilisationLevel(st["level"])] if st else UNKNOWN
+        maasp_or_nan = nan if m is None else m
+        cfg_rows.append(
+            (configured, maasp_or_nan, th.warning, th.exceeded, th.clear_band, newest, level)
+        )
+    configured_g, maasp_g, warn_g, exc_g, band_g, newest_g, prev_g = (
+        np.array(c) for c in zip(*cfg_rows, strict=True)
+    )
+    # In order: each reading newer than the one before it (and than the state's newest).
+    fine = configured_g.astype(bool) & (lens > 0)
+    if ts.shape[0] > 1:
+        same = gid[1:] == gid[:-1]
+        fine[gid[1:][same & ~(ts[1:] > ts[:-1])]] = False
+    first = np.minimum(starts, max(ts.shape[0] - 1, 0))
+    if ts.shape[0]:
+        fine &= ts[first] > newest_g
+
+    # Levels of the usable readings, every annulus at once (the latches of
+    # shared.domain.utilisation.levels_for_series, restarted at each annulus).
+    usable = (quality != BAD) & ~np.isnan(pressure)
+    u_idx = np.flatnonzero(usable)
+    ug = gid[u_idx]
+    utils = utilisation_array(pressure[u_idx], maasp_g[ug])
+    unknown = np.isnan(utils)
+    ucnt = np.bincount(ug, minlength=g_n)
+    ustart = np.cumsum(ucnt) - ucnt
+    has_u = ucnt > 0
+    firsts = ustart[has_u]
+    prev = prev_g.astype(np.int8)
+    with np.errstate(invalid="ignore"):
+        w_set = utils >= warn_g[ug]
+        w_reset = (utils < (warn_g - band_g)[ug]) | unknown
+        e_set = utils >= exc_g[ug]
+        e_reset = (utils < (exc_g - band_g)[ug]) | unknown
+    warn = _segmented_latch(w_set, w_reset, firsts, prev[has_u] >= WARNING)
+    exc = _segmented_latch(e_set, e_reset, firsts, prev[has_u] == EXCEEDED)
+    codes = (NORMAL + warn + exc).astype(np.int8)
+    codes[unknown] = UNKNOWN
+    before = np.empty_like(codes)
+    if codes.shape[0]:
+        before[1:] = codes[:-1]
+        before[firsts] = prev[has_u]
+        changed = np.bincount(ug[codes != before], minlength=g_n) > 0
+        fine &= ~changed
+
+    # SAP for the configured annuli that are not operator-pressured.
+    sap_g = [
+        i
+        for i in np.flatnonzero(fine).tolist()
+        if not cfgs[i].imposed_pressure  # type: ignore[union-attr]
+    ]
+    sap_out: dict[int, tuple[SapState, list[Any]]] = {}
+    sap_in: dict[int, SapState] = {}
+    if sap_g:
+        sel = np.asarray(sap_g, dtype=np.intp)
+        sap_states = [sap_state_of(states[i]["sap"] if states[i] else None) for i in sap_g]
+        sub_lens = lens[sel]
+        sub_idx = np.concatenate([np.arange(starts[i], ends[i]) for i in sap_g])
+        sub_ends = np.cumsum(sub_lens)
+        results = sap_step_many(
+            sap_states,
+            sub_ends - sub_lens,
+            sub_ends,
+            ts[sub_idx],
+            pressure[sub_idx],
+            temperature[sub_idx],
+            quality[sub_idx] != BAD,
+            params.sap,
+        )
+        for i, st0, res in zip(sap_g, sap_states, results, strict=True):
+            if res[1]:
+                fine[i] = False  # a finding: its alerts are judge_annulus' business
+            else:
+                sap_out[i] = res
+                sap_in[i] = st0
+
+    # Per annulus, only what is left: the state and a heartbeat when due.
+    last_read = ts[np.maximum(ends - 1, 0)].tolist() if ts.shape[0] else [nan] * g_n
+    last_u = ustart + ucnt - 1
+    lu = np.maximum(last_u, 0)
+    u_t = ts[u_idx[lu]].tolist() if u_idx.shape[0] else [nan] * g_n
+    u_p = pressure[u_idx[lu]].tolist() if u_idx.shape[0] else [nan] * g_n
+    u_u = utils[lu].tolist() if u_idx.shape[0] else [nan] * g_n
+    ucnt_l = ucnt.tolist()
+    prev_l = prev_g.tolist()
+    fine_l = fine.tolist()
+    heartbeat_s = params.heartbeat_s
+    outcomes: list[AnnulusOutcome] = []
+    for g in range(g_n):
+        state = states[g]
+        cfg = cfgs[g]
+        if not fine_l[g]:
+            s, e = int(starts[g]), int(ends[g])
+            outcomes.append(
+                judge_annulus(
+                    annulus_ids[g],
+                    ts[s:e],
+                    pressure[s:e],
+                    temperature[s:e],
+                    quality[s:e],
+                    well_id[s:e],
+                    state,
+                    cfg,
+                    params,
+                )
+            )
+            continue
+        assert cfg is not None
+        st = dict(state) if state else new_state()
+        out = AnnulusOutcome(state=st)
+        st["newest_ts"] = last_read[g]
+        st["well_id"] = cfg.well_id
+        st["cfg_version"] = cfg.version
+        n_u = ucnt_l[g]
+        if n_u:
+            counts = [0, 0, 0, 0]
+            counts[prev_l[g]] = n_u
+            out.level_counts = counts
+            st["level"] = LEVEL_BY_CODE[prev_l[g]].value
+            st["reading_ts"] = u_t[g]
+            st["pressure_bar"] = u_p[g]
+            u_last = u_u[g]
+            st["utilisation"] = u_last if math.isfinite(u_last) else None
+        if not cfg.imposed_pressure:
+            new_sap = sap_out[g][0]
+            if new_sap.phase == "bled" and sap_in[g].phase != "bled":
+                st["sap_detected"] = False
+            st["diagnostic_test_due"] = new_sap.diag_raised
+            st["sap"] = new_sap
+        else:
+            st["sap_detected"] = st["diagnostic_test_due"] = False
+        if n_u and st["reading_ts"] is not None:
+            t_last = st["reading_ts"]
+            hb = st["hb_ts"]
+            if hb is None or t_last - hb >= heartbeat_s:
+                out.emits = [
+                    _state_emit(
+                        annulus_ids[g],
+                        cfg.well_id,
+                        cfg.name,
+                        cfg.maasp_bar,
+                        entity_key(cfg.well_id),
+                        st,
+                        t_last,
+                        st["pressure_bar"],
+                        st["utilisation"],
+                        LEVEL_CODES[UtilisationLevel(st["level"])],
+                        "heartbeat",
+                    )
+                ]
+        outcomes.append(out)
+    return outcomes
+
+
+def _segmented_latch(
+    set_: np.ndarray, reset: np.ndarray, firsts: np.ndarray, initial: np.ndarray
+) -> np.ndarray:
+    """A set/reset latch per annulus over the concatenated series (``firsts``: where each
+    annulus' series starts, ``initial``: its latch before it); int8 0/1 after each element."""
+    n = set_.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int8)
+    v = np.full(n, -1, dtype=np.int8)
+    v[reset] = 0
+    v[set_] = 1
+    at_first = v[firsts]
+    v[firsts] = np.where(at_first >= 0, at_first, initial.astype(np.int8))
+    last = np.maximum.accumulate(np.where(v >= 0, np.arange(n), -1))
+    return v[last]

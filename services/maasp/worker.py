@@ -55,7 +55,7 @@ from services.maasp.config import (
     view_to_table,
 )
 from services.maasp.decode import QUALITY_NAMES, dead_letter_value, decode_readings, error_summary
-from services.maasp.judge import JudgeParams, encode_state, judge_annulus
+from services.maasp.judge import JudgeParams, encode_state, judge_annulus, judge_batch
 from shared import events as ev
 from shared import topics
 from shared.domain.utilisation import LEVEL_BY_CODE
@@ -255,31 +255,52 @@ class MaaspWorker:
         writes: list[tuple[bytes, dict[str, Any]]] = []
         late = unconfigured = 0
         level_counts = [0, 0, 0, 0]
-        for s, e in zip(starts, ends, strict=True):
-            aid = int(aids[s])
-            key = annulus_key(aid)
-            state = self.runtime.get(key)
-            try:
-                outcome = judge_annulus(
-                    aid,
-                    ts[s:e],
-                    pressure[s:e],
-                    temperature[s:e],
-                    quality[s:e],
-                    wells[s:e],
-                    state,
-                    self.config_view(key),
-                    self.params,
-                )
-            except Exception as exc:
-                # A bug or a corrupt state must not stop every other annulus: dead-letter
-                # this annulus' readings of the batch with the reason.
-                log.exception("judging annulus %s failed", aid)
-                error = f"judging failed: {error_summary(exc)}"
-                for j in order[s:e].tolist():
-                    i = int(batch.index[j])
-                    await self.dead_letter(records[i], error, values[i])
-                continue
+        aid_list = aids[starts].tolist()
+        keys = [annulus_key(aid) for aid in aid_list]
+        get_state = self.runtime.get
+        try:
+            # The whole batch at once (numpy); it judges like judge_annulus per annulus.
+            outcomes: list[Any] = judge_batch(
+                aid_list,
+                np.asarray(starts),
+                np.asarray(ends),
+                ts,
+                pressure,
+                temperature,
+                quality,
+                wells,
+                [get_state(k) for k in keys],
+                [self.config_view(k) for k in keys],
+                self.params,
+            )
+        except Exception:
+            # An annulus whose state or readings judging fails on: judge one by one below,
+            # so only that annulus is dead-lettered.
+            log.debug("batch judging failed; judging annulus by annulus", exc_info=True)
+            outcomes = [None] * len(keys)
+        for s, e, aid, key, outcome in zip(starts, ends, aid_list, keys, outcomes, strict=True):
+            if outcome is None:
+                try:
+                    outcome = judge_annulus(
+                        aid,
+                        ts[s:e],
+                        pressure[s:e],
+                        temperature[s:e],
+                        quality[s:e],
+                        wells[s:e],
+                        get_state(key),
+                        self.config_view(key),
+                        self.params,
+                    )
+                except Exception as exc:
+                    # A bug or a corrupt state must not stop every other annulus:
+                    # dead-letter this annulus' readings of the batch with the reason.
+                    log.exception("judging annulus %s failed", aid)
+                    error = f"judging failed: {error_summary(exc)}"
+                    for j in order[s:e].tolist():
+                        i = int(batch.index[j])
+                        await self.dead_letter(records[i], error, values[i])
+                    continue
             late += outcome.late
             unconfigured += outcome.unconfigured
             if outcome.level_counts is not None:

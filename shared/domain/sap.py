@@ -575,3 +575,268 @@ def detect_sap_series(
     ok = np.ones(ts.shape, dtype=bool) if good is None else np.asarray(good, dtype=bool)
     _, findings = sap_step(SapState(), ts, pressure_bar, temp, ok, params)
     return findings
+
+
+#: Lockstep stepping pays for itself with at least this many annuli per column.
+LOCKSTEP_MIN_GROUPS = 16
+
+
+def _state_vectors(states: list[SapState]) -> tuple[np.ndarray, ...]:
+    """Per-annulus start values for the lockstep: NaN stands for None."""
+    nan = math.nan
+    rows = []
+    for st in states:
+        highs = st.bucket_highs
+        valid = (
+            st.bucket_index is not None
+            and len(highs) == BUCKETS
+            and len(st.bucket_lows) == (BUCKETS)
+        )
+        rows.append(
+            (
+                nan if st.last_ts is None else st.last_ts,
+                nan if st.smoothed_bar is None else st.smoothed_bar,
+                nan if st.diag_smoothed_bar is None else st.diag_smoothed_bar,
+                nan if st.diag_since_ts is None else st.diag_since_ts,
+                st.diag_raised,
+                st.bucket_index if valid else nan,
+                st.phase == "idle",
+            )
+        )
+    return tuple(np.array(col) for col in zip(*rows, strict=True))
+
+
+def sap_step_many(
+    states: list[SapState],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ts_s: np.ndarray,
+    pressure_bar: np.ndarray,
+    temperature_c: np.ndarray,
+    good: np.ndarray,
+    params: SapParams,
+) -> list[tuple[SapState, list[SapFinding]]]:
+    """:func:`sap_step` for many annuli at once: ``[sap_step(states[g], <slice g>...)]``.
+
+    Annulus ``g``'s readings are ``[starts[g], ends[g])`` of the arrays. The result is
+    exactly that of :func:`sap_step` per annulus (same floats, bit for bit). The common
+    case, an idle detector whose readings stay in one look-back bucket, find no bleed and
+    raise no diagnostic, is stepped for all such annuli together, one numpy step per
+    reading position ("column") instead of one Python step per reading: the smoothing is
+    the same IEEE arithmetic in the same order, with ``math.expm1`` for the weights.
+    Every annulus that does anything else (a possible bleed, a diagnostic change, a bucket
+    change within the batch, out-of-order readings, a bleed in progress) is handed to
+    :func:`sap_step` itself, from its original state.
+    """
+    g_n = len(states)
+    out: list[tuple[SapState, list[SapFinding]] | None] = [None] * g_n
+    if g_n == 0:
+        return []
+    ts = np.asarray(ts_s, dtype=np.float64)
+    pres = np.asarray(pressure_bar, dtype=np.float64)
+    temp = np.asarray(temperature_c, dtype=np.float64)
+    ok = np.asarray(good, dtype=bool)
+    starts = np.asarray(starts, dtype=np.intp)
+    ends = np.asarray(ends, dtype=np.intp)
+    tau = params.smoothing_tau_s
+    diag_tau = params.diagnostic_smoothing_tau_s
+    bucket_len = params.bleed_max_duration_s / BUCKETS_PER_BLEED_DURATION
+    scalar = np.ones(g_n, dtype=bool)
+    if tau > 0.0 and diag_tau > 0.0:
+        scalar = _lockstep(states, starts, ends, ts, pres, ok, params, bucket_len, out)
+    for g in np.flatnonzero(scalar).tolist():
+        s, e = int(starts[g]), int(ends[g])
+        out[g] = sap_step(states[g], ts[s:e], pres[s:e], temp[s:e], ok[s:e], params)
+    return out  # type: ignore[return-value]
+
+
+def _lockstep(
+    states: list[SapState],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ts: np.ndarray,
+    pres: np.ndarray,
+    ok: np.ndarray,
+    params: SapParams,
+    bucket_len: float,
+    out: list[Any],
+) -> np.ndarray:
+    """Fill ``out`` for the annuli it can step together; returns the mask of the rest."""
+    g_n = len(states)
+    last_ts0, s0, ds0, since0, raised0, bidx0, idle = _state_vectors(states)
+    lens = ends - starts
+    gid = np.repeat(np.arange(g_n), lens)
+    usable = ok & np.isfinite(ts) & np.isfinite(pres)
+    u = np.flatnonzero(usable)
+    ug, ut, ux = gid[u], ts[u], pres[u]
+    cnt = np.bincount(ug, minlength=g_n)
+    ustart = np.cumsum(cnt) - cnt
+    m = ut.shape[0]
+    fine = idle & (cnt > 0)
+    if m:
+        same = ug[1:] == ug[:-1]
+        # Strictly increasing event time within an annulus, newer than its last reading.
+        fine[ug[1:][same & ~(ut[1:] > ut[:-1])]] = False
+        has = cnt > 0
+        first_t = np.full(g_n, np.nan)
+        last_t = np.full(g_n, np.nan)
+        first_t[has] = ut[ustart[has]]
+        last_t[has] = ut[ustart[has] + cnt[has] - 1]
+        fine &= np.isnan(last_ts0) | (first_t > last_ts0)
+        # One look-back bucket for the whole batch.
+        with np.errstate(invalid="ignore"):
+            b_first = np.floor(first_t / bucket_len)
+            b_last = np.floor(last_t / bucket_len)
+        fine &= b_first == b_last
+    cand = np.flatnonzero(fine)
+    if cand.size == 0:
+        return np.ones(g_n, dtype=bool)
+    # Longest first, so each column's annuli are a prefix; the few longest ones beyond
+    # the point where a column would hold too few annuli go to sap_step.
+    order = cand[np.argsort(-cnt[cand], kind="stable")]
+    k = min(LOCKSTEP_MIN_GROUPS, order.size)
+    cols = int(cnt[order[k - 1]])
+    order = order[cnt[order] <= cols]
+    lk = order.size
+    if lk == 0 or cols == 0:
+        return np.ones(g_n, dtype=bool)
+
+    # Weights of every usable reading, as sap_step computes them: -expm1(-(dt) / tau).
+    prev_t = np.empty(m)
+    prev_t[1:] = ut[:-1]
+    firsts = ustart[cnt > 0]
+    prev_t[firsts] = last_ts0[ug[firsts]]
+    neg_dt = -(ut - prev_t)
+    expm1 = math.expm1
+    w1 = -np.fromiter(map(expm1, (neg_dt / params.smoothing_tau_s).tolist()), np.float64, m)
+    w2 = -np.fromiter(
+        map(expm1, (neg_dt / params.diagnostic_smoothing_tau_s).tolist()), np.float64, m
+    )
+
+    s = s0[order].copy()
+    ds = ds0[order].copy()
+    reset_s = np.isnan(s) | np.isnan(last_ts0[order])
+    reset_ds = np.isnan(ds) | np.isnan(last_ts0[order])
+    since = since0[order].copy()
+    raised = raised0[order].astype(bool)
+    # Bucket shift at the first reading: the kept buckets' highs give the starting peak.
+    b_new = b_first[order]
+    bidx = bidx0[order]
+    shift = np.where(np.isnan(bidx), BUCKETS, b_new - np.nan_to_num(bidx))
+    peak = np.full(lk, -math.inf)
+    for r, g in enumerate(order.tolist()):
+        sh = int(shift[r])
+        if 0 <= sh < BUCKETS:
+            kept = [v for v in states[g].bucket_highs[sh:] if v is not None]
+            if kept:
+                peak[r] = max(kept)
+    hi = np.full(lk, -math.inf)
+    lo = np.full(lk, math.inf)
+    last_high = np.full(lk, np.nan)
+    trouble = np.zeros(lk, dtype=bool)
+    base = ustart[order]
+    active = np.searchsorted(-cnt[order], -np.arange(1, cols + 1), side="right")  # cnt > j
+    min_pre = params.min_pre_bleed_bar
+    drop = params.bleed_drop_fraction
+    thr = params.diagnostic_threshold_bar
+    rearm = thr - params.diagnostic_rearm_band_bar
+    sustain = params.diagnostic_sustain_s
+    near_f = _NEAR_PEAK
+    for j in range(cols):
+        a = int(active[j])
+        idx = base[:a] + j
+        x = ux[idx]
+        t = ut[idx]
+        sv, dv = s[:a], ds[:a]
+        if j == 0:
+            sv = np.where(reset_s, x, sv + w1[idx] * (x - sv))
+            dv = np.where(reset_ds, x, dv + w2[idx] * (x - dv))
+        else:
+            sv = sv + w1[idx] * (x - sv)
+            dv = dv + w2[idx] * (x - dv)
+        s[:a] = sv
+        ds[:a] = dv
+        pk = np.maximum(peak[:a], sv)
+        peak[:a] = pk
+        hi[:a] = np.maximum(hi[:a], sv)
+        lo[:a] = np.minimum(lo[:a], sv)
+        last_high[:a] = np.where(sv >= near_f * pk, t, last_high[:a])
+        # A possible bleed (sap_step's first two tests): leave it to sap_step.
+        trouble[:a] |= (pk >= min_pre) & (sv <= drop * pk)
+        # Diagnostic: starting an episode is followed exactly; a raise goes to sap_step.
+        above = dv >= thr
+        sc = since[:a]
+        rc = raised[:a]
+        new_ep = above & np.isnan(sc)
+        sc = np.where(new_ep, t, sc)
+        rc = rc & ~new_ep
+        trouble[:a] |= above & ~rc & (t - sc >= sustain)
+        below = ~above & (dv < rearm)
+        since[:a] = np.where(below, np.nan, sc)
+        raised[:a] = rc & ~below
+    # Signed zeros and non-finite values are where max/min could differ from sap_step's
+    # comparisons: rare, leave them to it.
+    trouble |= ~(np.isfinite(hi) & np.isfinite(lo) & np.isfinite(ds)) | (hi == 0) | (lo == 0)
+
+    scalar = np.ones(len(states), dtype=bool)
+    t_end = ut[base + cnt[order] - 1].tolist()
+    none6: list[float | None] = [None] * (BUCKETS - 1)
+    for g, bad, sh, b, sl, dl, h, lw, lh, sn, rs, te in zip(
+        order.tolist(),
+        trouble.tolist(),
+        shift.tolist(),
+        b_new.tolist(),
+        s.tolist(),
+        ds.tolist(),
+        hi.tolist(),
+        lo.tolist(),
+        last_high.tolist(),
+        since.tolist(),
+        raised.tolist(),
+        t_end,
+        strict=True,
+    ):
+        if bad:
+            continue
+        st = states[g]
+        if sh == 0:
+            old_hi, old_lo = st.bucket_highs[-1], st.bucket_lows[-1]
+            highs = (*st.bucket_highs[:-1], h if old_hi is None or h > old_hi else old_hi)
+            lows = (*st.bucket_lows[:-1], lw if old_lo is None or lw < old_lo else old_lo)
+        elif 0 < sh < BUCKETS:
+            pad = [None] * (int(sh) - 1)
+            highs = (*st.bucket_highs[int(sh) :], *pad, h)
+            lows = (*st.bucket_lows[int(sh) :], *pad, lw)
+        else:
+            highs = (*none6, h)
+            lows = (*none6, lw)
+        out[g] = (
+            SapState(
+                last_ts=te,
+                smoothed_bar=sl,
+                bucket_index=int(b),
+                bucket_highs=highs,
+                bucket_lows=lows,
+                last_high_ts=st.last_high_ts if lh != lh else lh,
+                phase=st.phase,
+                pre_bleed_bar=st.pre_bleed_bar,
+                bleed_start_ts=st.bleed_start_ts,
+                bleed_detected_ts=st.bleed_detected_ts,
+                bleed_low_bar=st.bleed_low_bar,
+                th_n=st.th_n,
+                th_p0=st.th_p0,
+                th_t0=st.th_t0,
+                th_sp=st.th_sp,
+                th_st=st.th_st,
+                th_spp=st.th_spp,
+                th_stt=st.th_stt,
+                th_spt=st.th_spt,
+                th_t_last=st.th_t_last,
+                diag_since_ts=None if sn != sn else sn,
+                diag_raised=rs,
+                diag_smoothed_bar=dl,
+            ),
+            [],
+        )
+        scalar[g] = False
+    return scalar
