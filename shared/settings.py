@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     outbox_max_backoff_s: float = Field(10.0, gt=0)
     sse_heartbeat_s: float = Field(15.0, gt=0, description="comment lines keep proxies open")
     api_max_page_size: int = Field(500, ge=1)
+    api_user_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="how long an API process reuses a user it read (role, active); changes "
+        "through this process apply at once, others within this; 0: read on every request",
+    )
 
     # ingest service (services/ingest/README section in its app docstring)
     ingest_max_body_bytes: int = Field(

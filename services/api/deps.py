@@ -1,11 +1,16 @@
 """Request dependencies: the session, the current user and the one RBAC check.
 
 Roles are ordered viewer < engineer < admin; a route names the least role it needs with
-``require_role`` and nothing else checks roles. The user is loaded from the database on
-every request, so a deactivated user's tokens stop working at once and a role change takes
-effect on the next request.
+``require_role`` and nothing else checks roles. The token only names the user: their role
+and whether they are active come from the database, not from the token. A process keeps a
+user it has read for ``WIMS_API_USER_CACHE_S`` seconds (loading the user was a round trip
+and a third of the API's CPU on a hot read); a change made through the users routes drops
+it at once, so a deactivated user's tokens stop working on the next request, and a role
+change applies to it. Another API process, or a change made outside the API, is seen
+within ``WIMS_API_USER_CACHE_S``.
 """
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -57,11 +62,57 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+_USER_COLUMNS = tuple(attr.key for attr in User.__mapper__.column_attrs)
+
+
+class UserCache:
+    """Active users this process has read, by id, each for ``ttl_s`` seconds.
+
+    It holds column values, not ORM instances: every request gets its own transient ``User``
+    built from them, so no request shares (or expires, on a rollback) another's object.
+    ``invalidate`` also makes a read that was already under way when the change committed
+    not store what it read (the generation moved on), so a stale row cannot come back."""
+
+    MAX_USERS = 10_000
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.generation = 0
+        self._users: dict[int, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, user_id: int) -> User | None:
+        entry = self._users.get(user_id)
+        if entry is None:
+            return None
+        expires, values = entry
+        if time.monotonic() >= expires:
+            del self._users[user_id]
+            return None
+        return User(**values)
+
+    def put(self, user: User, generation: int) -> None:
+        if self.ttl_s <= 0 or generation != self.generation or not user.is_active:
+            return
+        if len(self._users) >= self.MAX_USERS:
+            self._users.clear()  # a bound, not an eviction policy: users are few
+        values = {name: getattr(user, name) for name in _USER_COLUMNS}
+        self._users[user.id] = (time.monotonic() + self.ttl_s, values)
+
+    def invalidate(self, user_id: int) -> None:
+        self.generation += 1
+        self._users.pop(user_id, None)
+
+
 def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def user_from_token(session: AsyncSession, settings: Settings, token: str | None) -> User:
+async def user_from_token(
+    session: AsyncSession,
+    settings: Settings,
+    token: str | None,
+    cache: UserCache | None = None,
+) -> User:
     if not token:
         raise _unauthorized("not authenticated: send Authorization: Bearer <token>")
     try:
@@ -69,16 +120,29 @@ async def user_from_token(session: AsyncSession, settings: Settings, token: str 
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, KeyError, ValueError):
         raise _unauthorized("invalid or expired token") from None
+    if cache is not None and (user := cache.get(user_id)) is not None:
+        return user
+    generation = cache.generation if cache is not None else 0
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise _unauthorized("the user of this token is inactive or no longer exists")
+    if cache is not None:
+        cache.put(user, generation)
     return user
 
 
+def user_cache(request: Request) -> UserCache | None:
+    """The process's user cache (none before the lifespan has made one)."""
+    return getattr(request.app.state, "user_cache", None)
+
+
 async def get_current_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
-    return await user_from_token(session, settings, token)
+    return await user_from_token(session, settings, token, user_cache(request))
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

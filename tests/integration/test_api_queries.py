@@ -104,6 +104,34 @@ async def test_well_state_shows_latest_reading_maasp_utilisation_integrity_and_t
     assert missing.status_code == 404
 
 
+async def test_a_user_just_seen_on_a_hot_read_is_demoted_and_deleted_at_once(
+    api: Api, users: Users
+) -> None:
+    """The API keeps users it has read (WIMS_API_USER_CACHE_S); a change through the users
+    routes must still apply to the very next request."""
+    ids = await build_well(api.client, users.headers["admin"])
+    engineer = users.headers["engineer"]
+    state = f"{V1}/wells/{ids['well']}/state"
+    assert (await api.client.get(state, headers=engineer)).status_code == 200  # now cached
+    r = await api.client.patch(
+        f"{V1}/users/{users.ids['engineer']}",
+        json={"role": "viewer"},
+        headers=users.headers["admin"],
+    )
+    assert r.status_code == 200
+    me = await api.client.get(f"{V1}/auth/me", headers=engineer)
+    assert me.status_code == 200 and me.json()["role"] == "viewer"
+    well = {"name": "W-2", "field": "F", "well_type": "observation", "location": "onshore"}
+    r = await api.client.post(f"{V1}/wells", json=well | {"measured_depth": 100}, headers=engineer)
+    assert r.status_code == 403
+    assert (await api.client.get(state, headers=engineer)).status_code == 200
+    r = await api.client.delete(
+        f"{V1}/users/{users.ids['engineer']}", headers=users.headers["admin"]
+    )
+    assert r.status_code == 204
+    assert (await api.client.get(state, headers=engineer)).status_code == 401
+
+
 async def test_a_bad_reading_is_shown_but_never_used(
     api: Api, users: Users, db_engine: Engine
 ) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from services.api import schemas as s
 from services.api.crud import commit, get_or_404, row_values
-from services.api.deps import Admin, PageDep, SessionDep, Viewer
+from services.api.deps import Admin, PageDep, SessionDep, Viewer, user_cache
 from services.api.errors import ERROR_RESPONSES, ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid
 from shared.auth import hash_password, new_api_key
 from shared.domain.risk import RiskMatrix
@@ -19,6 +19,13 @@ router = APIRouter()
 
 
 # --- users ----------------------------------------------------------------------------------
+
+
+def _forget_user(request: Request, user_id: int) -> None:
+    """After the commit: this process's next request of that user reads the new row."""
+    cache = user_cache(request)
+    if cache is not None:
+        cache.invalidate(user_id)
 
 
 @router.get("/users", response_model=list[s.UserRead], tags=["users"], responses=ERROR_RESPONSES)
@@ -74,7 +81,8 @@ async def get_user(item_id: int, session: SessionDep, admin: Admin) -> User:
     response_model=s.UserRead,
     tags=["users"],
     responses=WRITE_RESPONSES,
-    description="Deactivating a user (is_active false) stops their tokens at once.",
+    description="Deactivating a user (is_active false) stops their tokens at once (through "
+    "another API process: within WIMS_API_USER_CACHE_S).",
 )
 async def update_user(
     request: Request, item_id: int, body: s.UserUpdate, session: SessionDep, admin: Admin
@@ -95,6 +103,7 @@ async def update_user(
         else:
             setattr(user, name, value)
     await commit(request, session)
+    _forget_user(request, user.id)
     await session.refresh(user)
     return user
 
@@ -108,6 +117,7 @@ async def delete_user(
         raise FieldInvalid("id", "an admin cannot delete themselves")
     await session.delete(user)
     await commit(request, session)
+    _forget_user(request, item_id)
     return Response(status_code=204)
 
 
