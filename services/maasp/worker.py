@@ -61,6 +61,7 @@ from shared import topics
 from shared.domain.utilisation import LEVEL_BY_CODE
 from shared.enums import UtilisationLevel
 from shared.faust_app import WorkerContext, make_faust_app
+from shared.gc_tuning import freeze_startup_heap
 from shared.models import MaaspResult as MaaspResultRow
 from shared.settings import Settings
 
@@ -339,6 +340,9 @@ class MaaspWorker:
             m.ANNULI.labels(level.value).set(counts.get(level.value, 0))
 
 
+MAASP_YOUNG_GC_THRESHOLD = 50_000
+
+
 class ReadingsPump:
     """Consumes wims.readings in bulk, following the faust app's partition assignment.
 
@@ -394,6 +398,9 @@ class ReadingsPump:
         )
         self.consumer = consumer
         await consumer.start()
+        # A batch is ~20,000 readings of short-lived objects: collect the young generation
+        # every 50,000 allocations rather than every 700 (measured: 25-40 % more readings/s).
+        freeze_startup_heap(young_threshold=MAASP_YOUNG_GC_THRESHOLD)
         try:
             await self._loop(consumer)
         finally:
