@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     )
 
     # maasp worker: readings are judged in batches (bulk getmany) so numpy does the work.
-    maasp_batch_size: int = Field(20000, ge=1, description="most readings judged in one batch")
+    maasp_batch_size: int = Field(50000, ge=1, description="most readings judged in one batch")
     maasp_batch_within_s: float = Field(
         0.05, gt=0, description="longest wait to fill a batch (adds to alert latency)"
     )

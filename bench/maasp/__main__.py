@@ -1,9 +1,10 @@
 """``python -m bench.maasp``: MAASP worker throughput and alert latency.
 
 1. Throughput. 1,000 annuli (rows in PostgreSQL, configs published and applied first),
-   then N readings (default 300,000, one per annulus per second of event time) preloaded
-   into wims.readings. A bare aiokafka consumer drains the topic (the baseline: what
-   Kafka and one Python process deliver with no work at all); then one worker process
+   then N readings (default 1,000,000, one per annulus per second of event time) preloaded
+   into wims.readings. A bare aiokafka consumer drains the topic, twice, the faster drain
+   counting (the baseline: what Kafka and one Python process deliver with no work at
+   all); then one worker process
    judges them. Its rate is timed from its first to its N-th finished reading, read from
    its own counter (``wims_maasp_readings_total``, incremented once a batch is judged,
    emitted and stored), so start-up and table recovery are not counted.
@@ -43,7 +44,7 @@ from shared.enums import WellLocation, WellStatus, WellType
 from shared.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack, local_stack, start_service
 
-N = int(os.environ.get("BENCH_MAASP_N", "300000"))
+N = int(os.environ.get("BENCH_MAASP_N", "1000000"))
 ANNULI = 1000
 PROBES = 10
 LATENCY_S = float(os.environ.get("BENCH_MAASP_LATENCY_S", "20"))
@@ -128,7 +129,7 @@ def config(i: int) -> ev.AnnulusConfig:
 
 def reading(annulus_id: int, ts: float, pressure: float) -> bytes:
     # The wire form of shared.events.Reading, written with orjson directly: building
-    # 300,000 pydantic models would take longer than the worker takes to judge them.
+    # a million pydantic models would take longer than the worker takes to judge them.
     stamp = datetime.fromtimestamp(ts, UTC)
     return orjson.dumps(
         {
@@ -265,8 +266,8 @@ def faust_floor(stack: Stack) -> float:
     """Readings/s of a faust agent that does nothing: faust's own per-message ceiling."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.maasp.faust_floor"],
-        # A third of the readings is plenty for a steady rate and keeps the run short.
-        env={**stack.env, "BENCH_MAASP_N": str(max(N // 3, min(N, 30000)))},
+        # 100,000 readings are plenty for a steady rate and keep the run short.
+        env={**stack.env, "BENCH_MAASP_N": str(min(N, 100_000))},
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -427,8 +428,15 @@ def main() -> int:
 
         took = asyncio.run(produce_preload(settings))
         print(f"preloaded {N:,} readings in {took:.1f} s", flush=True)
-        base_rate = asyncio.run(baseline_drain(settings))
-        print(f"baseline: bare aiokafka consumer drains {base_rate:,.0f} readings/s", flush=True)
+        # The faster of two drains: on a shared machine one run can be slowed down, and the
+        # higher baseline gives the lower, safer ratio.
+        drains = [asyncio.run(baseline_drain(settings)) for _ in range(2)]
+        base_rate = max(drains)
+        print(
+            f"baseline: bare aiokafka consumer drains {base_rate:,.0f} readings/s "
+            f"(faster of {', '.join(f'{r:,.0f}' for r in drains)})",
+            flush=True,
+        )
 
         floor_rate = faust_floor(stack)
         print(

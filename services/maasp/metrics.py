@@ -44,7 +44,7 @@ LAG = Histogram(
 BATCH_SIZE = Histogram(
     "wims_maasp_batch_size_readings",
     "Readings per batch taken from wims.readings",
-    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000),
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000),
 )
 BATCH_SECONDS = Histogram(
     "wims_maasp_batch_duration_seconds",

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from services.maasp.config import evaluate_config
-from services.maasp.decode import _decode_one, decode_readings, iso_epochs
+from services.maasp.decode import _decode_one, concat_batches, decode_readings, iso_epochs
 from services.maasp.judge import JudgeParams, encode_state, judge_annulus, judge_batch
 from shared import events as ev
 from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step, sap_step_many
@@ -182,6 +183,30 @@ def test_batch_decode_equals_the_per_message_path(specs) -> None:
     )
     # repr: NaN equals NaN, and -0.0 differs from 0.0.
     assert [repr(r) for r in got_rows] == [repr(r) for r in want_rows]
+
+
+@pytest.mark.parametrize("slice_size", [1, 3, 7, 1000])
+def test_a_batch_decoded_in_slices_equals_it_decoded_whole(slice_size: int) -> None:
+    # The worker decodes a batch slice by slice as it is fetched: same readings, same
+    # positions, same bad messages at the same positions.
+    values: list[bytes | None] = []
+    for i in range(40):
+        doc = dict(_READING, annulus_id=i % 6 + 1, pressure_bar=10.0 + i)
+        values.append(json.dumps(doc).encode())
+        if i % 9 == 4:
+            values.append(b"\x00garbage")
+        if i % 13 == 5:
+            values.append(json.dumps(dict(doc, ts="not a time")).encode())
+    whole, whole_errors = decode_readings(values)
+    parts, errors = [], []
+    for start in range(0, len(values), slice_size):
+        part, part_errors = decode_readings(values[start : start + slice_size])
+        parts.append((part, start))
+        errors += [(start + i, e) for i, e in part_errors]
+    sliced = concat_batches(parts)
+    assert errors == whole_errors and len(errors) == 7
+    for name in ("index", "annulus_id", "well_id", "ts", "pressure", "temperature", "quality"):
+        np.testing.assert_array_equal(getattr(sliced, name), getattr(whole, name), err_msg=name)
 
 
 def _random_sap_batches(seed: int, params: SapParams) -> None:
