@@ -343,6 +343,14 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
         default=None,
         partitions=settings.topic_partitions,
         # No key/value type: faust then stores both as JSON (int well id, state dict).
+        # The changelog partition comes from the key, as for every WIMS topic: the JSON key
+        # (b"17") is the well's entity_key, so it is the partition of the well's events.
+        # Without this, faust takes the partition of the event being processed and first
+        # checks the source topic against the changelog in the consumer's metadata, which
+        # right after a fresh start can list the just-created changelog with 0 partitions:
+        # every event then failed with PartitionsMismatch and was skipped until the
+        # metadata was refreshed (found by the e2e test: a well that never turned red).
+        use_partitioner=True,
     )
     worker = IntegrityWorker(app, ctx, table)
     ctx.extra["integrity"] = worker

@@ -400,3 +400,19 @@ def test_fingerprint_key_is_stable_and_tracks_the_band_not_the_reading() -> None
     assert fingerprint_key(assess(state)) == fingerprint_key(assess(state))
     worse = fold(status_change(WELLHEAD, ElementStatus.degraded, NOW), state=state)
     assert fingerprint_key(assess(worse)) != fingerprint_key(assess(state))
+
+
+def test_the_well_state_changelog_is_keyed_and_partitioned_like_the_wells_events() -> None:
+    # The table's changelog record of a well goes where the partitioner puts its key, which
+    # must be the bytes every producer keys the well's events with: then it lands on the
+    # partition of those events, without faust consulting its (possibly stale) metadata.
+    from services.integrity.worker import create_app
+    from shared.settings import Settings
+    from shared.topics import entity_key
+
+    _, ctx = create_app(Settings())
+    table = ctx.extra["integrity"].table
+    assert table.use_partitioner
+    for well_id in (1, 17, 123456):
+        key, _ = table.changelog_topic.prepare_key(well_id, table.key_serializer)
+        assert key == entity_key(well_id)
