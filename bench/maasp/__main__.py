@@ -4,10 +4,10 @@
    then N readings (default 1,000,000, one per annulus per second of event time) preloaded
    into wims.readings. A bare aiokafka consumer drains the topic, twice, the faster drain
    counting (the baseline: what Kafka and one Python process deliver with no work at
-   all); then one worker process
-   judges them. Its rate is timed from its first to its N-th finished reading, read from
-   its own counter (``wims_maasp_readings_total``, incremented once a batch is judged,
-   emitted and stored), so start-up and table recovery are not counted.
+   all); then one worker process judges them. Its rate is timed from its first to its
+   N-th finished reading, read from its own counter (``wims_maasp_readings_total``,
+   incremented once a batch is judged, emitted and stored), so start-up and table
+   recovery are not counted.
 2. Latency. With the same worker, 2,000 readings/s of background load on the annuli, and
    ten probe annuli that a reading every 100 ms pushes past MAASP or bleeds back:
    time from producing the probe reading to its alert arriving on wims.alerts.

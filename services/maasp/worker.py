@@ -353,24 +353,21 @@ class MaaspWorker:
         if tail.futures:
             await asyncio.gather(*tail.futures)
         await self.write_states(tail.writes)
-        batch, emits, late = tail.batch, tail.emits, tail.late
-        unconfigured, level_counts, ts = tail.unconfigured, tail.level_counts, batch.ts
-
         # Counted once judged, emitted and stored: the counter says what is done.
-        for code, count in enumerate(np.bincount(batch.quality, minlength=3).tolist()):
+        for code, count in enumerate(np.bincount(tail.batch.quality, minlength=3).tolist()):
             if count:
                 m.READINGS.labels(QUALITY_NAMES[code]).inc(count)
-        tally = Tally((x.topic, x.label) for x in emits)
+        tally = Tally((x.topic, x.label) for x in tail.emits)
         for (topic, label), count in tally.items():
             (m.ALERTS if topic == topics.ALERTS.name else m.STATES).labels(label).inc(count)
-        if late:
-            m.READINGS_LATE.inc(late)
-        if unconfigured:
-            m.READINGS_UNCONFIGURED.inc(unconfigured)
-        for code, count in enumerate(level_counts):
+        if tail.late:
+            m.READINGS_LATE.inc(tail.late)
+        if tail.unconfigured:
+            m.READINGS_UNCONFIGURED.inc(tail.unconfigured)
+        for code, count in enumerate(tail.level_counts):
             if count:
                 m.LEVEL_READINGS.labels(LEVEL_BY_CODE[code].value).inc(count)
-        m.LAG.observe(max(0.0, time.time() - float(ts.max())))
+        m.LAG.observe(max(0.0, time.time() - float(tail.batch.ts.max())))
         m.BATCH_SECONDS.observe(time.perf_counter() - tail.started)
 
     def count_levels(self) -> None:
@@ -487,7 +484,7 @@ class ReadingsPump:
                 continue
             # A batch's records, rows and states live until it is done and are freed by
             # reference counting: the cyclic collector walking them meanwhile only cost time
-            # (measured: 0.4-0.5 s of every 6 s of judging; see shared.gc_tuning). So it is
+            # (measured, see shared.gc_tuning). So it is
             # paused while batches follow each other, for GC_PAUSE_S at most, and runs with
             # no batch alive: the last one is finished first.
             with collection_paused():
@@ -500,20 +497,13 @@ class ReadingsPump:
                 ):
                     await self._step(consumer)
                 async with self._lock:
-                    failed = await self._settle()
-                    if failed is not None:
-                        self._rewind(consumer, failed)
+                    await self._settle_or_rewind(consumer)
 
     async def _step(self, consumer: AIOKafkaConsumer) -> None:
         """Fetch and decode the next batch while the one before finishes, then judge it."""
         fetched = await self._fetch(consumer)
         async with self._lock:
-            failed = await self._settle()
-            if failed is not None:
-                # The batch before failed: it is read again, and this one after it.
-                self._rewind(consumer, failed, *([fetched] if fetched else []))
-                return
-            if fetched is None:
+            if not await self._settle_or_rewind(consumer, fetched) or fetched is None:
                 return
             if self._hold or self._reassign:
                 return  # revoked meanwhile: re-read from the committed offsets
@@ -589,6 +579,17 @@ class ReadingsPump:
             await asyncio.sleep(1.0)
             return in_flight.fetched
         return None
+
+    async def _settle_or_rewind(
+        self, consumer: AIOKafkaConsumer, fetched_after: Fetched | None = None
+    ) -> bool:
+        """Wait for the batch in flight; if it failed, read it again, and the batch fetched
+        after it too. False when it failed."""
+        failed = await self._settle()
+        if failed is None:
+            return True
+        self._rewind(consumer, failed, *([fetched_after] if fetched_after else []))
+        return False
 
     def _rewind(self, consumer: AIOKafkaConsumer, *batches: Fetched) -> None:
         """Read these uncommitted batches again: each partition from their first offset."""
