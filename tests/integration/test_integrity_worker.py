@@ -499,6 +499,25 @@ def test_a_bad_message_is_counted_and_skipped_without_stopping_the_worker(
     assert worker.metric("wims_integrity_snapshots_written_total") >= 2
 
 
+def wait_after_restart(
+    worker: Worker, settings: Settings, well: Well, count: int, what: str, engine: Engine
+) -> None:
+    """Wait for the well's ``count``-th snapshot from a restarted worker; on timeout, fail
+    with what explains a failed recovery: the worker's counters, its group's lag, the
+    well's changelog records and the end of the worker's log."""
+    try:
+        wait_for(lambda: len(snapshots(engine, well.id)) >= count, what, timeout_s=60)
+    except AssertionError as exc:
+        assert worker.svc is not None
+        diag = (
+            f"processed={worker.metric('wims_integrity_events_processed_total')} "
+            f"failed={worker.metric('wims_integrity_events_failed_total')} "
+            f"uncommitted={uncommitted(settings)}"
+        )
+        diag += "\nchangelog:\n" + "\n".join(changelog_dump(settings, well.id))
+        raise AssertionError(f"{exc}\n{diag}\nworker log:\n{worker.svc.log_tail(60)}") from None
+
+
 def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
     worker: Worker, stack: Stack, settings: Settings, db_engine: Engine
 ) -> None:
@@ -550,20 +569,7 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
             well.alert("A", AlertKind.maasp_cleared, 0.5, UtilisationLevel.normal),
         ),
     )
-    try:
-        wait_for(
-            lambda: len(snapshots(db_engine, well.id)) >= 5,
-            "the snapshot after the clear",
-            timeout_s=60,
-        )
-    except AssertionError as exc:
-        diag = (
-            f"processed={worker.metric('wims_integrity_events_processed_total')} "
-            f"failed={worker.metric('wims_integrity_events_failed_total')} "
-            f"uncommitted={uncommitted(settings)}"
-        )
-        diag += "\nchangelog:\n" + "\n".join(changelog_dump(settings, well.id))
-        raise AssertionError(f"{exc}\n{diag}\nworker log:\n{worker.svc.log_tail(30)}") from None
+    wait_after_restart(worker, settings, well, 5, "the snapshot after the clear", db_engine)
     after = snapshots(db_engine, well.id)
     assert after[:4] == before
     assert len(after) == 5
@@ -585,7 +591,31 @@ def test_a_killed_worker_recovers_its_state_and_writes_no_duplicates(
             well.alert("A", AlertKind.sap_detected, 0.5, UtilisationLevel.normal),
         ),
     )
-    wait_for(lambda: len(snapshots(db_engine, well.id)) >= 6, "the SAP snapshot", timeout_s=60)
+    wait_after_restart(worker, settings, well, 6, "the SAP snapshot", db_engine)
     final = snapshots(db_engine, well.id)
     assert final[:5] == after and len(final) == 6
     assert ("sap_detected", f"annulus:{well.annuli['A']}") in codes(final[5])
+
+
+def test_a_worker_restarted_again_and_again_misses_no_event(
+    worker: Worker, settings: Settings, db_engine: Engine
+) -> None:
+    # Each restart ends a table recovery while the alert published during the start waits
+    # on the input topic: faust 0.15.3 could fetch it in that instant and drop it for good
+    # (shared.faust_app works around it). Several restarts in a row, each straight after
+    # the previous snapshot, each alert must still make its snapshot, and only one.
+    well = Well(db_engine, annuli=("A",))
+    publish(settings, (topics.WELL_CONFIG, well.id, well.config()))
+    wait_statuses(db_engine, well.id, ["green"], "a new well")
+    alerts = [
+        (AlertKind.maasp_exceeded, 1.02, UtilisationLevel.exceeded),
+        (AlertKind.maasp_cleared, 0.5, UtilisationLevel.normal),
+    ]
+    for cycle in range(4):
+        assert worker.svc is not None
+        worker.svc.kill()
+        worker.start()
+        kind, utilisation, level = alerts[cycle % 2]
+        publish(settings, (topics.ALERTS, well.id, well.alert("A", kind, utilisation, level)))
+        wait_after_restart(worker, settings, well, cycle + 2, f"restart {cycle + 1}", db_engine)
+    assert statuses(db_engine, well.id) == ["green", "red", "green", "red", "green"]

@@ -74,6 +74,17 @@ class Stack:
         self.script("postgres.sh", "start")
 
 
+def keep_logs(run_dir: Path) -> None:
+    """With WIMS_TEST_KEEP_LOGS=<folder>, the services' and the broker's logs of this
+    session are copied there before the run folder goes: a rare failure can then be read
+    after the fact, not only its last lines in the test report."""
+    target = os.environ.get("WIMS_TEST_KEEP_LOGS")
+    if not target:
+        return
+    if (run_dir / "logs").is_dir():
+        shutil.copytree(run_dir / "logs", Path(target) / run_dir.name, dirs_exist_ok=True)
+
+
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     run_dir = Path(tempfile.mkdtemp(prefix="wims-test-"))
@@ -102,6 +113,7 @@ def local_stack() -> Iterator[Stack]:
         subprocess.run(
             ["bash", str(PROJECT_ROOT / "deploy/postgres.sh"), "stop"], env=env, check=False
         )
+        keep_logs(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -131,6 +143,7 @@ def container_stack() -> Iterator[Stack]:
         finally:
             for fn in reversed(stack._cleanup):
                 fn()
+            keep_logs(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
