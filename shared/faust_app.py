@@ -41,7 +41,7 @@ class _FetchablePartitions(AbstractSet[Any]):
         return True
 
 
-def _hold_input_until_the_worker_is_ready() -> None:
+def hold_input_until_the_worker_is_ready() -> None:
     """Work around faust-streaming 0.15.3 losing input messages fetched while a worker
     finishes a rebalance (its start-up included).
 
@@ -59,7 +59,7 @@ def _hold_input_until_the_worker_is_ready() -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     getmany = AIOKafkaConsumerThread.getmany
-    if getattr(getmany, "_wims_patched", False):
+    if getattr(getmany, "_wims_patched", False):  # every worker app installs it; once is enough
         return
 
     # faust passes both arguments by position; ``timeout`` is faust's own name for it.
@@ -70,9 +70,6 @@ def _hold_input_until_the_worker_is_ready() -> None:
 
     getmany_when_ready._wims_patched = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread.getmany = getmany_when_ready  # type: ignore[method-assign]
-
-
-_hold_input_until_the_worker_is_ready()
 
 
 @dataclass
@@ -86,6 +83,7 @@ class WorkerContext:
 
 
 def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerContext]:
+    hold_input_until_the_worker_is_ready()
     # faust creates its datadir but not the parents: the run folder may be brand new.
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(

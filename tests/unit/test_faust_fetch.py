@@ -11,8 +11,7 @@ from typing import Any
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-import shared.faust_app  # noqa: F401  (installs the workaround)
-from shared.faust_app import _FetchablePartitions
+from shared.faust_app import _FetchablePartitions, hold_input_until_the_worker_is_ready
 
 CHANGELOG = TP("wims-integrity-well-state-changelog", 3)
 ALERTS = TP("wims.alerts", 3)
@@ -49,6 +48,7 @@ def test_an_empty_active_set_is_not_every_partition_and_membership_stays_live() 
 
 
 def test_every_faust_fetch_goes_through_the_view() -> None:
+    hold_input_until_the_worker_is_ready()  # what every worker's make_faust_app does
     seen: list[Any] = []
 
     class Thread:
