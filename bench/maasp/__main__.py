@@ -4,7 +4,9 @@
    then N readings (default 1,000,000, one per annulus per second of event time) preloaded
    into wims.readings. A bare aiokafka consumer drains the topic, twice, the faster drain
    counting (the baseline: what Kafka and one Python process deliver with no work at
-   all); then one worker process judges them. Its rate is timed from its first to its
+   all); so does a bare consumer taking whole record batches as the worker does
+   (services.maasp.fetch), printed beside it to show what that alone is worth; then one
+   worker process judges them. Its rate is timed from its first to its
    N-th finished reading, read from its own counter (``wims_maasp_readings_total``,
    incremented once a batch is judged, emitted and stored), so start-up and table
    recovery are not counted.
@@ -38,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.orm import Session
 
 from services.maasp.config import annulus_key
+from services.maasp.fetch import RecordTaker
 from shared import events as ev
 from shared import topics
 from shared.enums import WellLocation, WellStatus, WellType
@@ -181,8 +184,10 @@ async def produce_preload(settings: Settings) -> float:
     return time.monotonic() - t0
 
 
-async def baseline_drain(settings: Settings) -> float:
-    """Readings/s of a bare aiokafka consumer draining the topic (no decoding)."""
+async def baseline_drain(settings: Settings, *, batches: bool = False) -> float:
+    """Readings/s of a bare aiokafka consumer draining the topic (no decoding): with
+    getmany (the baseline), or, ``batches``, taking whole record batches as the worker
+    does (services.maasp.fetch), to show what that alone is worth."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -194,11 +199,12 @@ async def baseline_drain(settings: Settings) -> float:
         tps = [TopicPartition(topics.READINGS.name, p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        taker = RecordTaker(consumer, bulk=batches)
         seen = 0
         first: float | None = None
         while seen < N:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
-            for records in batches.values():
+            got = await taker.take(1000, 10000)
+            for records in got.values():
                 if first is None and records:
                     first = time.monotonic()
                 seen += len(records)
@@ -437,6 +443,13 @@ def main() -> int:
             f"(faster of {', '.join(f'{r:,.0f}' for r in drains)})",
             flush=True,
         )
+        drains = [asyncio.run(baseline_drain(settings, batches=True)) for _ in range(2)]
+        batch_rate = max(drains)
+        print(
+            f"bare consumer taking record batches as the worker does: {batch_rate:,.0f} "
+            f"readings/s (faster of {', '.join(f'{r:,.0f}' for r in drains)})",
+            flush=True,
+        )
 
         floor_rate = faust_floor(stack)
         print(
@@ -474,6 +487,16 @@ def main() -> int:
             "baseline": round(base_rate),
             "ratio": round(rate / base_rate, 3),
             "target": ">= 30000 readings/s and ratio >= 0.5",
+        }
+    )
+    rows.append(
+        {
+            "name": "maasp worker vs a bare consumer taking record batches",
+            "value": round(rate),
+            "unit": "readings/s",
+            "baseline": round(batch_rate),
+            "ratio": round(rate / batch_rate, 3),
+            "target": "",
         }
     )
     rows.append(

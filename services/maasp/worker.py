@@ -35,10 +35,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_right
 from collections import Counter as Tally
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import faust
 import numpy as np
@@ -64,6 +66,7 @@ from services.maasp.decode import (
     decode_readings,
     error_summary,
 )
+from services.maasp.fetch import RecordTaker
 from services.maasp.judge import Emit, JudgeParams, encode_state, judge_annulus, judge_batch
 from shared import events as ev
 from shared import topics
@@ -81,6 +84,31 @@ log = logging.getLogger(__name__)
 FETCH_SLICE = 5000
 #: Longest run of batches judged with the cyclic garbage collector paused (see _loop).
 GC_PAUSE_S = 2.0
+
+
+class Origin(NamedTuple):
+    """Where a record came from, as a dead letter names it."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class Fetched:
+    """One batch of wims.readings records, decoded, with the offsets it spans."""
+
+    records: list[Any]  # aiokafka records (offset, value), partition after partition
+    batch: ReadingBatch
+    errors: list[tuple[int, str]]
+    first: dict[TopicPartition, int]  # offset of the first record, per partition
+    last: dict[TopicPartition, int]  # offset of the last record, per partition
+    #: Each run of records from one partition: its partition and its first index.
+    spans: list[tuple[TopicPartition, int]] = field(default_factory=list)
+
+    def origin(self, i: int) -> Origin:
+        tp = self.spans[bisect_right(self.spans, i, key=itemgetter(1)) - 1][0]
+        return Origin(tp.topic, tp.partition, self.records[i].offset)
 
 
 @dataclass(slots=True)
@@ -158,6 +186,7 @@ class MaaspWorker:
             await asyncio.gather(*futures)
 
     async def dead_letter(self, message: Any, error: str, raw: bytes | None) -> None:
+        """``message``: a faust message or an :class:`Origin` (topic, partition, offset)."""
         source = message.topic
         log.warning("dead-lettered %s[%s]@%s: %s", source, message.partition, message.offset, error)
         m.DEAD_LETTERS.labels(source).inc()
@@ -259,16 +288,15 @@ class MaaspWorker:
 
     # --- readings ------------------------------------------------------------------------
 
-    async def judge_and_send(
-        self, records: list[Any], batch: ReadingBatch, errors: list[tuple[int, str]]
-    ) -> BatchTail | None:
-        """Judge one batch of wims.readings records (aiokafka ConsumerRecords, decoded into
-        ``batch``, ``errors`` the messages that could not be) and hand its events to the
+    async def judge_and_send(self, fetched: Fetched) -> BatchTail | None:
+        """Judge one batch of wims.readings records (decoded into ``fetched.batch``,
+        ``fetched.errors`` the messages that could not be) and hand its events to the
         producer; the returned tail, awaited by :meth:`finish`, waits for their acks and
         stores the states. Nothing to finish (None) when no reading was usable."""
         started = time.perf_counter()
-        for i, error in errors:
-            await self.dead_letter(records[i], error, records[i].value)
+        records, batch = fetched.records, fetched.batch
+        for i, error in fetched.errors:
+            await self.dead_letter(fetched.origin(i), error, records[i].value)
         n = len(batch)
         m.BATCH_SIZE.observe(len(records))
         if n == 0:
@@ -332,7 +360,7 @@ class MaaspWorker:
                     error = f"judging failed: {error_summary(exc)}"
                     for j in order[s:e].tolist():
                         i = int(batch.index[j])
-                        await self.dead_letter(records[i], error, records[i].value)
+                        await self.dead_letter(fetched.origin(i), error, records[i].value)
                     continue
             late += outcome.late
             unconfigured += outcome.unconfigured
@@ -377,17 +405,6 @@ class MaaspWorker:
 
 
 @dataclass(slots=True)
-class Fetched:
-    """One batch of wims.readings records, decoded, with the offsets it spans."""
-
-    records: list[Any]
-    batch: ReadingBatch
-    errors: list[tuple[int, str]]
-    first: dict[TopicPartition, int]  # offset of the first record, per partition
-    last: dict[TopicPartition, int]  # offset of the last record, per partition
-
-
-@dataclass(slots=True)
 class InFlight:
     """A judged batch whose acks, state writes and offset commit are still under way."""
 
@@ -399,7 +416,7 @@ class ReadingsPump:
     """Consumes wims.readings in bulk, following the faust app's partition assignment.
 
     faust's per-message stream costs more than judging a reading, so readings bypass it:
-    one aiokafka consumer fetches whole batches (``getmany``) of the wims.readings
+    one aiokafka consumer fetches whole batches of the wims.readings
     partitions whose numbers the faust app is assigned for wims.annulus-config. The two
     topics are co-partitioned by annulus id, so those are the annuli whose configs and
     runtime states (faust tables, recovered by faust) this worker holds.
@@ -407,6 +424,8 @@ class ReadingsPump:
     - The consumer has its own group (``<app id>-readings``) and only commits, never joins:
       partitions are assigned by hand, so the faust group stays the one that decides who
       owns which annuli.
+    - Records are taken off the consumer a record batch at a time
+      (:mod:`services.maasp.fetch`), not as a ConsumerRecord per message.
     - A batch's offsets are committed after its events and states are acknowledged
       (:meth:`MaaspWorker.finish`), so a SIGKILL replays at most the batches in flight.
     - Two batches overlap: while batch N's acks, state writes and commit are under way
@@ -429,6 +448,7 @@ class ReadingsPump:
         self._reassign = True
         self._in_flight: InFlight | None = None
         self.consumer: AIOKafkaConsumer | None = None
+        self.taker: RecordTaker | None = None
 
     async def on_revoked(self) -> None:
         self._hold = True
@@ -456,6 +476,11 @@ class ReadingsPump:
         )
         self.consumer = consumer
         await consumer.start()
+        self.taker = RecordTaker(consumer)
+        log.info(
+            "readings: taken %s",
+            "a whole record batch at a time" if self.taker.bulk else "with getmany",
+        )
         freeze_startup_heap()
         try:
             await self._loop(consumer)
@@ -508,9 +533,7 @@ class ReadingsPump:
             if self._hold or self._reassign:
                 return  # revoked meanwhile: re-read from the committed offsets
             try:
-                tail = await self.worker.judge_and_send(
-                    fetched.records, fetched.batch, fetched.errors
-                )
+                tail = await self.worker.judge_and_send(fetched)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -529,9 +552,8 @@ class ReadingsPump:
         slices. None when nothing arrived."""
         max_records = self.settings.maasp_batch_size
         timeout_ms = max(1, round(self.settings.maasp_batch_within_s * 1000))
-        got = await consumer.getmany(
-            timeout_ms=timeout_ms, max_records=min(FETCH_SLICE, max_records)
-        )
+        take = self.taker.take
+        got = await take(timeout_ms, min(FETCH_SLICE, max_records))
         if not got:
             return None
         records: list[Any] = []
@@ -539,24 +561,24 @@ class ReadingsPump:
         errors: list[tuple[int, str]] = []
         first: dict[TopicPartition, int] = {}
         last: dict[TopicPartition, int] = {}
+        spans: list[tuple[TopicPartition, int]] = []
         while True:
             offset = len(records)
             for tp, recs in got.items():
                 first.setdefault(tp, recs[0].offset)
                 last[tp] = recs[-1].offset
+                spans.append((tp, len(records)))
                 records.extend(recs)
             part, part_errors = decode_readings([r.value for r in records[offset:]])
             parts.append((part, offset))
             errors.extend((offset + i, error) for i, error in part_errors)
             if len(records) >= max_records:
                 break
-            await asyncio.sleep(0)  # getmany does not yield when records are waiting
-            got = await consumer.getmany(
-                timeout_ms=0, max_records=min(FETCH_SLICE, max_records - len(records))
-            )
+            await asyncio.sleep(0)  # taking buffered records does not yield
+            got = await take(0, min(FETCH_SLICE, max_records - len(records)))
             if not got:
                 break
-        return Fetched(records, concat_batches(parts), errors, first, last)
+        return Fetched(records, concat_batches(parts), errors, first, last, spans)
 
     async def _finish(self, consumer: AIOKafkaConsumer, tail: BatchTail | None, f: Fetched) -> None:
         if tail is not None:

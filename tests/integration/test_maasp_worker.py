@@ -94,8 +94,9 @@ class Producer:
     async def __aexit__(self, *exc: object) -> None:
         await self._p.stop()
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        await self._p.send_and_wait(topic, value=value, key=key)
+    async def send(self, topic: str, key: bytes, value: bytes) -> Any:
+        """Sends and waits for the ack; returns where the record landed."""
+        return await self._p.send_and_wait(topic, value=value, key=key)
 
     async def readings(self, annulus_id: int, values: list[bytes]) -> None:
         key = annulus_key(annulus_id)
@@ -445,10 +446,12 @@ async def _late_bad_garbage_scenario(
         )
 
         # Garbage and a reading with a bad field go to the dead letters, not into the level.
-        await producer.send(topics.READINGS.name, b"x", b"\x00not json{")
+        garbage_at = await producer.send(topics.READINGS.name, b"x", b"\x00not json{")
         bad_field = orjson.loads(_reading(annulus_id, well_id, at[0], 60.0))
         bad_field["pressure_bar"] = "high"
-        await producer.send(topics.READINGS.name, annulus_key(annulus_id), orjson.dumps(bad_field))
+        field_at = await producer.send(
+            topics.READINGS.name, annulus_key(annulus_id), orjson.dumps(bad_field)
+        )
 
         # In order, then an older reading past MAASP (late), a bad-quality one past MAASP,
         # then in order again: no alert at all.
@@ -506,9 +509,12 @@ async def _late_bad_garbage_scenario(
         letters = [orjson.loads(r.value) for r in dead.records]
         mine = [d for d in letters if d["topic"] == topics.READINGS.name]
         garbage = next(d for d in mine if d["raw"].endswith("not json{"))
-        assert garbage["offset"] >= 0 and "Invalid JSON" in garbage["error"]
+        assert "Invalid JSON" in garbage["error"]
         field = next(d for d in mine if '"high"' in d["raw"])
         assert field["error"].startswith("pressure_bar:")
+        # Each names where its record is, for whoever replays or inspects it.
+        for letter, meta in ((garbage, garbage_at), (field, field_at)):
+            assert (letter["partition"], letter["offset"]) == (meta.partition, meta.offset)
 
         await states.drain()
         unknown_states = [

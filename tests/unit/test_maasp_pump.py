@@ -56,3 +56,24 @@ async def test_settling_a_failed_batch_hands_it_back_and_a_good_one_nothing() ->
     p._in_flight = InFlight(bad, asyncio.ensure_future(broker_down()))
     assert await p._settle() is bad
     assert p._in_flight is None
+
+
+def test_a_dead_letter_names_the_partition_and_offset_of_its_record() -> None:
+    class Record:
+        def __init__(self, offset: int) -> None:
+            self.offset, self.value = offset, b"{}"
+
+    # Records taken partition after partition: A's 3, then B's 2, then C's 1.
+    records = [Record(o) for o in (10, 11, 12, 40, 41, 7)]
+    f = fetched({A: 10, B: 40, C: 7}, {A: 12, B: 41, C: 7})
+    f.records, f.spans = records, [(A, 0), (B, 3), (C, 5)]
+    origins = [f.origin(i) for i in range(6)]
+    assert [(o.partition, o.offset) for o in origins] == [
+        (0, 10),
+        (0, 11),
+        (0, 12),
+        (1, 40),
+        (1, 41),
+        (2, 7),
+    ]
+    assert {o.topic for o in origins} == {"wims.readings"}
