@@ -187,11 +187,14 @@ def judge_annulus(
     state: dict[str, Any] | None,
     cfg: ConfigView | None,
     params: JudgeParams,
+    sap: tuple[SapState, list[Any]] | None = None,
 ) -> AnnulusOutcome:
     """Fold one annulus' readings (arrival order) into its state; see the module docstring.
 
     ``state`` is not mutated: the outcome holds a new one (its ``sap`` entry a SapState;
-    :func:`encode_state` writes it as JSON).
+    :func:`encode_state` writes it as JSON). ``sap``: the SAP detector already stepped over
+    these readings from this state (by :func:`judge_batch`, when every one is in order),
+    used instead of stepping it again.
     """
     st = dict(state) if state else new_state()
     n = int(ts.shape[0])
@@ -359,7 +362,10 @@ def judge_annulus(
     # --- SAP and diagnostic test due -----------------------------------------------------
     if configured and cfg is not None and not cfg.imposed_pressure:
         sap_state = sap_state_of(st["sap"])
-        if len(io) == n:
+        if sap is not None:
+            assert len(io) == n, "a SAP step handed over is of readings all in order"
+            new_sap, findings = sap
+        elif len(io) == n:
             new_sap, findings = sap_step(
                 sap_state, ts, pressure, temperature, quality != BAD, params.sap
             )
@@ -455,7 +461,8 @@ def judge_batch(
     (:func:`shared.domain.sap.sap_step_many`). An annulus whose readings all arrive in
     order, change no level and find nothing (the usual case) then only needs its new state
     and, when due, a heartbeat. Every other annulus (a level change, a SAP or diagnostic
-    finding, late readings, no config) is judged by :func:`judge_annulus` itself.
+    finding, late readings, no config) is judged by :func:`judge_annulus` itself, handed
+    the SAP step taken here when its readings are all in order.
     """
     g_n = len(annulus_ids)
     starts = np.asarray(starts, dtype=np.intp)
@@ -508,16 +515,19 @@ def judge_batch(
     codes = (NORMAL + warn + exc).astype(np.int8)
     codes[unknown] = UNKNOWN
     before = np.empty_like(codes)
+    in_order = fine.copy()
     if codes.shape[0]:
         before[1:] = codes[:-1]
         before[firsts] = prev[has_u]
         changed = np.bincount(ug[codes != before], minlength=g_n) > 0
         fine &= ~changed
 
-    # SAP for the configured annuli that are not operator-pressured.
+    # SAP for the configured annuli in order that are not operator-pressured, a level
+    # change or not: what judge_annulus would step one reading at a time is stepped here
+    # (and handed to it when it judges the annulus for its level change or SAP finding).
     sap_g = [
         i
-        for i in np.flatnonzero(fine).tolist()
+        for i in np.flatnonzero(in_order).tolist()
         if not cfgs[i].imposed_pressure  # type: ignore[union-attr]
     ]
     sap_out: dict[int, tuple[SapState, list[Any]]] = {}
@@ -539,11 +549,10 @@ def judge_batch(
             params.sap,
         )
         for i, st0, res in zip(sap_g, sap_states, results, strict=True):
+            sap_out[i] = res
+            sap_in[i] = st0
             if res[1]:
                 fine[i] = False  # a finding: its alerts are judge_annulus' business
-            else:
-                sap_out[i] = res
-                sap_in[i] = st0
 
     # Per annulus, only what is left: the state and a heartbeat when due.
     last_read = ts[np.maximum(ends - 1, 0)].tolist() if ts.shape[0] else [nan] * g_n
@@ -573,6 +582,7 @@ def judge_batch(
                     state,
                     cfg,
                     params,
+                    sap_out.get(g),
                 )
             )
             continue
