@@ -15,7 +15,9 @@ past exactly what is handed over (a batch cut by ``max_records`` keeps its rest 
 next call); a partition whose buffer is empty is fetched again; a fetch error is raised
 after the records before it are handed over. It reads aiokafka internals, so it is used
 only with the aiokafka version it was verified against and with ``read_uncommitted``
-(it does not filter aborted transactions); otherwise ``take`` is ``getmany``.
+(it does not filter aborted transactions); otherwise ``take`` is ``getmany``. It is meant
+for a consumer whose partitions are assigned by hand, as the pump's are: there is no group
+rebalance for it to wait out.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class RecordTaker:
     async def take(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
         """Up to ``max_records`` buffered records by partition, waiting up to
         ``timeout_ms`` for some to arrive; {} when none did."""
+        if max_records < 1:
+            raise ValueError(f"max_records: must be at least 1, got {max_records}")
         consumer = self._consumer
         if not self.bulk:
             return await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
@@ -72,11 +76,8 @@ class RecordTaker:
         fetcher = consumer._fetcher
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
-        subscriptions = consumer._subscription
-        with subscriptions.fetch_context():
+        with consumer._subscription.fetch_context():
             while True:
-                if subscriptions.reassignment_in_progress:  # nothing assigned yet
-                    await subscriptions.wait_for_assignment()
                 taken = _drain(fetcher, max_records)
                 remaining = deadline - loop.time()
                 if taken or remaining <= 0:

@@ -156,6 +156,8 @@ async def test_a_fetch_from_the_middle_of_a_batch_and_a_seek_back_start_where_as
     tp = TopicPartition(topic, 0)
 
     async def scenario(consumer: AIOKafkaConsumer, taker: RecordTaker) -> Taken:
+        with pytest.raises(ValueError, match="max_records"):
+            await taker.take(0, 0)
         consumer.seek(tp, 37)  # inside a record batch: the broker returns all of it
         first = await taker.take(5000, 10)
         assert [r.offset for r in first[tp]] == list(range(37, 47))
