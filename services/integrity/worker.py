@@ -78,6 +78,7 @@ class IntegrityWorker:
         self.lock = asyncio.Lock()
         self._matrix: RiskMatrix = DEFAULT_RISK_MATRIX
         self._matrix_loaded_at: float | None = None
+        self._changelog_known = False
 
     # ------------------------------------------------------------------ risk matrix
 
@@ -128,6 +129,7 @@ class IntegrityWorker:
             self._skip(message, "invalid", exc)
             return
         try:
+            await self._know_the_changelog()
             async with self.lock:
                 state = self.table.get(well_id)
                 new = None if decoded is None else apply_event(state, decoded, message.partition)
@@ -152,6 +154,21 @@ class IntegrityWorker:
             self._skip(message, "error", exc)
             return
         metrics.EVENTS_PROCESSED.labels(topic=topic).inc()
+
+    async def _know_the_changelog(self) -> None:
+        """Wait, once, until the producer has the table changelog's partitions.
+
+        A table write picks its changelog partition from the producer's metadata without
+        waiting for it (faust's key_partition), and fails with a TypeError if the producer
+        has not fetched the changelog topic yet, which faust created at start-up. Seen on a
+        loaded machine: the first messages after start-up failed and were skipped, and the
+        end-to-end well never turned red. ``partitions_for`` adds the topic to the
+        producer's metadata and waits for it."""
+        if self._changelog_known:
+            return
+        producer = self.app.producer._ensure_producer()  # aiokafka's, started with faust
+        await producer.partitions_for(self.table.changelog_topic.get_topic_name())
+        self._changelog_known = True
 
     def _skip(self, message: Any, reason: str, exc: BaseException) -> None:
         metrics.EVENTS_FAILED.labels(topic=message.topic, reason=reason).inc()

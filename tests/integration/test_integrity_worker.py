@@ -330,6 +330,33 @@ class Well:
 # ------------------------------------------------------------------------------ tests
 
 
+def test_events_waiting_at_the_first_start_are_all_folded(
+    stack: Stack, settings: Settings, db_engine: Engine
+) -> None:
+    """The worker's first start on a new broker creates its table's changelog and folds
+    what is already waiting straight away: nothing may be skipped for the producer not
+    knowing the new changelog yet (seen on a loaded machine). First in the module, so
+    this worker is the first (make test gives the module a broker of its own)."""
+    wells = [Well(db_engine, annuli=("A",)) for _ in range(3)]
+    for well in wells:
+        publish(settings, (topics.WELL_CONFIG, well.id, well.config()))
+        exceeded = well.alert("A", AlertKind.maasp_exceeded, 1.03, UtilisationLevel.exceeded)
+        publish(settings, (topics.ALERTS, well.id, exceeded))
+    first = Worker(stack)
+    first.start()
+    try:
+        for well in wells:
+            # Red in the end (config and alert are on two topics: green first or not).
+            wait_for(
+                lambda w=well: statuses(db_engine, w.id)[-1:] == ["red"] or None,
+                f"well {well.id} red",
+            )
+        assert first.metric("wims_integrity_events_failed_total") == 0
+    finally:
+        assert first.svc is not None
+        first.svc.terminate(signal.SIGTERM)
+
+
 def test_failed_sssv_turns_the_well_amber_and_a_secondary_failure_red(
     worker: Worker, settings: Settings, db_engine: Engine
 ) -> None:
