@@ -31,7 +31,7 @@ TASK_EVENTS = Topic("wims.task-events", "well_id", "TaskEvent")
 DEAD_LETTERS = Topic(
     "wims.dead-letters",
     "source topic name",
-    "JSON {topic, partition, offset, error, raw}",
+    "DeadLetter JSON (shared.dead_letters): source position, key, value, reason, error",
     doc="messages a stream worker could not process, kept for inspection and replay",
 )
 
