@@ -40,6 +40,15 @@ DEAD_LETTERS = Counter(
 )
 
 
+def decode_failure_reason(error: str) -> str:
+    """``undecodable`` for an error that says the bytes are no event at all (empty, not
+    JSON, not UTF-8), ``invalid`` for one that names a field breaking the contract."""
+    lowered = error.lower()
+    if "empty" in lowered or "json" in lowered or "utf-8" in lowered:
+        return "undecodable"
+    return "invalid"
+
+
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 

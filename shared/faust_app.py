@@ -1,75 +1,31 @@
-"""The common shape of a WIMS faust worker: one App per service, id = consumer group."""
+"""The common shape of a WIMS faust worker: one App per service, id = consumer group.
 
-from collections.abc import Iterator
-from collections.abc import Set as AbstractSet
+Every worker gets, from :func:`make_faust_app`, the faust workarounds of
+``shared.compat.faust_worker`` (its input held until it is ready and its producer knows
+every changelog), health pages, and :func:`process_message`: the one way a worker handles a
+message, retrying transient failures with the offset held and dead-lettering only a
+message that can never be processed.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.compat import faust_worker
 from shared.db import database_ready, make_async_engine
+from shared.dead_letters import dead_letter
 from shared.kafka import KafkaProbe
 from shared.observability import add_faust_health_pages
+from shared.retry import retry_transient
 from shared.settings import Settings
 
-
-class _FetchablePartitions(AbstractSet[Any]):
-    """What aiokafka may hand faust from its fetch buffer: faust's live set of active
-    partitions, less the input partitions while a rebalance is in progress (the table
-    changelogs being recovered stay in), and truthy even when empty, because aiokafka
-    takes an empty set to mean every partition."""
-
-    def __init__(self, live: AbstractSet[Any], app: Any) -> None:
-        self._live = live
-        self._app = app
-
-    def __contains__(self, tp: object) -> bool:
-        if tp not in self._live:
-            return False
-        if not self._app.rebalancing:
-            return True
-        return getattr(tp, "topic", None) in self._app.tables.changelog_topics
-
-    def __iter__(self) -> Iterator[Any]:
-        return (tp for tp in list(self._live) if tp in self)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __bool__(self) -> bool:
-        return True
-
-
-def hold_input_until_the_worker_is_ready() -> None:
-    """Work around faust-streaming 0.15.3 losing input messages fetched while a worker
-    finishes a rebalance (its start-up included).
-
-    faust resumes the input partitions, then seeks them to the committed offsets, then
-    tells its streams to flow. A fetch in that window hands the streams records that are
-    dropped unprocessed, and aiokafka has moved past them, so nothing brings them back
-    until the worker restarts. Two ways it happens: records delivered before the streams
-    flow are skipped; and while recovery swaps changelog for input partitions faust's set
-    of active partitions can be empty, which aiokafka reads as "every partition". Found by
-    the integrity worker's restart tests: a restarted worker never processed the alert
-    published while it started. Input records now stay in aiokafka's buffer, its position
-    untouched, until the rebalance is over; the seek then takes them from the committed
-    offsets as faust intends.
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    getmany = AIOKafkaConsumerThread.getmany
-    if getattr(getmany, "_wims_patched", False):  # every worker app installs it; once is enough
-        return
-
-    # faust passes both arguments by position; ``timeout`` is faust's own name for it.
-    async def getmany_when_ready(self: Any, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109
-        if active_partitions is not None:
-            active_partitions = _FetchablePartitions(active_partitions, self.app)
-        return await getmany(self, active_partitions, timeout)
-
-    getmany_when_ready._wims_patched = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread.getmany = getmany_when_ready  # type: ignore[method-assign]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,10 +36,11 @@ class WorkerContext:
     engine: AsyncEngine
     kafka_probe: KafkaProbe
     extra: dict[str, Any] = field(default_factory=dict)
+    service: str = ""
 
 
 def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerContext]:
-    hold_input_until_the_worker_is_ready()
+    faust_worker.install()
     # faust creates its datadir but not the parents: the run folder may be brand new.
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -109,7 +66,13 @@ def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerC
         settings=settings,
         engine=make_async_engine(settings, pool_size=5),
         kafka_probe=KafkaProbe(settings.kafka_bootstrap),
+        service=service,
     )
+
+    @app.on_partitions_assigned.connect
+    async def learn_changelogs(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        await faust_worker.learn_changelog_partitions(app, service)
+
     add_faust_health_pages(
         app,
         lambda: {"kafka": ctx.kafka_probe.ready, "database": lambda: database_ready(ctx.engine)},
@@ -123,3 +86,89 @@ def run_worker(app: faust.App, log_level: str) -> None:
 
     worker = Worker(app, loglevel=log_level.lower(), quiet=True)
     worker.execute_from_commandline()
+
+
+class Rejected(Exception):
+    """A message that can never be processed: ``reason`` is ``undecodable`` or ``invalid``
+    (see ``shared.dead_letters``), the message says which field and why."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the field and the reason, for logs and dead letters."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors()
+        )
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, Rejected) else text
+
+
+async def send_dead_letter(
+    app: faust.App,
+    service: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    error: str,
+) -> None:
+    """Publish one dead letter and wait for its ack (a broker that is away is waited for:
+    the source offset must not move past a message that is neither processed nor kept)."""
+    log.warning("dead-lettered %s[%s]@%s (%s): %s", topic, partition, offset, reason, error)
+    record = dead_letter(service, topic, partition, offset, key, value, reason, error)
+
+    async def send() -> None:
+        await (await faust_worker.send_raw(app, *record))
+
+    await retry_transient(service, "dead letter", send)
+
+
+async def process_message(
+    app: faust.App,
+    service: str,
+    message: Any,
+    handle: Callable[..., Awaitable[Any]],
+    *args: Any,
+) -> str | None:
+    """Run ``handle(*args)`` for one message until it is done; None then, or the reason it
+    was dead-lettered with.
+
+    A transient failure (``shared.retry``) is retried with backoff while the offset is held:
+    a valid message is never skipped nor dead-lettered for the infrastructure's sake. A
+    :class:`Rejected` message is dead-lettered with its reason; any other error is the
+    service's own failure on a valid message and is dead-lettered as ``unprocessable``,
+    with its traceback in the log, to be replayed after a fix (``wims dead-letters``)."""
+    try:
+        await retry_transient(service, f"process {message.topic}", handle, *args)
+        return None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        reason = exc.reason if isinstance(exc, Rejected) else "unprocessable"
+        if reason == "unprocessable":
+            log.exception(
+                "%s: processing %s[%s]@%s failed",
+                service,
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+        await send_dead_letter(
+            app,
+            service,
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            reason,
+            describe(exc),
+        )
+        return reason

@@ -5,7 +5,7 @@
    into wims.readings. A bare aiokafka consumer drains the topic, twice, the faster drain
    counting (the baseline: what Kafka and one Python process deliver with no work at
    all); so does a bare consumer taking whole record batches as the worker does
-   (services.maasp.fetch), printed beside it to show what that alone is worth; then one
+   (shared.compat.record_batches), printed beside it to show what that alone is worth; then one
    worker process judges them. Its rate is timed from its first to its
    N-th finished reading, read from its own counter (``wims_maasp_readings_total``,
    incremented once a batch is judged, emitted and stored), so start-up and table
@@ -40,9 +40,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.orm import Session
 
 from services.maasp.config import annulus_key
-from services.maasp.fetch import RecordTaker
 from shared import events as ev
 from shared import topics
+from shared.compat.record_batches import RecordTaker
 from shared.enums import WellLocation, WellStatus, WellType
 from shared.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack, local_stack, start_service
@@ -187,7 +187,7 @@ async def produce_preload(settings: Settings) -> float:
 async def baseline_drain(settings: Settings, *, batches: bool = False) -> float:
     """Readings/s of a bare aiokafka consumer draining the topic (no decoding): with
     getmany (the baseline), or, ``batches``, taking whole record batches as the worker
-    does (services.maasp.fetch), to show what that alone is worth."""
+    does (shared.compat.record_batches), to show what that alone is worth."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,

@@ -39,6 +39,7 @@ from shared.models import (
     OutboxRecord,
     Well,
 )
+from shared.retry import Backoff, is_transient
 from shared.settings import Settings
 from shared.topics import entity_key
 
@@ -206,21 +207,28 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5, self._settings.outbox_max_backoff_s)
         while True:
             self._wake.clear()
             try:
                 published = await self.publish_batch()
-                backoff = 0.5
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Kafka (or the database) is away: nothing is lost, the rows stay unsent.
+                # Anything else is a bug worth its traceback; the rows wait all the same.
                 OUTBOX_ERRORS.inc()
-                log.warning("outbox relay: publish failed (%r); retrying in %.1f s", exc, backoff)
+                delay = backoff.next()
+                log.log(
+                    logging.WARNING if is_transient(exc) else logging.ERROR,
+                    "outbox relay: publish failed (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                    exc_info=not is_transient(exc),
+                )
                 await self._drop_producer()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._settings.outbox_max_backoff_s)
+                await asyncio.sleep(delay)
                 continue
             if published >= self._settings.outbox_batch_size:
                 continue  # more waiting: go on at once

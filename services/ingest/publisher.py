@@ -27,11 +27,11 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from services.ingest.metrics import DEAD_LETTER_FAILURES, KAFKA_FAILURES, KAFKA_PRODUCE_SECONDS
 from shared import topics
+from shared.compat.producer_batches import send_batch_until
 from shared.domain.readings import NormalisedReading, Rejection
 from shared.events import SCHEMA_VERSION, FieldErrorModel, RejectedReading
 from shared.settings import Settings
@@ -42,27 +42,6 @@ log = logging.getLogger(__name__)
 READINGS_TOPIC = topics.READINGS.name
 REJECTED_TOPIC = topics.READINGS_REJECTED.name
 _dumps = orjson.dumps
-
-
-async def _send_batch(
-    producer: AIOKafkaProducer, builder: Any, partition: int, deadline: float
-) -> Any:
-    """Queue one record batch for a partition, waiting for room until ``deadline``.
-
-    aiokafka's ``add_batch`` subtracts the *total* time waited so far on every wake-up, so
-    when several pushes wait for the same partition it gives up (KafkaTimeoutError) long
-    before its timeout, and the push would be refused (503) although Kafka is healthy. It
-    raises (or is cancelled) before it appends the builder, so trying again with the same
-    builder is safe; each try is bounded by the push's own deadline."""
-    while True:
-        try:
-            return await asyncio.wait_for(
-                producer.send_batch(builder, READINGS_TOPIC, partition=partition),
-                max(0.001, deadline - time.monotonic()),
-            )
-        except KafkaTimeoutError:
-            if time.monotonic() >= deadline:
-                raise
 
 
 class KafkaUnavailable(Exception):
@@ -235,11 +214,15 @@ class ReadingPublisher:
             value = encode(reading, well_get(aid), received_at)
             if builder.append(timestamp=None, key=key, value=value) is None:
                 # The batch is full: hand it over and start the next one for this partition.
-                futures.append(await _send_batch(producer, builder, partition, deadline))
+                futures.append(
+                    await send_batch_until(producer, builder, READINGS_TOPIC, partition, deadline)
+                )
                 builder = builders[partition] = producer.create_batch()
                 builder.append(timestamp=None, key=key, value=value)
         for partition, builder in builders.items():
-            futures.append(await _send_batch(producer, builder, partition, deadline))
+            futures.append(
+                await send_batch_until(producer, builder, READINGS_TOPIC, partition, deadline)
+            )
         return futures
 
     def _fail(self, producer: AIOKafkaProducer) -> None:

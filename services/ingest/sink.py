@@ -41,6 +41,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingest.metrics import SINK_DROPPED, SINK_LAG, SINK_ROWS, SINK_UNDECODABLE
 from shared import topics
+from shared.retry import Backoff, is_transient
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ class MeasurementSink:
                     await in_flight[0]
 
     async def run(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             consumer = AIOKafkaConsumer(
                 topics.READINGS.name,
@@ -270,14 +271,22 @@ class MeasurementSink:
                     self._settings.libpq_url, autocommit=True
                 )
                 await consumer.start()
-                backoff = 0.5
+                backoff.reset()
                 await self._consume(consumer, conn)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Kafka or the database away: restart from committed offsets
-                log.warning("readings sink: %r; restarting in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+            except Exception as exc:
+                # Kafka or the database away: restart from the committed offsets, so no
+                # reading is skipped. Anything else is a bug worth its traceback.
+                delay = backoff.next()
+                log.log(
+                    logging.WARNING if is_transient(exc) else logging.ERROR,
+                    "readings sink: %s; restarting in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                    exc_info=not is_transient(exc),
+                )
+                await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), 5)

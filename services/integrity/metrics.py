@@ -25,7 +25,7 @@ EVENTS_PROCESSED = Counter(
 )
 EVENTS_FAILED = Counter(
     "wims_integrity_events_failed_total",
-    "Input events skipped because they could not be decoded or folded, by topic and reason",
+    "Input events dead-lettered (wims.dead-letters) because they could not be decoded or folded, by topic and reason",
     ["topic", "reason"],
 )
 REEVALUATION_SECONDS = Histogram(

@@ -18,14 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import faust
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.integrity import metrics
 from services.integrity.fold import (
@@ -38,13 +36,16 @@ from services.integrity.fold import (
     well_inputs,
 )
 from shared import topics
+from shared.compat.faust_worker import active_partitions, peek, put_durably, settling
+from shared.dead_letters import decode_failure_reason
 from shared.domain.integrity import evaluate_well
 from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix
 from shared.enums import IntegrityStatus
 from shared.events import decode, utcnow
-from shared.faust_app import WorkerContext, make_faust_app
+from shared.faust_app import Rejected, WorkerContext, describe, make_faust_app, process_message
 from shared.models import IntegritySnapshot as SnapshotRow
 from shared.models import RiskMatrixCell
+from shared.retry import retry_transient
 from shared.settings import Settings
 from shared.topics import entity_key
 
@@ -57,7 +58,6 @@ INPUT_TOPICS: tuple[str, ...] = (
     topics.ALERTS.name,
 )
 TABLE_NAME = "well-state"
-_RETRY_MAX_S = 10.0
 
 
 class IntegrityWorker:
@@ -78,7 +78,6 @@ class IntegrityWorker:
         self.lock = asyncio.Lock()
         self._matrix: RiskMatrix = DEFAULT_RISK_MATRIX
         self._matrix_loaded_at: float | None = None
-        self._changelog_known = False
 
     # ------------------------------------------------------------------ risk matrix
 
@@ -114,7 +113,16 @@ class IntegrityWorker:
     # ------------------------------------------------------------------ the agent
 
     async def handle(self, event: Any) -> None:
-        """Fold one input message; a bad message is logged, counted and skipped."""
+        """Fold one input message. A transient failure is retried with the offset held; a
+        message that breaks its contract is dead-lettered (shared.faust_app)."""
+        message = event.message
+        reason = await process_message(self.app, "integrity", message, self._fold, event)
+        if reason is None:
+            metrics.EVENTS_PROCESSED.labels(topic=message.topic).inc()
+        else:
+            metrics.EVENTS_FAILED.labels(topic=message.topic, reason=reason).inc()
+
+    async def _fold(self, event: Any) -> None:
         message = event.message
         topic = message.topic
         try:
@@ -126,61 +134,29 @@ class IntegrityWorker:
                 well_id = event_well_id(decoded)
                 _check_key(event.key, well_id)
         except (ValidationError, FoldError, ValueError) as exc:
-            self._skip(message, "invalid", exc)
-            return
-        try:
-            await self._know_the_changelog()
-            async with self.lock:
-                state = self.table.get(well_id)
+            error = describe(exc)
+            raise Rejected(decode_failure_reason(error), error) from exc
+        async with self.lock:
+            state = self.table.get(well_id)
+            try:
                 new = None if decoded is None else apply_event(state, decoded, message.partition)
-                if new is None:
-                    if state is not None:
-                        self._count_colour(state, None)
-                        del self.table[well_id]
-                else:
-                    outcome = await self._evaluate(new, str(decoded.event_id))
-                    if outcome is not None:
-                        await self._write(outcome)
-                        self._count_colour(state, outcome.state)
-                        new = outcome.state
-                    if new != state:
-                        self.table[well_id] = new
-        except FoldError as exc:
-            self._skip(message, "invalid", exc)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # never let one message stop the agent
-            self._skip(message, "error", exc)
-            return
-        metrics.EVENTS_PROCESSED.labels(topic=topic).inc()
-
-    async def _know_the_changelog(self) -> None:
-        """Wait, once, until the producer has the table changelog's partitions.
-
-        A table write picks its changelog partition from the producer's metadata without
-        waiting for it (faust's key_partition), and fails with a TypeError if the producer
-        has not fetched the changelog topic yet, which faust created at start-up. Seen on a
-        loaded machine: the first messages after start-up failed and were skipped, and the
-        end-to-end well never turned red. ``partitions_for`` adds the topic to the
-        producer's metadata and waits for it."""
-        if self._changelog_known:
-            return
-        producer = self.app.producer._ensure_producer()  # aiokafka's, started with faust
-        await producer.partitions_for(self.table.changelog_topic.get_topic_name())
-        self._changelog_known = True
-
-    def _skip(self, message: Any, reason: str, exc: BaseException) -> None:
-        metrics.EVENTS_FAILED.labels(topic=message.topic, reason=reason).inc()
-        log.error(
-            "skipping message %s[%s]@%s (key %r): %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            _describe(exc),
-            exc_info=reason == "error",
-        )
+            except FoldError as exc:
+                raise Rejected("invalid", describe(exc)) from exc
+            if new is None:
+                if state is not None:
+                    del self.table[well_id]
+                    self._count_colour(state, None)
+                return
+            outcome = await self._evaluate(new, str(decoded.event_id))
+            if outcome is not None:
+                await self._write(outcome)
+                new = outcome.state
+            if new != state:
+                # A write the producer cannot place yet raises a transient error: the
+                # whole fold is retried, and each of its effects is idempotent.
+                self.table[well_id] = new
+            if outcome is not None:
+                self._count_colour(state, outcome.state)
 
     async def _evaluate(self, state: State, cause: str) -> Outcome | None:
         inputs = well_inputs(state)
@@ -192,7 +168,7 @@ class IntegrityWorker:
 
     async def _write(self, outcome: Outcome) -> None:
         snapshot = outcome.snapshot
-        inserted = await _retrying(lambda: self._insert(outcome), f"snapshot {snapshot.event_id}")
+        inserted = await retry_transient("integrity", "write snapshot", self._insert, outcome)
         if inserted:
             metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.status.value).inc()
         log.info(
@@ -244,15 +220,11 @@ class IntegrityWorker:
     def owned_partitions(self) -> set[int]:
         """Partitions this worker actively owns. Standby replicas of other workers'
         partitions may sit in the same table store and must not be assessed here."""
-        return {
-            tp.partition
-            for tp in self.app.assignor.assigned_actives()
-            if tp.topic == topics.WELL_CONFIG.name
-        }
+        return active_partitions(self.app, topics.WELL_CONFIG.name)
 
     async def reevaluate_all(self) -> int:
         """Re-evaluate every owned well; returns the number of snapshots emitted."""
-        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+        if settling(self.app):
             return 0  # the table is being rebuilt; the next tick sees it whole
         started = time.perf_counter()
         owned = self.owned_partitions()
@@ -262,7 +234,7 @@ class IntegrityWorker:
             if self.app.rebalancing:
                 return emitted
             async with self.lock:
-                state = self.table.data.get(well_id)
+                state = peek(self.table, well_id)
                 if state is None or state["partition"] not in owned:
                     continue
                 try:
@@ -271,10 +243,9 @@ class IntegrityWorker:
                     outcome = await self._evaluate(state, cause)
                     if outcome is not None:
                         await self._write(outcome)
-                        # Outside an agent faust cannot infer the changelog partition, so
-                        # it is given: the well's own partition, as the agent writes it.
-                        self.table.send_changelog(state["partition"], well_id, outcome.state)
-                        self.table.data[well_id] = outcome.state
+                        # Outside an agent there is no current event: the key's bytes
+                        # place the changelog record (use_partitioner), as the agent does.
+                        await put_durably(self.table, [(well_id, outcome.state, None, None)])
                         state = outcome.state
                         emitted += 1
                 except asyncio.CancelledError:
@@ -314,43 +285,6 @@ def _check_key(key: bytes | None, well_id: int) -> None:
     key_id = _key_well_id(key)
     if key_id != well_id:
         raise FoldError(f"key: {key_id} does not match well_id {well_id}")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-            for err in exc.errors()
-        )
-    return str(exc) or repr(exc)
-
-
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, IntegrityError):
-        return False  # a constraint says no: retrying cannot change the answer
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or type(exc).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-        )
-    return isinstance(exc, OSError | TimeoutError)
-
-
-async def _retrying(fn: Callable[[], Any], what: str) -> Any:
-    """Retry a database write while the database is unreachable: the message stays
-    unacknowledged meanwhile, so nothing is lost and the partition simply waits."""
-    delay = 0.5
-    while True:
-        try:
-            return await fn()
-        except Exception as exc:
-            if not _transient(exc):
-                raise
-            log.warning(
-                "database unavailable writing %s (%r); retrying in %.1f s", what, exc, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _RETRY_MAX_S)
 
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:

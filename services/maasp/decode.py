@@ -406,13 +406,3 @@ def _decode_rows(rows: list[_Wire]) -> tuple[tuple[np.ndarray, ...], list[int]] 
             stamp = stamp.replace(tzinfo=UTC)
         ts[j] = stamp.timestamp()
     return (aid, well, ts, p, tc, q), np.flatnonzero(bad).tolist()
-
-
-def dead_letter_value(
-    topic: str, partition: int, offset: int, error: str, raw: bytes | None
-) -> bytes:
-    """The wims.dead-letters value: where the message was, why it failed, and what it was."""
-    text = None if raw is None else raw.decode("utf-8", errors="backslashreplace")
-    return orjson.dumps(
-        {"topic": topic, "partition": partition, "offset": offset, "error": error, "raw": text}
-    )

@@ -24,9 +24,11 @@ state and the same derived ids are re-published (recognisably the same alerts), 
 state's newest reading, count as late and emit nothing. It never leaves state that has
 seen a reading whose alert is missing.
 
-A message that cannot be processed is logged, counted and published on wims.dead-letters
-(key: the source topic) with its topic, partition, offset, the error and the raw value;
-the agents never die of one.
+A message that can never be processed (undecodable, invalid by contract, or one the judge
+fails on) is logged, counted and published on wims.dead-letters (shared.dead_letters) with
+its position, key, value and reason; the agents never die of one. A transient failure (the
+broker or the database away, a topic's metadata not known yet) is retried with the offset
+held (shared.retry): nothing valid is dead-lettered.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from services.maasp import metrics as m
 from services.maasp.config import (
@@ -62,19 +64,27 @@ from services.maasp.decode import (
     QUALITY_NAMES,
     ReadingBatch,
     concat_batches,
-    dead_letter_value,
     decode_readings,
     error_summary,
 )
-from services.maasp.fetch import RecordTaker
 from services.maasp.judge import Emit, JudgeParams, encode_state, judge_annulus, judge_batch
 from shared import events as ev
 from shared import topics
+from shared.compat.faust_worker import put_durably, send_raw, settling
+from shared.compat.record_batches import RecordTaker
+from shared.dead_letters import decode_failure_reason
 from shared.domain.utilisation import LEVEL_BY_CODE
 from shared.enums import UtilisationLevel
-from shared.faust_app import WorkerContext, make_faust_app
+from shared.faust_app import (
+    Rejected,
+    WorkerContext,
+    make_faust_app,
+    process_message,
+    send_dead_letter,
+)
 from shared.gc_tuning import collection_paused, freeze_startup_heap
 from shared.models import MaaspResult as MaaspResultRow
+from shared.retry import retry_transient
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,6 +102,7 @@ class Origin(NamedTuple):
     topic: str
     partition: int
     offset: int
+    key: bytes | None
 
 
 @dataclass(slots=True)
@@ -108,7 +119,8 @@ class Fetched:
 
     def origin(self, i: int) -> Origin:
         tp = self.spans[bisect_right(self.spans, i, key=itemgetter(1)) - 1][0]
-        return Origin(tp.topic, tp.partition, self.records[i].offset)
+        record = self.records[i]
+        return Origin(tp.topic, tp.partition, record.offset, getattr(record, "key", None))
 
 
 @dataclass(slots=True)
@@ -157,45 +169,29 @@ class MaaspWorker:
     # --- shared plumbing -----------------------------------------------------------------
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> asyncio.Future:
-        """Hand one record to the producer now; await the returned future for the ack.
-
-        Straight to the producer, neither attached to the offset commit (faust's default in
-        an agent) nor through faust's topic layer, which costs more per record than the
-        judging itself: we wait for the broker's ack before writing the state that depends
-        on it.
-        """
-        return await self.app.producer.send(topic, key, value, None, None, None)
+        """Hand one record to the producer now; await the returned future for the ack
+        (we wait for it before writing the state that depends on it)."""
+        return await send_raw(self.app, topic, key, value)
 
     async def write_states(self, writes: list[tuple[bytes, dict[str, Any]]]) -> None:
-        """Store runtime states in the table and its changelog, and wait for the acks.
+        """Store runtime states in the table and its changelog, and wait for the acks: a
+        batch's offsets are committed only after this returns, so a state is durable
+        before the readings it has seen are acknowledged."""
+        await put_durably(self.runtime, ((k, st, k, encode_state(st)) for k, st in writes))
 
-        Table writes normally queue their changelog records in faust's producer buffer,
-        whose flush before an offset commit gives up after 0.1 s without progress; sending
-        them ourselves and waiting makes "state durable before this batch's offsets can be
-        committed" certain (the batch is acked to faust only after this returns). The key
-        bytes hash to the partition of the annulus' readings, as use_partitioner does.
-        """
-        store = self.runtime.data
-        changelog = self._runtime_changelog
-        send = self.app.producer.send
-        futures = []
-        for key, state in writes:
-            store[key] = state
-            futures.append(await send(changelog, key, encode_state(state), None, None, None))
-        if futures:
-            await asyncio.gather(*futures)
-
-    async def dead_letter(self, message: Any, error: str, raw: bytes | None) -> None:
-        """``message``: a faust message or an :class:`Origin` (topic, partition, offset)."""
-        source = message.topic
-        log.warning("dead-lettered %s[%s]@%s: %s", source, message.partition, message.offset, error)
-        m.DEAD_LETTERS.labels(source).inc()
-        fut = await self.publish(
-            topics.DEAD_LETTERS.name,
-            source.encode(),
-            dead_letter_value(source, message.partition, message.offset, error, raw),
+    async def dead_letter(self, origin: Origin, reason: str, error: str, raw: bytes | None) -> None:
+        m.DEAD_LETTERS.labels(origin.topic).inc()
+        await send_dead_letter(
+            self.app,
+            "maasp",
+            origin.topic,
+            origin.partition,
+            origin.offset,
+            origin.key,
+            raw,
+            reason,
+            error,
         )
-        await fut
 
     def config_view(self, key: bytes) -> ConfigView | None:
         value = self.configs.get(key)
@@ -211,6 +207,8 @@ class MaaspWorker:
     # --- configs -------------------------------------------------------------------------
 
     async def on_config(self, event: Any) -> None:
+        """Apply one wims.annulus-config message (retried whole on a transient failure:
+        the history row, the result event and the table write are each idempotent)."""
         raw: bytes | None = event.value
         try:
             if raw is None:
@@ -219,8 +217,7 @@ class MaaspWorker:
             view = evaluate_config(config)
         except Exception as exc:
             m.CONFIGS.labels("invalid").inc()
-            await self.dead_letter(event.message, error_summary(exc), raw)
-            return
+            raise Rejected("invalid", error_summary(exc)) from exc
         key = annulus_key(view.annulus_id)
         current = self.configs.get(key)
         if current is not None and view.version <= int(current["version"]):
@@ -258,33 +255,24 @@ class MaaspWorker:
             )
             .on_conflict_do_nothing(index_elements=["annulus_id", "config_version"])
         )
-        delay = 0.5
-        while True:
-            try:
-                async with self.ctx.engine.begin() as conn:
-                    await conn.execute(stmt)
-                return
-            except IntegrityError as exc:
-                # The annulus (or its limiting point) is not in the database, e.g. a config
-                # published for another install: keep judging readings, skip the history.
-                m.MAASP_RESULTS_NOT_STORED.inc()
-                log.warning(
-                    "maasp_result for annulus %s v%s not stored: %s",
-                    view.annulus_id,
-                    view.version,
-                    str(exc.orig).splitlines()[0] if exc.orig else exc,
-                )
-                return
-            except OperationalError as exc:
-                # The database is down: wait for it rather than lose the history row.
-                m.DB_RETRIES.inc()
-                log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-            except DBAPIError as exc:
-                m.MAASP_RESULTS_NOT_STORED.inc()
-                log.error("maasp_result for annulus %s not stored: %s", view.annulus_id, exc)
-                return
+
+        async def insert() -> None:
+            async with self.ctx.engine.begin() as conn:
+                await conn.execute(stmt)
+
+        try:
+            # The database away: wait for it rather than lose the history row.
+            await retry_transient("maasp", "store maasp_result", insert)
+        except IntegrityError as exc:
+            # The annulus (or its limiting point) is not in the database, e.g. a config
+            # published for another install: keep judging readings, skip the history.
+            m.MAASP_RESULTS_NOT_STORED.inc()
+            log.warning(
+                "maasp_result for annulus %s v%s not stored: %s",
+                view.annulus_id,
+                view.version,
+                str(exc.orig).splitlines()[0] if exc.orig else exc,
+            )
 
     # --- readings ------------------------------------------------------------------------
 
@@ -296,7 +284,9 @@ class MaaspWorker:
         started = time.perf_counter()
         records, batch = fetched.records, fetched.batch
         for i, error in fetched.errors:
-            await self.dead_letter(fetched.origin(i), error, records[i].value)
+            await self.dead_letter(
+                fetched.origin(i), decode_failure_reason(error), error, records[i].value
+            )
         n = len(batch)
         m.BATCH_SIZE.observe(len(records))
         if n == 0:
@@ -360,7 +350,9 @@ class MaaspWorker:
                     error = f"judging failed: {error_summary(exc)}"
                     for j in order[s:e].tolist():
                         i = int(batch.index[j])
-                        await self.dead_letter(fetched.origin(i), error, records[i].value)
+                        await self.dead_letter(
+                            fetched.origin(i), "unprocessable", error, records[i].value
+                        )
                     continue
             late += outcome.late
             unconfigured += outcome.unconfigured
@@ -425,7 +417,7 @@ class ReadingsPump:
       partitions are assigned by hand, so the faust group stays the one that decides who
       owns which annuli.
     - Records are taken off the consumer a record batch at a time
-      (:mod:`services.maasp.fetch`), not as a ConsumerRecord per message.
+      (:mod:`shared.compat.record_batches`), not as a ConsumerRecord per message.
     - A batch's offsets are committed after its events and states are acknowledged
       (:meth:`MaaspWorker.finish`), so a SIGKILL replays at most the batches in flight.
     - Two batches overlap: while batch N's acks, state writes and commit are under way
@@ -495,7 +487,7 @@ class ReadingsPump:
         app = self.app
         readings = topics.READINGS.name
         while True:
-            if self._hold or app.rebalancing or app.in_recovery:
+            if self._hold or settling(app):
                 await asyncio.sleep(0.02)
                 continue
             if self._reassign:
@@ -631,11 +623,8 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     @app.agent(worker.config_topic, name="annulus_configs")
     async def annulus_configs(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                await worker.on_config(event)
-            except Exception as exc:  # never let one config stop the agent
-                log.exception("config at offset %s failed", event.message.offset)
-                await worker.dead_letter(event.message, error_summary(exc), event.value)
+            if await process_message(app, "maasp", event.message, worker.on_config, event):
+                m.DEAD_LETTERS.labels(event.message.topic).inc()
 
     pump = ReadingsPump(app, worker, settings)
     ctx.extra["readings_pump"] = pump

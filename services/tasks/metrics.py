@@ -46,3 +46,7 @@ SWEEP_FAILURES = Counter(
     "wims_tasks_sweep_failures_total",
     "Timer sweeps that failed (logged; the next one runs on schedule)",
 )
+TASK_EVENTS_NOT_SENT = Counter(
+    "wims_tasks_task_events_not_sent_total",
+    "TaskEvents the broker refused for good (the tasks themselves are committed)",
+)

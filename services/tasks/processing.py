@@ -12,96 +12,76 @@ TaskEvents are sent again with their original ids (consumers deduplicate by even
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import ParamSpec, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tasks import metrics, store
 from services.tasks.triggers import Prepared, prepare_batch
 from shared.domain.task_rules import TaskRules
 from shared.events import TaskEvent
+from shared.retry import retry_transient
 
 log = logging.getLogger(__name__)
 
-RETRY_MAX_DELAY_S = 5.0
-P = ParamSpec("P")
-T = TypeVar("T")
 
-
-def is_transient(exc: BaseException) -> bool:
-    """The database could not be reached (restart, failover, network): retry, never skip."""
-    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError)):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-async def retrying(
-    what: str, attempt_fn: Callable[P, Awaitable[T]], *args: P.args, **kw: P.kwargs
-) -> T:
-    """Run ``attempt_fn`` until it succeeds or fails for a reason other than reachability.
-
-    Skipping a batch because the database is briefly down would lose it: faust acks a
-    batch whatever the agent does with it, so the agent must not return until it is applied.
-    """
-    delay = 0.2
-    while True:
-        try:
-            return await attempt_fn(*args, **kw)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            metrics.DATABASE_RETRIES.inc()
-            log.warning(
-                "tasks: %s: database unreachable (%s); retrying in %.1f s", what, exc, delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+@dataclass
+class BatchResult:
+    events: list[TaskEvent]
+    """TaskEvents to send now that the batch is committed."""
+    dead: list[tuple[int, str, str]]
+    """(index in the batch, reason, error) of each message that can never be applied."""
 
 
 async def process_batch(
     engine: AsyncEngine, topic: str, values: Sequence[bytes | None], rules: TaskRules
-) -> list[TaskEvent]:
-    """Apply one batch of raw messages from ``topic``; returns the TaskEvents to send once
-    it is committed. Bad messages are logged, counted and skipped."""
+) -> BatchResult:
+    """Apply one batch of raw messages from ``topic``. The database away is waited for
+    (a batch is acknowledged whatever the agent does with it, so it must not return before
+    the batch is applied); a message that can never be applied is handed back as dead."""
     batch = prepare_batch(topic, values, rules)
+    dead = [(bad.index, bad.reason, bad.error) for bad in batch.rejected]
     for bad in batch.rejected:
-        log.warning("tasks: skipped message %d of a batch from %s: %s", bad.index, topic, bad.error)
         metrics.EVENTS_FAILED.labels(topic, bad.reason).inc()
     metrics.EVENTS_PROCESSED.labels(topic).inc(batch.handled)
     if not batch.tasks:
-        return []
+        return BatchResult([], dead)
     try:
-        fresh, resent = await retrying(f"batch from {topic}", _apply, engine, topic, batch.tasks)
+        fresh, resent, refused = await retry_transient(
+            "tasks", f"apply {topic}", _apply, engine, topic, batch.tasks
+        )
     except Exception:
-        # Not a bad value the savepoints catch, not an unreachable database: an unexpected
-        # failure. Apply the events one by one so only the one that fails is skipped.
+        # Not a value the savepoints catch, not an unreachable database: an unexpected
+        # failure. Apply the events one by one so only the one that fails is dead.
         log.exception("tasks: a batch from %s failed; applying its events one by one", topic)
-        fresh, resent = [], []
+        fresh, resent, refused = [], [], []
         for p in batch.tasks:
             try:
-                one_fresh, one_resent = await retrying(
-                    f"event from {topic}", _apply, engine, topic, [p]
-                )
-            except Exception:
-                log.exception("tasks: skipped event %s from %s", p.event_id, topic)
-                metrics.EVENTS_FAILED.labels(topic, "error").inc()
+                one = await retry_transient("tasks", f"apply {topic}", _apply, engine, topic, [p])
+            except Exception as exc:
+                log.exception("tasks: event %s from %s failed", p.event_id, topic)
+                refused.append((p, f"{type(exc).__name__}: {exc}"))
                 continue
-            fresh += one_fresh
-            resent += one_resent
+            fresh += one[0]
+            resent += one[1]
+            refused += one[2]
+    for p, error in refused:
+        metrics.EVENTS_FAILED.labels(topic, "unprocessable").inc()
+        dead.append((p.index, "unprocessable", error))
     store.count_committed(fresh)
-    return [*resent, *fresh]
+    return BatchResult([*resent, *fresh], dead)
 
 
 async def _apply(
     engine: AsyncEngine, topic: str, prepared: Sequence[Prepared]
-) -> tuple[list[TaskEvent], list[TaskEvent]]:
+) -> tuple[list[TaskEvent], list[TaskEvent], list[tuple[Prepared, str]]]:
     """One transaction: (TaskEvents of events applied now, TaskEvents to re-send for
-    events applied before)."""
+    events applied before, events the database refused with why)."""
     fresh: list[TaskEvent] = []
+    refused: list[tuple[Prepared, str]] = []
     async with engine.begin() as conn:
         new_ids = await store.remember_events(conn, topic, [p.event_id for p in prepared])
         replayed = [p.event_id for p in prepared if p.event_id not in new_ids]
@@ -117,9 +97,10 @@ async def _apply(
                     await store.note_outcome(conn, p.event_id, applied)
             except (IntegrityError, DataError) as exc:
                 store.log_skipped(topic, p.event_id, exc)
+                refused.append((p, f"{type(exc).__name__}: {str(exc.orig or exc).splitlines()[0]}"))
                 continue
             if applied.action is not None:
                 fresh.append(applied.event(store.task_event_id(p.event_id)))
     if replayed:
         metrics.EVENTS_REPLAYED.labels(topic).inc(len(replayed))
-    return fresh, resent
+    return fresh, resent, refused

@@ -20,11 +20,11 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tasks import metrics, store
-from services.tasks.processing import retrying
 from shared.domain.task_rules import TaskRules, next_test_due, reminder_for_element
 from shared.enums import ElementType
 from shared.events import TaskEvent, derived_id, utcnow
 from shared.models import BarrierElement, BarrierEnvelope
+from shared.retry import retry_transient
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,9 @@ async def run_sweep(
     report = SweepReport()
 
     async def call(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        return await (retrying("sweep", fn, *args) if wait_for_database else fn(*args))
+        return await (
+            retry_transient("tasks", "sweep", fn, *args) if wait_for_database else fn(*args)
+        )
 
     try:
         rows = await call(_candidates, engine, now, rules)

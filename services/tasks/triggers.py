@@ -14,6 +14,7 @@ from uuid import UUID
 
 from shared import events as ev
 from shared import topics
+from shared.dead_letters import decode_failure_reason
 from shared.domain.task_rules import (
     DEFAULT_TEST_INTERVAL_DAYS,
     TaskRules,
@@ -100,6 +101,8 @@ class Prepared:
 
     event_id: UUID
     spec: TaskSpec
+    index: int
+    """Its position in the batch (the message to dead-letter should it fail)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class Rejected:
 
     index: int
     reason: str
-    """decode (not a valid event for the topic) or invalid (the rules refused its values)."""
+    """A dead-letter reason (shared.dead_letters): undecodable or invalid (not a valid
+    event for the topic, or the rules refused its values)."""
     error: str
 
 
@@ -129,12 +133,13 @@ def prepare_batch(topic: str, values: Sequence[bytes | None], rules: TaskRules) 
     handled = 0
     for index, raw in enumerate(values):
         if raw is None:
-            rejected.append(Rejected(index, "decode", "empty message (no value)"))
+            rejected.append(Rejected(index, "undecodable", "empty message (no value)"))
             continue
         try:
             event = ev.decode(topic, raw)
         except Exception as exc:  # pydantic ValidationError, JSON errors, unknown topic
-            rejected.append(Rejected(index, "decode", _short(exc)))
+            error = _short(exc)
+            rejected.append(Rejected(index, decode_failure_reason(error), error))
             continue
         try:
             spec = spec_for_event(event, rules)
@@ -145,7 +150,7 @@ def prepare_batch(topic: str, values: Sequence[bytes | None], rules: TaskRules) 
         if spec is None or event.event_id in seen:
             continue
         seen.add(event.event_id)
-        tasks.append(Prepared(event.event_id, spec))
+        tasks.append(Prepared(event.event_id, spec, index))
     return PreparedBatch(tasks, rejected, handled)
 
 

@@ -19,13 +19,12 @@ from services.tasks.processing import process_batch
 from services.tasks.sweep import run_sweep
 from services.tasks.triggers import SOURCE_TOPICS, rules_from_settings
 from shared.events import TaskEvent
-from shared.faust_app import WorkerContext, make_faust_app
+from shared.faust_app import WorkerContext, make_faust_app, send_dead_letter
+from shared.retry import retry_transient
 from shared.settings import Settings
 from shared.topics import TASK_EVENTS
 
 log = logging.getLogger(__name__)
-
-EMIT_MAX_DELAY_S = 5.0
 
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
@@ -34,37 +33,53 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     task_events = app.topic(TASK_EVENTS.name, key_type=bytes, value_type=bytes)
 
     async def emit(events: Sequence[TaskEvent]) -> None:
-        """Send and wait for the broker's ack. Retried until sent: the batch is acked (and
-        its offsets committed) only after this returns, so a TaskEvent is never dropped
-        for a broker that is briefly away."""
-        delay = 0.2
-        while True:
-            try:
-                futures = [
-                    await task_events.send(
-                        key=str(e.well_id).encode(), value=e.encode(), force=True
-                    )
-                    for e in events
-                ]
-                await asyncio.gather(*futures)
-                return
-            except Exception as exc:
-                log.warning(
-                    "tasks: sending %d task event(s) failed (%s); retrying", len(events), exc
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, EMIT_MAX_DELAY_S)
+        """Send and wait for the broker's ack, a broker that is away waited for: the batch
+        is acked (and its offsets committed) only after this returns, so a TaskEvent is
+        never dropped for a broker that is briefly gone."""
+
+        async def send() -> None:
+            futures = [
+                await task_events.send(key=str(e.well_id).encode(), value=e.encode(), force=True)
+                for e in events
+            ]
+            await asyncio.gather(*futures)
+
+        try:
+            await retry_transient("tasks", "send task events", send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Refused for good (e.g. too large): the tasks are committed in the database,
+            # which stays the truth; the agent goes on.
+            metrics.TASK_EVENTS_NOT_SENT.inc(len(events))
+            log.exception("tasks: %d task event(s) could not be sent", len(events))
 
     def consumer_for(topic_name: str) -> Any:
         async def consume(stream: faust.StreamT) -> None:
             # Batches: one transaction per batch; faust acks the batch's events when the
-            # loop asks for the next one, i.e. after the commit and the sends.
-            async for values in stream.take(
+            # loop asks for the next one, i.e. after the commit, the dead letters and the
+            # sends.
+            async for batch in stream.take_events(
                 settings.tasks_batch_size, within=settings.tasks_batch_seconds
             ):
-                events = await process_batch(ctx.engine, topic_name, values, rules)
-                if events:
-                    await emit(events)
+                result = await process_batch(
+                    ctx.engine, topic_name, [e.value for e in batch], rules
+                )
+                for index, reason, error in result.dead:
+                    message = batch[index].message
+                    await send_dead_letter(
+                        app,
+                        "tasks",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        message.value,
+                        reason,
+                        error,
+                    )
+                if result.events:
+                    await emit(result.events)
 
         return consume
 

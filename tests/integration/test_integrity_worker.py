@@ -498,13 +498,22 @@ def test_an_overdue_test_degrades_the_well_without_any_event(
     assert ("element_test_overdue", f"element:{well.elements['SSSV'][0]}") in codes(amber)
 
 
-def test_a_bad_message_is_counted_and_skipped_without_stopping_the_worker(
+def test_a_bad_message_is_dead_lettered_without_stopping_the_worker(
     worker: Worker, settings: Settings, db_engine: Engine
 ) -> None:
     well = Well(db_engine)
     failed_before = worker.metric(
         "wims_integrity_events_failed_total", topic=topics.BARRIER_EVENTS.name
     )
+    dead = {
+        reason: worker.metric(
+            "wims_dead_letters_total",
+            service="integrity",
+            topic=topics.BARRIER_EVENTS.name,
+            reason=reason,
+        )
+        for reason in ("undecodable", "invalid")
+    }
     publish(settings, (topics.WELL_CONFIG, well.id, well.config()))
     wait_statuses(db_engine, well.id, ["green"], "a new well")
     publish(
@@ -523,6 +532,17 @@ def test_a_bad_message_is_counted_and_skipped_without_stopping_the_worker(
         worker.metric("wims_integrity_events_failed_total", topic=topics.BARRIER_EVENTS.name)
         == failed_before + 2
     )
+    # Kept for a person to read and replay: a contract breach and bytes that are no event.
+    for reason in ("undecodable", "invalid"):
+        assert (
+            worker.metric(
+                "wims_dead_letters_total",
+                service="integrity",
+                topic=topics.BARRIER_EVENTS.name,
+                reason=reason,
+            )
+            == dead[reason] + 1
+        )
     assert worker.metric("wims_integrity_snapshots_written_total") >= 2
 
 

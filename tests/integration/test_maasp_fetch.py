@@ -1,6 +1,6 @@
 """The readings pump's record taker against a real broker: taking whole record batches out of
 the consumer's buffer hands over exactly what aiokafka's getmany does, in the same order,
-and leaves the consumer at the same position (services.maasp.fetch)."""
+and leaves the consumer at the same position (shared.compat.record_batches)."""
 
 import asyncio
 import uuid
@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.maasp.fetch import RecordTaker
+from shared.compat.record_batches import RecordTaker
 from shared.settings import Settings
 
 Taken = list[tuple[int, int, bytes]]  # (partition, offset, value)

@@ -5,6 +5,7 @@ session's broker (and the worker's consumer group and tables) with any other tes
 """
 
 import asyncio
+import base64
 import random
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from services.maasp.config import annulus_config_from_db, annulus_key
 from shared import events as ev
 from shared import topics
+from shared.compat.record_batches import refresh_metadata
 from shared.domain.maasp import CriticalPoint, maasp
 from shared.enums import AlertKind, Quality
 from shared.settings import PROJECT_ROOT, Settings
@@ -121,7 +123,7 @@ class TopicReader:
         await self._c.start()
         parts = self._c.partitions_for_topic(self.topic)
         while not parts:
-            await self._c._client.force_metadata_update()
+            await refresh_metadata(self._c)
             parts = self._c.partitions_for_topic(self.topic)
         tps = [TopicPartition(self.topic, p) for p in parts]
         self._c.assign(tps)
@@ -510,8 +512,13 @@ async def _late_bad_garbage_scenario(
         mine = [d for d in letters if d["topic"] == topics.READINGS.name]
         garbage = next(d for d in mine if d["raw"].endswith("not json{"))
         assert "Invalid JSON" in garbage["error"]
+        assert (garbage["reason"], garbage["service"]) == ("undecodable", "maasp")
         field = next(d for d in mine if '"high"' in d["raw"])
         assert field["error"].startswith("pressure_bar:")
+        assert field["reason"] == "invalid"
+        # The record whole (key and value), so a replay puts it back where it was.
+        assert base64.b64decode(field["value_b64"]).decode() == field["raw"]
+        assert field["key_b64"] is not None
         # Each names where its record is, for whoever replays or inspects it.
         for letter, meta in ((garbage, garbage_at), (field, field_at)):
             assert (letter["partition"], letter["offset"]) == (meta.partition, meta.offset)

@@ -163,9 +163,9 @@ def test_batch_skips_bad_messages_and_keeps_the_good_ones() -> None:
     )
     assert [p.event_id for p in batch.tasks] == [good.event_id]
     assert [(r.index, r.reason) for r in batch.rejected] == [
-        (0, "decode"),
-        (2, "decode"),
-        (3, "decode"),
+        (0, "undecodable"),
+        (2, "undecodable"),
+        (3, "invalid"),
     ]
     assert "kind" in batch.rejected[2].error  # the field at fault is named
     assert batch.handled == 1

@@ -14,8 +14,9 @@ fetch from the middle of a batch returns the whole batch); the consumer's positi
 past exactly what is handed over (a batch cut by ``max_records`` keeps its rest for the
 next call); a partition whose buffer is empty is fetched again; a fetch error is raised
 after the records before it are handed over. It reads aiokafka internals, so it is used
-only with the aiokafka version it was verified against and with ``read_uncommitted``
-(it does not filter aborted transactions); otherwise ``take`` is ``getmany``. It is meant
+only with the aiokafka version it was verified against (``record-batches`` in
+``shared.compat``) and with ``read_uncommitted`` (it does not filter aborted
+transactions); otherwise ``take`` is ``getmany``. It is meant
 for a consumer whose partitions are assigned by hand, as the pump's are: there is no group
 rebalance for it to wait out.
 """
@@ -26,15 +27,13 @@ import asyncio
 import logging
 from typing import Any
 
-import aiokafka
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer.fetcher import READ_UNCOMMITTED, FetchResult
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException
 
-log = logging.getLogger(__name__)
+from shared.compat import plain_path_warning
 
-#: aiokafka versions whose fetcher internals this module was checked against (the pin).
-VERIFIED_AIOKAFKA = frozenset({"0.14.0"})
+log = logging.getLogger(__name__)
 
 #: Attribute on aiokafka's PartitionRecords holding the rest of a record batch cut by
 #: ``max_records``: it lives and dies with the buffered fetch it belongs to.
@@ -48,19 +47,10 @@ class RecordTaker:
     def __init__(self, consumer: AIOKafkaConsumer, *, bulk: bool = True) -> None:
         self._consumer = consumer
         fetcher = consumer._fetcher  # created by consumer.start()
-        supported = (
-            aiokafka.__version__ in VERIFIED_AIOKAFKA
-            and fetcher is not None
-            and fetcher._isolation_level == READ_UNCOMMITTED
-        )
+        supported = fetcher is not None and fetcher._isolation_level == READ_UNCOMMITTED
         if bulk and not supported:
-            log.warning(
-                "aiokafka %s: taking records with getmany (the batch path is verified "
-                "for aiokafka %s, read_uncommitted)",
-                aiokafka.__version__,
-                ", ".join(sorted(VERIFIED_AIOKAFKA)),
-            )
-        self.bulk = bulk and supported
+            log.warning("taking records with getmany: the batch path is for read_uncommitted")
+        self.bulk = bulk and supported and plain_path_warning("record-batches")
 
     async def take(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
         """Up to ``max_records`` buffered records by partition, waiting up to
@@ -159,3 +149,9 @@ def _take_partition(
         next_offset = batch.next_offset
     partition.next_fetch_offset = next_offset
     return out, not memory.has_next()
+
+
+async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
+    """Make a consumer fetch the cluster's metadata now (a fresh consumer may not know a
+    topic just created); aiokafka has no public call for it."""
+    await consumer._client.force_metadata_update()
