@@ -130,9 +130,12 @@ async def learn_changelog_partitions(app: Any, service: str) -> None:
     the metadata); cheap when the topics are known. Waits out a broker that is away."""
     setattr(app, _READY, False)
     producer = app.producer._ensure_producer()  # aiokafka's, started with faust's producer
-    for name in changelog_topics(app):
+    names = changelog_topics(app)
+    for name in names:
         await retry_transient(service, "learn changelog partitions", producer.partitions_for, name)
     setattr(app, _READY, True)
+    if names:
+        log.info("%s: the producer knows the partitions of %s", service, ", ".join(names))
 
 
 async def send_raw(app: Any, topic: str, key: bytes | None, value: bytes | None) -> asyncio.Future:
