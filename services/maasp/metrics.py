@@ -66,7 +66,3 @@ MAASP_RESULTS_NOT_STORED = Counter(
     "MAASP results whose maasp_result row could not be written because the annulus or its "
     "limiting critical point is not in the database (the result is still used and emitted)",
 )
-DB_RETRIES = Counter(
-    "wims_maasp_db_retries_total",
-    "maasp_result writes retried because the database did not answer",
-)

@@ -33,10 +33,6 @@ EVENTS_FAILED = Counter(
     "Events logged and skipped: undecodable, invalid for the rules, or refused by the database",
     ["topic", "reason"],
 )
-DATABASE_RETRIES = Counter(
-    "wims_tasks_database_retries_total",
-    "Batches retried because the database was unreachable",
-)
 SWEEP_DURATION = Histogram(
     "wims_tasks_sweep_duration_seconds",
     "Duration of one reminder/escalation sweep",
