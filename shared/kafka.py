@@ -1,11 +1,13 @@
-"""Kafka plumbing shared by the services: topic creation and a readiness probe."""
+"""Kafka plumbing shared by the services: topic creation, a readiness probe, consumer lag."""
 
 import asyncio
+import contextlib
 import logging
 
-from aiokafka import AIOKafkaClient
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from prometheus_client import Gauge
 
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS
@@ -79,3 +81,54 @@ class KafkaProbe:
                 await client.close()
             except Exception:
                 pass
+
+
+CONSUMER_LAG = Gauge(
+    "wims_consumer_lag_records",
+    "Records on a partition its consumer group has not committed yet (end offset minus "
+    "committed offset), by group, topic and partition; exported by one worker of each group",
+    ["group", "topic", "partition"],
+)
+
+
+class ConsumerLag:
+    """Measures a consumer group's lag from the broker's point of view: what each partition
+    holds beyond the group's committed offset. Needs no access to the consumer itself, so
+    one number means the same for a faust agent and a hand-assigned pump."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._admin: AIOKafkaAdminClient | None = None
+        self._ends: AIOKafkaConsumer | None = None
+
+    async def measure(self, group: str) -> dict[TopicPartition, int]:
+        if self._admin is None or self._ends is None:
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            await self._admin.start()
+            self._ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap)
+            await self._ends.start()
+        committed = await self._admin.list_consumer_group_offsets(group)
+        wims = [tp for tp in committed if tp.topic.startswith("wims.")]
+        if not wims:
+            return {}
+        ends = await self._ends.end_offsets(wims)
+        return {tp: max(0, ends[tp] - committed[tp].offset) for tp in wims}
+
+    async def export(self, groups: list[str]) -> None:
+        """Measure each group and set ``wims_consumer_lag_records``; a broker that is away
+        leaves the last values and is tried again next time."""
+        try:
+            for group in groups:
+                for tp, lag in (await self.measure(group)).items():
+                    CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("consumer lag not measured: %s", type(exc).__name__)
+            await self.close()
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        ends, self._ends = self._ends, None
+        for client in (admin, ends):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await (client.close() if client is admin else client.stop())

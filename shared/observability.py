@@ -8,9 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 Probe = Callable[[], Awaitable[bool]]
+
+SERVICE_READY = Gauge(
+    "wims_service_ready",
+    "1 when the service's Kafka and database answered at this scrape (as /readyz), else 0",
+)
 
 
 def configure_logging(level: str) -> None:
@@ -26,7 +31,11 @@ async def readiness(probes: dict[str, Probe]) -> tuple[bool, dict[str, Any]]:
     return ok, {"status": "ready" if ok else "not ready", "checks": checks}
 
 
-def metrics_payload() -> tuple[bytes, str]:
+async def metrics_payload(probes: dict[str, Probe]) -> tuple[bytes, str]:
+    # Readiness is measured at each scrape, so an alert rule can see a service that is up
+    # but cannot reach Kafka or the database.
+    ok, _ = await readiness(probes)
+    SERVICE_READY.set(1 if ok else 0)
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
@@ -53,7 +62,7 @@ def fastapi_health_router(probes: Callable[[], dict[str, Probe]]) -> Any:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
-        payload, content_type = metrics_payload()
+        payload, content_type = await metrics_payload(probes())
         return Response(payload, media_type=content_type)
 
     return router
@@ -76,5 +85,5 @@ def add_faust_health_pages(app: Any, probes: Callable[[], dict[str, Probe]]) -> 
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
-        payload, content_type = metrics_payload()
+        payload, content_type = await metrics_payload(probes())
         return self.bytes(payload, content_type=content_type.split(";")[0])

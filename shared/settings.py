@@ -26,6 +26,9 @@ class Settings(BaseSettings):
         description="consumer group session timeout of the stream workers: how soon a killed "
         "worker's partitions move to another (faust's own default is 60 s)",
     )
+    consumer_lag_interval_s: float = Field(
+        15.0, gt=0, description="how often a stream worker exports its groups' consumer lag"
+    )
 
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means the project-local cluster"

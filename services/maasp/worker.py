@@ -442,6 +442,11 @@ class ReadingsPump:
         self.consumer: AIOKafkaConsumer | None = None
         self.taker: RecordTaker | None = None
 
+    @property
+    def group_id(self) -> str:
+        """Its own group: it commits, never joins (partitions follow faust's assignment)."""
+        return f"{self.app.conf.id}-readings"
+
     async def on_revoked(self) -> None:
         self._hold = True
         async with self._lock:  # the batch in flight finishes and commits
@@ -459,7 +464,7 @@ class ReadingsPump:
         settings = self.settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
-            group_id=f"{self.app.conf.id}-readings",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=max(1, round(settings.maasp_batch_within_s * 1000)),
@@ -628,6 +633,7 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
 
     pump = ReadingsPump(app, worker, settings)
     ctx.extra["readings_pump"] = pump
+    ctx.extra["lag_groups"] = [pump.group_id]
 
     @app.on_partitions_revoked.connect
     async def hold_readings(sender: Any, revoked: Any, **kwargs: Any) -> None:

@@ -30,7 +30,7 @@ EVENTS_REPLAYED = Counter(
 )
 EVENTS_FAILED = Counter(
     "wims_tasks_events_failed_total",
-    "Events logged and skipped: undecodable, invalid for the rules, or refused by the database",
+    "Events dead-lettered: undecodable, invalid for the rules, or unprocessable (refused by the database)",
     ["topic", "reason"],
 )
 SWEEP_DURATION = Histogram(

@@ -170,3 +170,29 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
         assert found[0]["priority"] == "critical"
         await sse.stop()
         assert sse.kinds().count("maasp_exceeded") == 1
+
+
+def test_every_metric_the_operators_monitoring_reads_is_exported(
+    running_stack: RunningStack,
+) -> None:
+    """The alert rules (deploy/prometheus/rules.yml) and the Grafana dashboard read metrics
+    by name: a rename in a service would leave a rule that never fires. Each named metric
+    must be on some running service's /metrics page (declared, with samples or not)."""
+    from services.cli import SERVICES
+    from tests.support.monitoring import (
+        PROMETHEUS_OWN,
+        dashboard_expressions,
+        exported_names,
+        metric_names,
+        rule_expressions,
+    )
+
+    exported: set[str] = set()
+    for service in SERVICES:
+        page = httpx.get(f"{running_stack.base_url(service)}/metrics", timeout=10)
+        assert page.status_code == 200, f"{service} /metrics: {page.status_code}"
+        exported |= exported_names(page.text)
+    wanted = metric_names(rule_expressions() + dashboard_expressions()) - PROMETHEUS_OWN
+    assert wanted <= exported, (
+        f"named by the monitoring, exported by no service: {sorted(wanted - exported)}"
+    )
