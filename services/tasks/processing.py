@@ -97,6 +97,7 @@ async def _apply(
                     await store.note_outcome(conn, p.event_id, applied)
             except (IntegrityError, DataError) as exc:
                 store.log_skipped(topic, p.event_id, exc)
+                await store.forget_event(conn, p.event_id)
                 refused.append((p, f"{type(exc).__name__}: {str(exc.orig or exc).splitlines()[0]}"))
                 continue
             if applied.action is not None:

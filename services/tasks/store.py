@@ -168,6 +168,12 @@ async def remember_events(
     return set(result.scalars())
 
 
+async def forget_event(conn: AsyncConnection, event_id: UUID) -> None:
+    """Take an event out of the ledger: the database refused it, so it was not applied, and
+    a replay after a fix (``wims dead-letters replay``) must apply it, not skip it."""
+    await conn.execute(LEDGER.delete().where(LEDGER.c.event_id == event_id))
+
+
 async def note_outcome(conn: AsyncConnection, event_id: UUID, applied: Applied) -> None:
     await conn.execute(
         update(LEDGER)

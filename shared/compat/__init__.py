@@ -70,7 +70,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
             "shared.compat.faust_worker.install (key_partition raises TopicPartitionsUnknown, "
             "a transient error) and learn_changelog_partitions (input held until known)"
         ),
-        test="tests/integration/test_faust_compat.py",
+        test="tests/integration/test_compat.py",
     ),
     Workaround(
         name="durable-table-writes",
@@ -110,7 +110,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         ),
         other_versions="plain",
         where="shared.compat.producer_batches.send_batch_until",
-        test="tests/integration/test_ingest_service.py (concurrent pushes, no 503)",
+        test="tests/integration/test_compat.py::test_many_pushes_waiting_for_one_partition_*",
     ),
 )
 
