@@ -27,7 +27,7 @@ status:
 	$(BIN)/wims status
 
 # Each integration module gets a Kafka broker and a PostgreSQL of its own (a fresh stack per
-# pytest session): one service at a time, as CONVENTIONS.md describes the tier, and no
+# pytest session): one service at a time, as README "Tests" describes the integration tier, and no
 # module's leftover traffic on the topics decides another module's outcome.
 test: setup        ## the whole suite against a real Kafka and a real PostgreSQL
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -12,7 +12,7 @@ Architecture of every well (metres, bar):
     B annulus: production x intermediate    (mud, 0.118 bar/m)
     C annulus: intermediate x surface       (mud, 0.118 bar/m)
 
-Critical points follow the ISO/TS 16530-2 list in DOMAIN.md, with ratings of common casing
+Critical points follow the ISO/TS 16530-2 list in docs/domain.md ("MAASP"), with ratings of common casing
 and a formation strength at each shoe; MAASP comes out near 60-210 bar (A, lower in
 the deeper wells), 35-60 bar (B) and 8-18 bar (C), which is typical.
 """

@@ -3,7 +3,8 @@
 The schema itself is made by the Alembic migrations in ``shared/migrations``; a test checks
 the migrations and these models do not drift apart. Depths are metres, pressures bar,
 temperatures degC, diameters inches (as casing is specified), timestamps UTC.
-Each table has exactly one writing service (see ARCHITECTURE.md).
+Each table has one writing service, except `task`: auto tasks are the tasks service's, people
+work them through the API (docs/architecture.md, "Table ownership").
 """
 
 import uuid

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_ttl_minutes: int = 60
 
-    # Tasks service (WIMS defaults; DOMAIN.md "Barrier tests").
+    # Tasks service (WIMS defaults; docs/domain.md "Task rules").
     tasks_sweep_seconds: float = Field(
         300.0, gt=0, description="how often the reminder/escalation sweep runs"
     )

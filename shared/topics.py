@@ -19,7 +19,12 @@ class Topic:
 
 
 READINGS = Topic("wims.readings", "annulus_id", "Reading", doc="validated, bar and degC, UTC")
-READINGS_REJECTED = Topic("wims.readings.rejected", "source", "RejectedReading", doc="dead letters")
+READINGS_REJECTED = Topic(
+    "wims.readings.rejected",
+    "source",
+    "RejectedReading",
+    doc="readings refused by ingest validation, with the field and reason",
+)
 ANNULUS_CONFIG = Topic("wims.annulus-config", "annulus_id", "AnnulusConfig", compacted=True)
 WELL_CONFIG = Topic("wims.well-config", "well_id", "WellConfig", compacted=True)
 MAASP_RESULTS = Topic("wims.maasp-results", "annulus_id", "MaaspResult")

@@ -7,7 +7,7 @@ Values (pure, :func:`generate_tick`, unit-tested without any I/O):
 
 - a baseline per annulus (a share of its MAASP, or 20 bar when it has no limit), a daily
   thermal cycle whose temperature moves with it (the thermal part of a rise is explained
-  by temperature, as DOMAIN.md's SAP rule expects), gaussian noise on both;
+  by temperature, as the SAP rule in docs/domain.md expects), gaussian noise on both;
 - a chosen share of bad points sent the way PI sends them: a digital state ("Bad Input",
   "I/O Timeout"...) in place of the value;
 - some annuli report in psi and degF (every third annulus), as mixed historians do;

@@ -1,6 +1,6 @@
 """Well integrity status: barrier envelopes, annulus evidence, the colour and the reasons.
 
-Pure domain code: no I/O. Follows DOMAIN.md "Integrity status" (after Norwegian Oil & Gas
+Pure domain code: no I/O. Follows docs/domain.md "Integrity status" (after Norwegian Oil & Gas
 guideline 117) and "Risk". Every verdict comes with its findings, the WHY, so an engineer
 can see which element or annulus drove the colour.
 
@@ -71,7 +71,7 @@ def envelope_status(statuses: Iterable[ElementStatus]) -> EnvelopeStatus:
 
 
 # Order of utilisation levels from best to worst. unknown ranks above normal: an annulus we
-# cannot judge (no MAASP or no usable reading) is not proven normal (DOMAIN.md: "unknown,
+# cannot judge (no MAASP or no usable reading) is not proven normal (docs/domain.md: "unknown,
 # never normal"), yet it is not evidence of a problem either.
 LEVEL_RANK: dict[UtilisationLevel, int] = {
     UtilisationLevel.normal: 0,

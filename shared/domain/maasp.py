@@ -1,6 +1,6 @@
 """MAASP: the maximum allowable annulus surface pressure, from the annulus' critical points.
 
-Pure domain code: no I/O. Follows DOMAIN.md "MAASP as WIMS computes it" (ISO 16530-1).
+Pure domain code: no I/O. Follows docs/domain.md "MAASP" (ISO 16530-1).
 
 Each critical point carries the pressure its weakest element can take *at its depth*
 (formation strength at the shoe, casing burst, tubing collapse, packer or wellhead rating).

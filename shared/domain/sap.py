@@ -1,6 +1,6 @@
 """Sustained annulus pressure (SAP) and diagnostic-test-due detection, in event time.
 
-Pure domain code: no I/O, no clock. Follows DOMAIN.md "SAP detection" (API RP 90,
+Pure domain code: no I/O, no clock. Follows docs/domain.md "Sustained annulus pressure (SAP)" (API RP 90,
 ISO 16530-1, 30 CFR 250.520-523).
 
 What it looks for

@@ -26,7 +26,7 @@ from shared.enums import (
     TriggerType,
 )
 
-# Periodic test interval by element type (DOMAIN.md "Barrier tests", WIMS defaults): SSSV
+# Periodic test interval by element type (docs/domain.md "Task rules", WIMS defaults): SSSV
 # and tree valves every 6 months (API RP 14B / 30 CFR 250.880 for the SSSV), wellhead seals
 # and everything else, annulus valves included, every 12 months.
 DEFAULT_TEST_INTERVAL_DAYS: Mapping[ElementType, int] = MappingProxyType(

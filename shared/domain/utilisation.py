@@ -1,6 +1,6 @@
 """Annulus utilisation (pressure / MAASP) and its alert level, with hysteresis.
 
-Pure domain code: no I/O. Follows DOMAIN.md "Utilisation and exceedance": warning at >= 80 %
+Pure domain code: no I/O. Follows docs/domain.md "Utilisation levels and hysteresis": warning at >= 80 %
 of MAASP, exceeded at >= 100 %, and a raised level clears only when utilisation falls
 ``clear_band`` (5 percentage points) below the threshold that raised it, so a reading that
 hovers at a limit does not make the alert flap.
