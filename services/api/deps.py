@@ -134,7 +134,7 @@ async def user_from_token(
             raise _unauthorized("the user of this token is inactive or no longer exists")
         if cache is not None:
             cache.put(user, generation)
-    if version != user.token_version:
+    if version != (user.token_version or 0):
         raise _unauthorized(
             "this token was revoked (logout, or a password, role or activation change): "
             "log in again"
