@@ -2,6 +2,8 @@
 no published signing secret, token revocation, the body guard, a login throttle that
 cannot lock an account's owner out, forwarded headers and the headers on every answer."""
 
+import argparse
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -10,6 +12,7 @@ import pytest_asyncio
 from sqlalchemy import event
 
 from services.api.deps import UserCache, user_from_token
+from services.cli import cmd_create_admin
 from shared.auth import create_access_token
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     PASSWORD,
@@ -158,6 +161,23 @@ async def test_another_process_refuses_a_revoked_token_once_its_cache_entry_is_g
             assert getattr(exc, "status_code", None) == 401
         else:
             raise AssertionError("a revoked token was accepted by another process")
+
+
+async def test_create_admin_resetting_a_password_revokes_the_admins_tokens(
+    api: Api, users: Users
+) -> None:
+    token = await token_of(api, "admin@wims.test")
+    args = argparse.Namespace(email="admin@wims.test", password="reset by the cli", name="")
+    assert await asyncio.to_thread(cmd_create_admin, api.settings, args) == 0
+    # Made outside the API: a process sees it once its cached entry is gone (here: none).
+    async with api.app.state.sessionmaker() as session:
+        try:
+            await user_from_token(session, api.settings, token, UserCache(ttl_s=0))
+        except Exception as exc:  # HTTPException(401)
+            assert getattr(exc, "status_code", None) == 401
+        else:
+            raise AssertionError("the token survived a password reset by wims create-admin")
+    assert (await login(api.client, "admin@wims.test", "reset by the cli")).status_code == 200
 
 
 async def test_checking_the_token_version_costs_no_database_round_trip(
@@ -313,9 +333,6 @@ def test_the_api_process_reads_the_run_folder_secret_and_ignores_forwarded_heade
     try:
         svc.wait_ready(timeout_s=90)
         with httpx.Client(base_url=svc.base_url, timeout=10) as client:
-            # A token signed in this test process with the run folder's secret is valid there.
-            me = client.get(f"{V1}/auth/me", headers=users.headers["admin"])
-            assert me.status_code == 200 and "server" not in me.headers
             codes = [
                 client.post(
                     f"{V1}/auth/token",
@@ -324,8 +341,12 @@ def test_the_api_process_reads_the_run_folder_secret_and_ignores_forwarded_heade
                 ).status_code
                 for i in range(3)
             ]
-        # Every attempt counted against the real peer address, whatever the header says.
-        assert codes == [401, 401, 429]
+            # Every attempt counted against the real peer address, whatever the header says.
+            assert codes == [401, 401, 429]
+            # A token signed in this test process with the run folder's secret is valid there.
+            me = client.get(f"{V1}/auth/me", headers=users.headers["admin"])
+            assert me.status_code == 200
+            assert "server" not in me.headers
     finally:
         svc.terminate()
 
