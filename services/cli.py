@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -216,9 +217,30 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
             user.hashed_password = hash_password(password)
             user.role = Role.admin
             user.is_active = True
+            # A reset password revokes the tokens issued with the old one (services/api/deps.py).
+            user.token_version = User.token_version + 1
             print(f"admin {args.email} exists: password reset, role admin, active")
     engine.dispose()
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What every HTTP service (api, ingest, ingest-sink) hands uvicorn besides its app.
+
+    X-Forwarded-For/-Proto are believed only from ``WIMS_TRUSTED_PROXIES``: uvicorn's own
+    default trusts them from 127.0.0.1, so any local client (or a process on the host) could
+    pick the address the login throttle counts (services/api/ratelimit.py). No ``server``
+    banner: it only tells a scanner what to try."""
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return {
+        "host": settings.bind_host,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+        "server_header": False,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies,
+    }
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -233,11 +255,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvicorn.run(
             "services.ingest.app:create_sink_app",
             factory=True,
-            host=settings.bind_host,
             port=settings.ingest_sink_port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=5,
+            **uvicorn_options(settings),
         )
         return 0
     if args.service in ("api", "ingest"):
@@ -246,11 +265,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvicorn.run(
             f"services.{args.service}.app:create_app",
             factory=True,
-            host=settings.bind_host,
             port=settings.port_of(args.service),
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=5,
+            **uvicorn_options(settings),
         )
         return 0
     from importlib import import_module

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,19 +26,52 @@ def verify_password(password: str, hashed: str) -> bool:
         return False
 
 
+# The claim carrying the user's token_version (shared/models.py User): a token whose
+# version is not the user's current one is revoked.
+VERSION_CLAIM = "ver"
+
+
 def create_access_token(
-    subject: int, role: str, secret: str, ttl: timedelta, now: datetime | None = None
+    subject: int,
+    role: str,
+    secret: str,
+    ttl: timedelta,
+    now: datetime | None = None,
+    version: int = 0,
 ) -> str:
     now = now or datetime.now(UTC)
-    claims = {"sub": str(subject), "role": role, "iat": now, "exp": now + ttl}
+    claims = {
+        "sub": str(subject),
+        "role": role,
+        VERSION_CLAIM: version,
+        "iat": now,
+        "exp": now + ttl,
+    }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, secret: str) -> dict[str, Any]:
-    """Raises jwt.PyJWTError when the token is forged, malformed or expired."""
-    return jwt.decode(
-        token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
-    )
+def decode_access_token(token: str, secret: str | Sequence[str]) -> dict[str, Any]:
+    """Raises jwt.PyJWTError when the token is forged, malformed or expired.
+
+    ``secret`` may be several: the current one and those of a key rotation still accepted
+    (Settings.jwt_verification_secrets); a token verifies if any of them signed it."""
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    for key in keys:
+        try:
+            return jwt.decode(
+                token, key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
+            )
+        except jwt.InvalidSignatureError:
+            continue  # signed with another of the accepted keys, maybe
+    raise jwt.InvalidSignatureError("Signature verification failed")
+
+
+def token_version(claims: dict[str, Any]) -> int:
+    """The token's version claim; tokens made before versions existed count as version 0."""
+    version = claims.get(VERSION_CLAIM, 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise jwt.InvalidTokenError(f"{VERSION_CLAIM} claim is not an integer")
+    return version
 
 
 def new_api_key() -> tuple[str, str, str]:

@@ -99,6 +99,9 @@ class User(TimestampMixin, Base):
     hashed_password: Mapped[str] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(pg_enum(Role, "user_role"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Bumped by every change that must revoke the user's tokens (password, role, deactivation,
+    # logout); a token carries the version it was issued at (shared/auth.py VERSION_CLAIM).
+    token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
 
 
 class ApiKey(TimestampMixin, Base):

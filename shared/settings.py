@@ -1,5 +1,8 @@
 """One source of truth for configuration: environment variables prefixed ``WIMS_``."""
 
+import contextlib
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -7,7 +10,43 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_JWT_SECRET = "development-only-secret-change-me"
+# HS256 keys shorter than the hash output (32 bytes) weaken the signature (RFC 7518 3.2).
+MIN_JWT_SECRET_BYTES = 32
+JWT_SECRET_FILE = "jwt-secret"
+
+
+def load_or_create_jwt_secret(run_dir: Path) -> str:
+    """The install's own signing secret, ``<run_dir>/jwt-secret``, made on first use.
+
+    Created atomically: the random secret is written to a private temporary file, then
+    hard-linked to its final name, which fails if the name exists. So two processes starting
+    at once (``wims up`` starts five) both end up reading the one file that won, and no
+    process ever reads a half-written secret."""
+    path = run_dir / JWT_SECRET_FILE
+    if not path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _private_tempfile(run_dir)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48) + "\n")  # 48 random bytes
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    secret = path.read_text().strip()
+    if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(
+            f"{path} holds a JWT secret shorter than {MIN_JWT_SECRET_BYTES} bytes; "
+            "delete it to have a new one made, or set WIMS_JWT_SECRET"
+        )
+    return secret
+
+
+def _private_tempfile(folder: Path) -> tuple[int, str]:
+    name = str(folder / f".{JWT_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), name
 
 
 class Settings(BaseSettings):
@@ -51,7 +90,6 @@ class Settings(BaseSettings):
 
     run_dir: Path = PROJECT_ROOT / ".run"
 
-    jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_ttl_minutes: int = 60
 
     # Tasks service (WIMS defaults; docs/domain.md "Task rules").
@@ -136,18 +174,68 @@ class Settings(BaseSettings):
     ingest_sink_batch_size: int = Field(5000, ge=1, description="readings per sink transaction")
     ingest_sink_port: int = Field(8005, description="HTTP port of `wims serve ingest-sink`")
 
+    # auth and HTTP surface (api, ingest): signing secrets, proxies, body limit, exposure
+    jwt_secret: str = Field(
+        "",
+        description="signs API tokens; unset: <run_dir>/jwt-secret, made on first use "
+        "(refused in production: set it)",
+    )
+    jwt_previous_secrets: str = Field(
+        "",
+        description="comma-separated secrets still accepted for verifying tokens during a "
+        "key rotation; new tokens are signed with jwt_secret only",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses/CIDRs whose X-Forwarded-For/-Proto are "
+        "believed; empty: trust none",
+    )
+    api_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body of the api service; more: 413"
+    )
+    api_docs_enabled: bool | None = Field(
+        None,
+        description="serve /docs, /redoc and /openapi.json; unset: on in development and "
+        "test, off in production",
+    )
+    metrics_enabled: bool = Field(True, description="serve /metrics on the HTTP services")
+
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "Settings":
-        # A forged token would let anyone edit well data: production must set its own secret.
-        if (
-            self.environment not in ("development", "test")
-            and self.jwt_secret == DEFAULT_JWT_SECRET
-        ):
-            raise ValueError(
-                "WIMS_JWT_SECRET is the development default; set a secret of your own "
-                f"before running with WIMS_ENVIRONMENT={self.environment}"
-            )
+    def _resolve_jwt_secret(self) -> "Settings":
+        # A forged token would let anyone edit well data, so no secret is ever shared between
+        # installs: production must bring its own, long enough for HS256; elsewhere each run
+        # folder gets a random one that every process started on it reads.
+        production = self.environment not in ("development", "test")
+        if not self.jwt_secret:
+            if production:
+                raise ValueError(
+                    "WIMS_JWT_SECRET is not set; set a random secret of at least "
+                    f"{MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`) before "
+                    f"running with WIMS_ENVIRONMENT={self.environment}"
+                )
+            self.jwt_secret = load_or_create_jwt_secret(Path(self.run_dir))
+        if production:
+            for name, value in [("WIMS_JWT_SECRET", self.jwt_secret)] + [
+                ("WIMS_JWT_PREVIOUS_SECRETS", p) for p in self.jwt_verification_secrets[1:]
+            ]:
+                if len(value.encode()) < MIN_JWT_SECRET_BYTES:
+                    raise ValueError(
+                        f"{name}: a secret is shorter than {MIN_JWT_SECRET_BYTES} bytes; "
+                        "use e.g. `openssl rand -hex 32`"
+                    )
         return self
+
+    @property
+    def jwt_verification_secrets(self) -> list[str]:
+        """The current secret first, then the previous ones still accepted."""
+        previous = [p.strip() for p in self.jwt_previous_secrets.split(",") if p.strip()]
+        return [self.jwt_secret, *previous]
+
+    @property
+    def docs_enabled(self) -> bool:
+        if self.api_docs_enabled is not None:
+            return self.api_docs_enabled
+        return self.environment in ("development", "test")
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.api.alert_feed import AlertHistoryConsumer
 from services.api.deps import UserCache
 from services.api.errors import install_error_handlers
+from services.api.guard import BodyGuard
 from services.api.metrics import REQUEST_SECONDS, REQUESTS
 from services.api.outbox import OutboxRelay
-from services.api.ratelimit import SlidingWindowLimiter
+from services.api.ratelimit import LoginThrottle
 from services.api.routers import admin, alerts, auth, queries, resources
 from shared.db import make_sessionmaker
 from shared.gc_tuning import freeze_startup_heap
@@ -108,12 +109,10 @@ async def _startup(app: FastAPI) -> None:
     await _open_pool(app.state.read_engine, READ_POOL_SIZE)
     app.state.user_cache = UserCache(settings.api_user_cache_s)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
-    window = settings.login_window_s
-    app.state.login_account_limiter = SlidingWindowLimiter(
-        settings.login_max_failures_per_account, window
-    )
-    app.state.login_address_limiter = SlidingWindowLimiter(
-        settings.login_max_failures_per_address, window
+    app.state.login_throttle = LoginThrottle(
+        settings.login_max_failures_per_account,
+        settings.login_max_failures_per_address,
+        settings.login_window_s,
     )
     app.state.relay = OutboxRelay(settings, app.state.engine)
     history = AlertHistoryConsumer(settings, app.state.sessionmaker)
@@ -153,5 +152,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router, prefix=API_PREFIX)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(resources.build_router(), prefix=API_PREFIX)
+    # Outside the metrics layer: a refused body is answered before any route is matched.
     app.add_middleware(RequestMetrics)
+    app.add_middleware(
+        BodyGuard, settings=settings, public_paths=frozenset({f"{API_PREFIX}/auth/token"})
+    )
     return app

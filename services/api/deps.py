@@ -8,6 +8,11 @@ and a third of the API's CPU on a hot read); a change made through the users rou
 it at once, so a deactivated user's tokens stop working on the next request, and a role
 change applies to it. Another API process, or a change made outside the API, is seen
 within ``WIMS_API_USER_CACHE_S``.
+
+Revocation: a token carries the ``token_version`` of its user at issue (shared/auth.py);
+a password, role or activation change and ``POST /auth/logout`` bump the user's version,
+so every token issued before is refused. The version is a column of the user row this
+module reads (or has cached) anyway, so the check costs no database round trip.
 """
 
 import time
@@ -21,7 +26,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.errors import FieldInvalid
-from shared.auth import decode_access_token
+from shared.auth import decode_access_token, token_version
 from shared.enums import Role
 from shared.models import User
 from shared.settings import Settings
@@ -116,19 +121,35 @@ async def user_from_token(
     if not token:
         raise _unauthorized("not authenticated: send Authorization: Bearer <token>")
     try:
-        claims = decode_access_token(token, settings.jwt_secret)
+        claims = decode_access_token(token, settings.jwt_verification_secrets)
         user_id = int(claims["sub"])
-    except (jwt.PyJWTError, KeyError, ValueError):
+        version = token_version(claims)
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
         raise _unauthorized("invalid or expired token") from None
-    if cache is not None and (user := cache.get(user_id)) is not None:
-        return user
-    generation = cache.generation if cache is not None else 0
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        raise _unauthorized("the user of this token is inactive or no longer exists")
-    if cache is not None:
-        cache.put(user, generation)
+    user = cache.get(user_id) if cache is not None else None
+    if user is None:
+        generation = cache.generation if cache is not None else 0
+        user = await session.get(User, user_id)
+        if user is None or not user.is_active:
+            raise _unauthorized("the user of this token is inactive or no longer exists")
+        if cache is not None:
+            cache.put(user, generation)
+    if version != (user.token_version or 0):
+        raise _unauthorized(
+            "this token was revoked (logout, or a password, role or activation change): "
+            "log in again"
+        )
     return user
+
+
+def token_looks_valid(settings: Settings, token: str) -> bool:
+    """Signature and expiry only, no database: what the body guard checks before a request
+    body is read (services/api/guard.py). The route still runs ``user_from_token``."""
+    try:
+        decode_access_token(token, settings.jwt_verification_secrets)
+    except jwt.PyJWTError:
+        return False
+    return True
 
 
 def user_cache(request: Request) -> UserCache | None:

@@ -67,7 +67,7 @@ async def test_deactivated_user_cannot_log_in_and_their_token_stops_working(
     assert (await login(api.client, "viewer@wims.test", PASSWORD)).status_code == 401
 
 
-async def test_role_change_applies_to_existing_tokens(api: Api, users: Users) -> None:
+async def test_role_change_revokes_existing_tokens(api: Api, users: Users) -> None:
     token = (await login(api.client, "engineer@wims.test", PASSWORD)).json()["access_token"]
     mine = {"Authorization": f"Bearer {token}"}
     body = {
@@ -82,6 +82,10 @@ async def test_role_change_applies_to_existing_tokens(api: Api, users: Users) ->
         json={"role": "viewer"},
         headers=users.headers["admin"],
     )
+    # The token was issued to an engineer: it is revoked, not silently downgraded.
+    assert (await api.client.post(f"{V1}/wells", json=body, headers=mine)).status_code == 401
+    token = (await login(api.client, "engineer@wims.test", PASSWORD)).json()["access_token"]
+    mine = {"Authorization": f"Bearer {token}"}
     assert (await api.client.post(f"{V1}/wells", json=body, headers=mine)).status_code == 403
 
 

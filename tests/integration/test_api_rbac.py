@@ -41,6 +41,7 @@ MATRIX: list[tuple[str, str, Role | None, int, Body]] = [
     ("GET", "/metrics", PUBLIC, 200, None),
     ("POST", "/api/v1/auth/token", PUBLIC, 200, "LOGIN"),
     ("GET", "/api/v1/auth/me", Role.viewer, 200, None),
+    ("POST", "/api/v1/auth/logout", Role.viewer, 204, None),
     # queries
     ("GET", "/api/v1/wells/{well_id}/state", Role.viewer, 200, None),
     ("GET", "/api/v1/annuli/{annulus_id}/measurements", Role.viewer, 200, None),

@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from services.cli import SERVICES, build_parser
-from shared.settings import DEFAULT_JWT_SECRET, Settings
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -205,7 +205,7 @@ def test_settings_accept_the_compose_environment(
         monkeypatch.setenv(var, interpolate(value, {"WIMS_JWT_SECRET": secret}))
     settings = Settings()
     assert settings.environment == "production"
-    assert settings.jwt_secret == secret != DEFAULT_JWT_SECRET
+    assert settings.jwt_secret == secret
     assert settings.kafka_bootstrap.split(":")[0] == "kafka"
     url = make_url(settings.sqlalchemy_url)
     assert (url.host, url.drivername) == ("postgres", "postgresql+psycopg")

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.settings import DEFAULT_JWT_SECRET, Settings
+from shared.settings import Settings
 
 
 def test_defaults_are_the_documented_ports(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,10 +28,14 @@ def test_environment_overrides_with_wims_prefix(monkeypatch: pytest.MonkeyPatch)
     assert s.libpq_url == "postgresql://u:p@db:5432/x"
 
 
-def test_production_refuses_the_default_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_refuses_to_run_without_a_jwt_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     monkeypatch.setenv("WIMS_ENVIRONMENT", "production")
+    monkeypatch.setenv("WIMS_RUN_DIR", str(tmp_path))
     monkeypatch.delenv("WIMS_JWT_SECRET", raising=False)
     with pytest.raises(ValueError, match="WIMS_JWT_SECRET"):
         Settings()
+    assert list(tmp_path.iterdir()) == [], "production never invents a secret"
     monkeypatch.setenv("WIMS_JWT_SECRET", "a-real-secret-" + "x" * 20)
-    assert Settings().jwt_secret != DEFAULT_JWT_SECRET
+    assert Settings().jwt_secret == "a-real-secret-" + "x" * 20

@@ -81,8 +81,8 @@ async def get_user(item_id: int, session: SessionDep, admin: Admin) -> User:
     response_model=s.UserRead,
     tags=["users"],
     responses=WRITE_RESPONSES,
-    description="Deactivating a user (is_active false) stops their tokens at once (through "
-    "another API process: within WIMS_API_USER_CACHE_S).",
+    description="Changing a user's password, role or is_active revokes every token they hold, "
+    "at once (through another API process: within WIMS_API_USER_CACHE_S); they log in again.",
 )
 async def update_user(
     request: Request, item_id: int, body: s.UserUpdate, session: SessionDep, admin: Admin
@@ -95,13 +95,21 @@ async def update_user(
         # The last way back in must not be locked by accident.
         field = "is_active" if changes.get("is_active") is False else "role"
         raise FieldInvalid(field, "an admin cannot demote or deactivate themselves")
+    revoke = False
     for name, value in changes.items():
         if value is None:
             raise FieldInvalid(name, "must not be null")
         if name == "password":
             user.hashed_password = hash_password(value)
+            revoke = True
         else:
+            # A role or activation change ends the user's sessions too: a token issued to
+            # an engineer is not reused as a viewer's, and a reactivated user logs in again
+            # rather than having their old tokens come back.
+            revoke = revoke or (name in ("role", "is_active") and getattr(user, name) != value)
             setattr(user, name, value)
+    if revoke:
+        user.token_version = User.token_version + 1  # in SQL: no lost bump between processes
     await commit(request, session)
     _forget_user(request, user.id)
     await session.refresh(user)

@@ -3,14 +3,15 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.api import schemas as s
-from services.api.deps import CurrentUser, SessionDep, SettingsDep
+from services.api.deps import CurrentUser, SessionDep, SettingsDep, user_cache
 from services.api.errors import ERROR_RESPONSES, ErrorBody
 from services.api.metrics import LOGIN_FAILURES
+from services.api.ratelimit import LoginThrottle
 from shared.auth import create_access_token, hash_password, verify_password
 from shared.models import User
 
@@ -41,35 +42,66 @@ def _too_many(retry_after: float) -> HTTPException:
 )
 async def login(
     request: Request,
+    response: Response,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> s.Token:
-    account_limiter = request.app.state.login_account_limiter
-    address_limiter = request.app.state.login_address_limiter
+    # A token must not be kept by a browser or a proxy cache (RFC 6749 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    throttle: LoginThrottle = request.app.state.login_throttle
     email = form.username.strip().lower()
+    # The peer, or the client a trusted proxy names (WIMS_TRUSTED_PROXIES, services/cli.py).
     address = request.client.host if request.client else "unknown"
-    wait = max(account_limiter.retry_after(email), address_limiter.retry_after(address))
+    wait = throttle.retry_after(email, address)
     if wait > 0:
         LOGIN_FAILURES.labels("throttled").inc()
         raise _too_many(wait)
     user = await session.scalar(select(User).where(User.email == email))
     ok = verify_password(form.password, user.hashed_password if user else _DUMMY_HASH)
     if not ok or user is None or not user.is_active:
-        account_limiter.hit(email)
-        address_limiter.hit(address)
+        throttle.failed(email, address)
         LOGIN_FAILURES.labels("inactive" if ok and user is not None else "credentials").inc()
         raise HTTPException(
             401, "wrong email or password, or the user is inactive", {"WWW-Authenticate": "Bearer"}
         )
-    account_limiter.reset(email)
+    throttle.succeeded(email, address)
     ttl = timedelta(minutes=settings.jwt_ttl_minutes)
-    token = create_access_token(user.id, str(user.role), settings.jwt_secret, ttl)
+    token = create_access_token(
+        user.id, str(user.role), settings.jwt_secret, ttl, version=user.token_version
+    )
     return s.Token(access_token=token, expires_in=int(ttl.total_seconds()))
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="Log out everywhere: revoke every token of the logged-in user",
+    description="Bumps the user's token version, so this token and every other token of the "
+    "user stop working at once in this API process and within WIMS_API_USER_CACHE_S in "
+    "others. Log in again for a new token.",
+    responses=ERROR_RESPONSES,
+)
+async def logout(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    # One version per user rather than a table of revoked token ids: the version is a column
+    # of the user row the API already reads (and caches) for every request, so checking it
+    # costs nothing on the hot read paths, while a revoked-id table would need a lookup (or a
+    # cache of its own) per request and grows until tokens expire. The price: logout ends
+    # every session of the user, which is also what one wants after a stolen token.
+    await session.execute(
+        update(User).where(User.id == user.id).values(token_version=User.token_version + 1)
+    )
+    await session.commit()
+    cache = user_cache(request)
+    if cache is not None:
+        cache.invalidate(user.id)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @router.get(
     "/me", response_model=s.UserRead, summary="The logged-in user", responses=ERROR_RESPONSES
 )
-async def me(user: CurrentUser) -> User:
+async def me(user: CurrentUser, response: Response) -> User:
+    response.headers["Cache-Control"] = "no-store"
     return user
