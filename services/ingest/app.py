@@ -454,7 +454,7 @@ async def _startup(app: FastAPI) -> None:
     app.state.publisher = publisher
     app.state.ingestor = Ingestor(settings, cache, publisher)
     app.state.authenticator = Authenticator(
-        app.state.engine, settings.jwt_secret, settings.ingest_auth_cache_s
+        app.state.engine, settings.jwt_verification_secrets, settings.ingest_auth_cache_s
     )
     app.state.background = [asyncio.create_task(cache.run_refresher(), name="reference-refresh")]
     if settings.ingest_sink_enabled:

@@ -4,14 +4,18 @@
   revokes keys). The answer (the key's source name, or "unknown/revoked") is cached for
   ``ingest_auth_cache_s`` seconds so a historian pushing many times a second costs no
   database round trip per request; a revocation therefore takes effect within that TTL.
-- ``Authorization: Bearer <jwt>``: the API's access token; the user is read from the
-  database on every request (manual pushes are rare), must be active and an engineer or
-  admin. Readings pushed this way get the source ``manual``.
+- ``Authorization: Bearer <jwt>``: the API's access token, verified with the current or a
+  previous JWT secret as the API does; the user is read from the database on every request
+  (manual pushes are rare), must be active and an engineer or admin, and the token's
+  version must be the user's current one: a token revoked by a logout, a password, role or
+  activation change is refused here at once too. Readings pushed this way get the source
+  ``manual``.
 
 Missing, wrong or revoked credentials: 401 with ``WWW-Authenticate``; a viewer: 403.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
@@ -19,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.metrics import AUTH_FAILURES
-from shared.auth import decode_access_token, hash_api_key
+from shared.auth import decode_access_token, hash_api_key, token_version
 from shared.enums import Role
 
 MANUAL_SOURCE = "manual"
@@ -42,9 +46,11 @@ class AuthError(Exception):
 
 
 class Authenticator:
-    def __init__(self, engine: AsyncEngine, jwt_secret: str, cache_s: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, jwt_secrets: str | Sequence[str], cache_s: float
+    ) -> None:
         self._engine = engine
-        self._jwt_secret = jwt_secret
+        self._jwt_secrets = jwt_secrets
         self._cache_s = cache_s
         # key hash -> (expires at, source or None for unknown/revoked)
         self._keys: dict[str, tuple[float, str | None]] = {}
@@ -82,18 +88,22 @@ class Authenticator:
 
     async def _by_token(self, token: str) -> Principal:
         try:
-            claims = decode_access_token(token, self._jwt_secret)
+            claims = decode_access_token(token, self._jwt_secrets)
             user_id = int(claims["sub"])
+            version = token_version(claims)
         except (jwt.PyJWTError, KeyError, ValueError):
             raise _fail(401, "invalid or expired token", "bad_token") from None
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT role, is_active FROM app_user WHERE id = :id"), {"id": user_id}
+                    text("SELECT role, is_active, token_version FROM app_user WHERE id = :id"),
+                    {"id": user_id},
                 )
             ).first()
         if row is None or not row[1]:
             raise _fail(401, "the user of this token is inactive or no longer exists", "bad_token")
+        if version != (row[2] or 0):
+            raise _fail(401, "this token was revoked (logout or credentials changed)", "bad_token")
         role = str(row[0])
         if role not in _PUSH_ROLES:
             raise _fail(

@@ -387,6 +387,27 @@ def test_engineer_token_pushes_manual_readings_and_ndjson_works(
     assert [(row.source, row.pressure_bar) for row in rows] == [("manual", 7.5), ("manual", 8.0)]
 
 
+def test_a_revoked_engineer_token_pushes_nothing(
+    ingest: ServiceProcess, settings: Settings, db_engine: Any
+) -> None:
+    """A logout or a password, role or activation change bumps the user's token_version
+    (the API's revocation): ingest refuses the old token at once, as the API does."""
+    _, (aid,) = _annuli(db_engine)
+    engineer = make_user(db_engine, f"eng-{uuid.uuid4().hex[:6]}@example.com", "engineer")
+    token = create_access_token(engineer, "engineer", settings.jwt_secret, timedelta(minutes=5))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = orjson.dumps([{"annulus_id": aid, "timestamp": _stamp(30), "pressure": 4.0}])
+    assert httpx.post(_url(ingest), content=body, headers=headers, timeout=30).status_code == 202
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE app_user SET token_version = token_version + 1 WHERE id = :id"),
+            {"id": engineer},
+        )
+    refused = httpx.post(_url(ingest), content=body, headers=headers, timeout=30)
+    assert refused.status_code == 401, refused.text
+    assert "revoked" in refused.json()["detail"]
+
+
 def test_credentials_missing_wrong_revoked_give_401_and_a_viewer_gets_403(
     ingest: ServiceProcess, settings: Settings, db_engine: Any
 ) -> None:
