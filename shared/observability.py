@@ -31,10 +31,13 @@ async def readiness(probes: dict[str, Probe]) -> tuple[bool, dict[str, Any]]:
     return ok, {"status": "ready" if ok else "not ready", "checks": checks}
 
 
-async def metrics_payload(probes: dict[str, Probe]) -> tuple[bytes, str]:
+async def metrics_payload(probes: Callable[[], dict[str, Probe]]) -> tuple[bytes, str]:
     # Readiness is measured at each scrape, so an alert rule can see a service that is up
     # but cannot reach Kafka or the database.
-    ok, _ = await readiness(probes)
+    try:
+        ok, _ = await readiness(probes())
+    except Exception:  # the probes do not exist before start-up has made them
+        ok = False
     SERVICE_READY.set(1 if ok else 0)
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -62,7 +65,7 @@ def fastapi_health_router(probes: Callable[[], dict[str, Probe]]) -> Any:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
-        payload, content_type = await metrics_payload(probes())
+        payload, content_type = await metrics_payload(probes)
         return Response(payload, media_type=content_type)
 
     return router
@@ -85,5 +88,5 @@ def add_faust_health_pages(app: Any, probes: Callable[[], dict[str, Probe]]) -> 
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
-        payload, content_type = await metrics_payload(probes())
+        payload, content_type = await metrics_payload(probes)
         return self.bytes(payload, content_type=content_type.split(";")[0])
