@@ -196,6 +196,17 @@ async def push(ingest: httpx.AsyncClient, key: str, records: list[dict]) -> None
     await poll(accepted, f"ingest accepting {len(records)} readings", within_s=30, interval=0.2)
 
 
+async def explained(rs: RunningStack, waiting, *args, **kwargs):
+    """poll(), and when it times out, the dead letters so far: a config the MAASP worker
+    dead-lettered shows here as a missing alert (GET /annuli/{id}/maasp can still answer,
+    the result is stored before the worker's table write that fails)."""
+    try:
+        return await poll(waiting, *args, **kwargs)
+    except AssertionError as exc:
+        found = (await read_dead_letters(rs.settings)).letters
+        raise AssertionError(f"{exc}\n{describe_dead_letters(found)}") from None
+
+
 def metric_total(text: str, name: str) -> float:
     """Sum of every sample of ``name`` in a Prometheus text page (absent: 0)."""
     pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
@@ -286,11 +297,7 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                         missing.append(aid)
                 return not missing
 
-            try:
-                await poll(maasp_everywhere, "the MAASP of every annulus", within_s=90)
-            except AssertionError as exc:
-                found = (await read_dead_letters(rs.settings)).letters
-                raise AssertionError(f"{exc}\n{describe_dead_letters(found)}") from None
+            await explained(rs, maasp_everywhere, "the MAASP of every annulus", within_s=90)
 
             excursions = [
                 reading(tag, t0 + timedelta(seconds=60 + s), p)
@@ -309,7 +316,9 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                         return False
                 return True
 
-            await poll(alerts_everywhere, "every annulus' alerts", within_s=60, interval=0.5)
+            await explained(
+                rs, alerts_everywhere, "every annulus' alerts", within_s=60, interval=0.5
+            )
 
             async def tasks_of(well: int) -> list[dict]:
                 r = await api.get("/tasks", params={"well_id": well, "limit": 500})
@@ -329,7 +338,7 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                             return False
                 return True
 
-            await poll(tasks_everywhere, "every annulus' tasks", within_s=60, interval=0.5)
+            await explained(rs, tasks_everywhere, "every annulus' tasks", within_s=60, interval=0.5)
 
             # Each alert once: a level raised once is one alert, not one per config version.
             for aid, (name, _) in tags.items():
