@@ -73,7 +73,9 @@ def running_stack() -> Iterator[RunningStack]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-async def all_ready(client: httpx.AsyncClient, rs: RunningStack) -> bool:
+async def all_ready(
+    client: httpx.AsyncClient, rs: RunningStack, services: tuple[str, ...] = SERVICES
+) -> bool:
     async def one(service: str) -> bool:
         try:
             r = await client.get(f"{rs.base_url(service)}/readyz", timeout=1)
@@ -81,7 +83,7 @@ async def all_ready(client: httpx.AsyncClient, rs: RunningStack) -> bool:
         except httpx.HTTPError:
             return False
 
-    return all(await asyncio.gather(*(one(s) for s in SERVICES)))
+    return all(await asyncio.gather(*(one(s) for s in services)))
 
 
 async def build_well_with_two_annuli(api: httpx.AsyncClient, name: str) -> dict[str, int]:
@@ -245,17 +247,23 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
         )
         assert made.returncode == 0, made.stderr
 
+        headers: dict[str, str] = {}
+
         async def ready():
             assert up.poll() in (None, 0), out.read_text(errors="replace")
-            return await all_ready(client, rs)
+            if not headers and await all_ready(client, rs, ("api",)):
+                # Logged in while the workers still start, so that nothing but the wells
+                # follows the moment every /readyz is green (a login costs a password hash).
+                r = await client.post(
+                    f"{rs.api}/auth/token",
+                    data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                )
+                assert r.status_code == 200, r.text
+                headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            return bool(headers) and await all_ready(client, rs)
 
         await poll(ready, "every /readyz green", within_s=240, interval=0.02)
         ready_at = time.monotonic()
-        r = await client.post(
-            f"{rs.api}/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        )
-        assert r.status_code == 200, r.text
-        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
         async with (
             httpx.AsyncClient(base_url=rs.api, headers=headers, timeout=30) as api,
@@ -286,7 +294,6 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                 f"\nfirst minutes: first write {first_write_s:.3f} s after every /readyz was "
                 f"green, {WELLS} wells x 2 annuli built {built_s:.1f} s after"
             )
-            assert first_write_s < 1.0, "the wells are created within the first second"
 
             async def maasp_everywhere():
                 missing = []
@@ -362,3 +369,4 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                 for name in ("wims_dead_letters_total", "wims_maasp_dead_letters_total"):
                     assert metric_total(page, name) == 0, f"{service}: {name} > 0"
     assert up.wait(60) == 0, out.read_text(errors="replace")
+    assert first_write_s < 1.0, "the wells are created within the first second"
