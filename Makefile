@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status demo test test-unit test-fault bench lint format clean
+.PHONY: setup up down status demo test test-unit test-fault soak bench lint format clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ test-unit: setup
 
 test-fault: setup  ## fault-injection end-to-end tests alone
 	$(BIN)/python -m pytest -m fault $(PYTEST_ARGS)
+
+# Not part of `make test` (and not of CI): minutes of steady load with worker kills and a
+# broker restart; SOAK_ARGS="--minutes 3" shortens it (tests/soak/__main__.py).
+soak: setup        ## bounded soak: steady push, config edits, kills, broker restart; exit 1 on loss
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench

@@ -8,6 +8,9 @@ wims serve SERVICE             run one service in the foreground
 wims sweep                     run the task reminder/escalation sweep once, now
 wims simulate --ingest-url U --api-key K [--rate R --duration S --scenario sap:ID ...]
                                a SCADA simulator pushing readings to the ingest service
+wims dead-letters list [--topic T --service S --reason R --since 2h --json]
+wims dead-letters replay (--id ID ... | --topic T | --all) [--dry-run]
+                               what the workers gave up on, and sending it back after a fix
 """
 
 import argparse
@@ -386,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "sweep", help="open task reminders for barrier tests coming due, escalate overdue ones"
     ).set_defaults(func=cmd_sweep)
+    from services.deadletters import add_arguments as add_dead_letter_arguments
+
+    add_dead_letter_arguments(
+        sub.add_parser(
+            "dead-letters", help="list the dead letters, or replay them after a fix (see -h)"
+        )
+    )
     return parser
 
 

@@ -1,15 +1,23 @@
 """The whole stack as separate processes, started the way the README does (`wims up`), on
-the test session's Kafka and PostgreSQL. Tests talk to it only through HTTP and Kafka."""
+the test session's Kafka and PostgreSQL. Tests talk to it only through HTTP and Kafka.
 
+A module whose workers dead-letter a valid message fails: every valid message must be
+processed (a transient failure retried, never skipped), so at the end of each module the
+dead letters written while it ran are read back and listed in the failure. A test that
+publishes garbage on purpose names what it provoked in ``RunningStack.allowed_dead_letters``.
+"""
+
+import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
 from services.cli import SERVICES
+from services.deadletters import Letter, read_dead_letters
 from shared.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack
 
@@ -20,6 +28,8 @@ LOG_TAIL_LINES = 60
 class RunningStack:
     stack: Stack
     settings: Settings
+    #: dead letters a test provoked on purpose (garbage it published): not a failure
+    allowed_dead_letters: list[Callable[[Letter], bool]] = field(default_factory=list)
 
     @property
     def api(self) -> str:
@@ -54,12 +64,36 @@ def running_stack(stack: Stack) -> Iterator[RunningStack]:
     # Module-scoped: the services leave when the module is done, so no other test meets them
     # on its ports or in its consumer groups.
     rs = RunningStack(stack, stack.settings())
+    # The broker outlives the module (one per session): letters of earlier modules are theirs.
+    before = {x.id for x in dead_letters(rs.settings)}
     up = rs.wims("up", "--timeout", "240")
     assert up.returncode == 0, f"wims up failed:\n{up.stdout}\n{up.stderr}"
     try:
         yield rs
+        unexpected = [
+            x
+            for x in dead_letters(rs.settings)
+            if x.id not in before and not any(allow(x) for allow in rs.allowed_dead_letters)
+        ]
+        if unexpected:
+            pytest.fail(describe_dead_letters(unexpected), pytrace=False)
     finally:
         rs.wims("down", "--services-only")
+
+
+def dead_letters(settings: Settings) -> list[Letter]:
+    """Every dead letter on the test broker now (services/deadletters.py reads to the end
+    offsets and stops)."""
+    return asyncio.run(read_dead_letters(settings, timeout_s=60)).letters
+
+
+def describe_dead_letters(letters: list[Letter]) -> str:
+    lines = [f"{len(letters)} valid message(s) dead-lettered (each must be processed):"]
+    for x in letters:
+        dl = x.letter
+        value = (dl.value or b"")[:300].decode("utf-8", "backslashreplace")
+        lines.append(f"  {dl.id} by {dl.service} ({dl.reason}): {dl.error}\n      value: {value}")
+    return "\n".join(lines)
 
 
 @pytest.hookimpl(wrapper=True)

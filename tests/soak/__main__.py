@@ -1,0 +1,447 @@
+"""``make soak``: the whole stack under a steady load for a bounded time, with the faults a
+site has along the way; not part of ``make test`` (minutes, and the machine's cores).
+
+    python -m tests.soak [--minutes 10] [--rate 500] [--wells 20]
+
+It starts its own Kafka and PostgreSQL like the tests do (tests/support/stack.py, on the test
+ports, WIMS_TEST_PORT_OFFSET moves them) and the five services with `wims up`, builds wells
+through the API and pushes readings through ingest at ``--rate`` readings/s: a steady 50 bar
+on every annulus with, every PERIOD readings, an exceedance episode at 110 bar (MAASP is
+100). Along the way the wellhead critical point of every annulus is edited through the API
+(new config versions that leave MAASP as it is), each stream worker (maasp, integrity,
+tasks) is SIGKILLed and restarted with `wims up`, and the broker is stopped and started.
+
+At the end it prints readings accepted / stored / judged, exceedance alerts expected (from
+the scripted series, judged with the product's own rules) / raised, dead letters and each
+worker's RSS at the start and end of each of its lives (a leak shows as growth), and exits 1
+when a reading accepted is not stored exactly once, a dead letter exists, or an alert is
+missing or doubled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+
+from services.cli import SERVICES
+from services.deadletters import read_dead_letters
+from shared.domain.utilisation import (
+    DEFAULT_THRESHOLDS,
+    LEVEL_CODES,
+    levels_for_series,
+    utilisation_array,
+)
+from shared.enums import UtilisationLevel
+from shared.settings import PROJECT_ROOT, Settings
+from tests.e2e.helpers import build_well
+from tests.support.stack import Stack, local_stack
+
+ADMIN_EMAIL = "soak-admin@wims.example"
+ADMIN_PASSWORD = "soak-admin-password"
+MAASP_BAR = 100.0
+PERIOD = 400  # readings of one annulus between the starts of two exceedance episodes
+EPISODE = 20  # readings at 110 bar in an episode
+TICK_S = 0.2  # one push every TICK_S of wall time
+STREAM_WORKERS = ("maasp", "integrity", "tasks")
+
+
+def pressure(annulus: int, index: int) -> float:
+    phase = (index + annulus * 37) % PERIOD
+    return 110.0 if PERIOD // 2 <= phase < PERIOD // 2 + EPISODE else 50.0
+
+
+def expected_exceedances(annuli: int, per_annulus: list[int]) -> int:
+    """maasp_exceeded alerts the in-order series raise, by the product's own level rules."""
+    total = 0
+    for a in range(annuli):
+        n = per_annulus[a]
+        if n == 0:
+            continue
+        series = np.array([pressure(a, i) for i in range(n)])
+        levels = levels_for_series(
+            UtilisationLevel.unknown,
+            utilisation_array(series, np.full(n, MAASP_BAR)),
+            DEFAULT_THRESHOLDS,
+        )
+        exceeded = levels == LEVEL_CODES[UtilisationLevel.exceeded]
+        total += int(np.count_nonzero(exceeded[1:] & ~exceeded[:-1]) + exceeded[0])
+    return total
+
+
+def wims(stack: Stack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=stack.env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def pid_of(settings: Settings, service: str) -> int:
+    return int((settings.run_dir / "pids" / f"{service}.pid").read_text())
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def wait_gone(pid: int, within_s: float = 10.0) -> None:
+    """Until the process has no memory left (gone, or a zombie its new parent reaps)."""
+    deadline = time.monotonic() + within_s
+    while rss_mb(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def metric_total(text: str, name: str) -> float:
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+@dataclass
+class Lives:
+    """Each process of a service: its RSS when first seen and last seen, and (maasp) the
+    readings it judged, so counters lost with a killed process are still counted."""
+
+    rss: dict[int, list[float]] = field(default_factory=dict)  # pid -> [first, last]
+    judged: dict[int, float] = field(default_factory=dict)  # pid -> last counter value
+
+    def sample(self, pid: int, judged: float | None = None) -> None:
+        mb = rss_mb(pid)
+        if mb is not None:
+            self.rss.setdefault(pid, [mb, mb])[1] = mb
+        if judged is not None:
+            self.judged[pid] = judged
+
+
+@dataclass
+class Pusher:
+    url: str
+    key: str
+    tags: list[str]
+    rate: float
+    t0: datetime
+    sent: list[int] = field(default_factory=list)  # readings pushed per annulus
+    accepted: int = 0
+    responses: dict[int, int] = field(default_factory=dict)
+    running: bool = True
+
+    async def push(self, client: httpx.AsyncClient, records: list[dict]) -> None:
+        while True:
+            try:
+                r = await client.post(self.url, json=records, headers={"X-API-Key": self.key})
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+                continue
+            self.responses[r.status_code] = self.responses.get(r.status_code, 0) + 1
+            if r.status_code == 202:
+                body = r.json()
+                if body["rejected"]:
+                    raise AssertionError(f"valid readings rejected: {body['rejected'][:3]}")
+                self.accepted += len(records)
+                return
+            if r.status_code != 503:
+                raise AssertionError(f"ingest answered {r.status_code}: {r.text}")
+            await asyncio.sleep(min(float(r.headers.get("Retry-After", "1")), 1.0))
+
+    async def run(self) -> None:
+        self.sent = [0] * len(self.tags)
+        per_tick = max(1, round(self.rate * TICK_S / len(self.tags)))
+        async with httpx.AsyncClient(timeout=30) as client:
+            start = time.monotonic()
+            tick = 0
+            while self.running:
+                records = []
+                for a, tag in enumerate(self.tags):
+                    for _ in range(per_tick):
+                        i = self.sent[a]
+                        self.sent[a] += 1
+                        ts = self.t0 + timedelta(seconds=i)
+                        records.append(
+                            {
+                                "tag": tag,
+                                "timestamp": ts.isoformat(),
+                                "pressure": pressure(a, i),
+                                "temperature": 40.0,
+                            }
+                        )
+                await self.push(client, records)
+                tick += 1
+                await asyncio.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
+
+
+async def scrape(client: httpx.AsyncClient, settings: Settings, service: str) -> str | None:
+    try:
+        r = await client.get(f"http://127.0.0.1:{settings.port_of(service)}/metrics", timeout=5)
+        return r.text if r.status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+async def sample_all(client: httpx.AsyncClient, settings: Settings, lives: dict) -> None:
+    for service in SERVICES:
+        try:
+            pid = pid_of(settings, service)
+        except (OSError, ValueError):
+            continue
+        judged = None
+        if service == "maasp":
+            page = await scrape(client, settings, service)
+            judged = None if page is None else metric_total(page, "wims_maasp_readings_total")
+        lives[service].sample(pid, judged)
+
+
+async def wait_ready(settings: Settings, within_s: float = 240) -> None:
+    deadline = time.monotonic() + within_s
+    async with httpx.AsyncClient(timeout=3) as client:
+        while time.monotonic() < deadline:
+            ok = True
+            for s in SERVICES:
+                try:
+                    r = await client.get(f"http://127.0.0.1:{settings.port_of(s)}/readyz")
+                    ok = ok and r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+            if ok:
+                return
+            await asyncio.sleep(1)
+    raise RuntimeError(f"the services were not ready again within {within_s:.0f} s")
+
+
+async def soak(stack: Stack, args: argparse.Namespace) -> int:
+    settings = stack.settings()
+    began = time.monotonic()
+    up = await asyncio.to_thread(wims, stack, "up", "--timeout", "240")
+    if up.returncode != 0:
+        print(up.stdout, up.stderr)
+        return 1
+    made = await asyncio.to_thread(
+        wims, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD
+    )
+    assert made.returncode == 0, made.stderr
+    api_url = f"http://127.0.0.1:{settings.api_port}/api/v1"
+    run = uuid.uuid4().hex[:6]
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(
+            f"{api_url}/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    tags = [f"SOAK/{run}/{i}/ANN-A/PT" for i in range(args.wells)]
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as api:
+        wells = [await build_well(api, tag, name=f"SOAK-{run}-{i}") for i, tag in enumerate(tags)]
+        key = (await api.post("/api-keys", json={"name": "soak", "source": f"soak-{run}"})).json()
+        wellheads = []
+        for w in wells:
+            points = (await api.get(f"/annuli/{w['annulus']}/critical-points")).json()
+            wellheads += [p["id"] for p in points if p["point_type"] == "wellhead"]
+
+        async def maasp_everywhere() -> bool:
+            for w in wells:
+                cur = (await api.get(f"/annuli/{w['annulus']}/maasp")).json().get("current")
+                if not cur or abs(cur["maasp_bar"] - MAASP_BAR) > 1e-6:
+                    return False
+            return True
+
+        deadline = time.monotonic() + 120
+        while not await maasp_everywhere():
+            if time.monotonic() > deadline:
+                print("MAASP not known for every annulus within 120 s")
+                return 1
+            await asyncio.sleep(0.5)
+
+    lives = {s: Lives() for s in SERVICES}
+    duration = args.minutes * 60
+    per_annulus_s = args.rate / len(tags)
+    # event time 1 s a reading: start far enough back that it never passes the wall clock
+    t0 = datetime.now(UTC) - timedelta(seconds=duration * per_annulus_s * 1.5 + 3600)
+    pusher = Pusher(
+        f"http://127.0.0.1:{settings.ingest_port}/ingest/v1/readings",
+        key["secret"],
+        tags,
+        args.rate,
+        t0,
+    )
+    flow = asyncio.create_task(pusher.run())
+    start = time.monotonic()
+    print(
+        f"soak: {len(tags)} annuli, {args.rate:.0f} readings/s for {args.minutes:g} min "
+        f"(stack up in {start - began:.0f} s)",
+        flush=True,
+    )
+    # What happens when, as fractions of the run.
+    plan = [
+        (0.15, "edit"),
+        (0.30, "kill maasp"),
+        (0.40, "kill integrity"),
+        (0.50, "kill tasks"),
+        (0.55, "edit"),
+        (0.60, "broker"),
+        (0.80, "edit"),
+    ]
+    edits = 0
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as api,
+    ):
+        await sample_all(client, settings, lives)
+        for at, what in plan:
+            while time.monotonic() < start + at * duration:
+                if flow.done():
+                    flow.result()  # the pusher failed: say why
+                await sample_all(client, settings, lives)
+                await asyncio.sleep(2)
+            print(f"  {time.monotonic() - start:6.0f} s  {what}", flush=True)
+            if what == "edit":
+                # A new config version for every annulus; the wellhead never limits (0.9 x
+                # limit is far above 100 bar), so MAASP and the expected alerts stay as they are.
+                edits += 1
+                for cp in wellheads:
+                    r = await api.patch(
+                        f"/critical-points/{cp}", json={"pressure_limit_bar": 345 - edits}
+                    )
+                    assert r.status_code == 200, r.text
+            elif what.startswith("kill "):
+                service = what.removeprefix("kill ")
+                await sample_all(client, settings, lives)
+                pid = pid_of(settings, service)
+                os.kill(pid, signal.SIGKILL)
+                await asyncio.to_thread(wait_gone, pid)
+                again = await asyncio.to_thread(wims, stack, "up", "--timeout", "240")
+                assert again.returncode == 0, again.stdout + again.stderr
+            elif what == "broker":
+                await asyncio.to_thread(stack.stop_kafka)
+                await asyncio.sleep(8)
+                await asyncio.to_thread(stack.start_kafka)
+        while time.monotonic() < start + duration:
+            if flow.done():
+                flow.result()
+            await sample_all(client, settings, lives)
+            await asyncio.sleep(2)
+        pusher.running = False
+        await flow
+        pushed_s = time.monotonic() - start
+        print(f"  {pushed_s:6.0f} s  push stopped; waiting for everything to be stored")
+        await wait_ready(settings)
+
+        def stored() -> int:
+            with psycopg.connect(settings.libpq_url) as conn:
+                return conn.execute(
+                    "SELECT count(*) FROM annulus_measurement WHERE source = %s", (f"soak-{run}",)
+                ).fetchone()[0]
+
+        expected = expected_exceedances(len(tags), pusher.sent)
+
+        async def raised() -> tuple[int, int]:
+            rows, ids = 0, set()
+            for w in wells:
+                r = await api.get(
+                    "/alerts",
+                    params={"annulus_id": w["annulus"], "kind": "maasp_exceeded", "limit": 500},
+                )
+                rows += len(r.json())
+                ids |= {a["event_id"] for a in r.json()}
+            return rows, len(ids)
+
+        settle = time.monotonic() + 180
+        while time.monotonic() < settle:
+            n_stored = await asyncio.to_thread(stored)
+            rows, distinct = await raised()
+            await sample_all(client, settings, lives)
+            if n_stored >= pusher.accepted and distinct >= expected:
+                break
+            await asyncio.sleep(2)
+        await asyncio.sleep(5)  # anything late (a double) has time to show
+        await sample_all(client, settings, lives)
+        n_stored = await asyncio.to_thread(stored)
+        rows, distinct = await raised()
+        with psycopg.connect(settings.libpq_url) as conn:
+            distinct_stored = conn.execute(
+                "SELECT count(DISTINCT (annulus_id, ts)) FROM annulus_measurement"
+                " WHERE source = %s",
+                (f"soak-{run}",),
+            ).fetchone()[0]
+            open_exceed = conn.execute(
+                "SELECT count(*) FROM task WHERE trigger_type = 'maasp_exceed'"
+                " AND status = 'open' AND well_id = ANY(%s)",
+                ([w["well"] for w in wells],),
+            ).fetchone()[0]
+    letters = (await read_dead_letters(settings, timeout_s=60)).letters
+    judged = sum(lives["maasp"].judged.values())
+
+    print(f"\nsoak result after {pushed_s:.0f} s of push ({args.rate:.0f}/s asked):")
+    print(f"  readings accepted {pusher.accepted}, stored {n_stored} (distinct {distinct_stored})")
+    print(f"  readings judged by the MAASP worker {judged:.0f} (summed over its lives; a")
+    print("    restart re-judges what its last life had not committed)")
+    print(f"  ingest answers {dict(sorted(pusher.responses.items()))}")
+    print(f"  exceedance alerts expected {expected}, raised {distinct} (history rows {rows})")
+    print(f"  open maasp_exceed tasks {open_exceed} for {len(wells)} annuli")
+    print(f"  config edits {edits} x {len(wellheads)} critical points")
+    print(f"  dead letters {len(letters)}")
+    for x in letters[:20]:
+        print(f"    {x.id} {x.letter.service} {x.letter.reason}: {x.letter.error}")
+    print("  RSS MB per process life (first seen -> last seen):")
+    for service in SERVICES:
+        life = "; ".join(
+            f"pid {pid} {a:.0f} -> {b:.0f}" for pid, (a, b) in lives[service].rss.items()
+        )
+        print(f"    {service:<10} {life}")
+    failures = []
+    if not (pusher.accepted == n_stored == distinct_stored):
+        failures.append("accepted != stored exactly once")
+    if letters:
+        failures.append("dead letters exist")
+    if distinct != expected:
+        failures.append("exceedance alerts missing" if distinct < expected else "alerts doubled")
+    if rows != distinct:
+        failures.append("an alert is stored twice")
+    print(f"  verdict: {'FAIL: ' + ', '.join(failures) if failures else 'ok'}")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.soak", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="of steady push")
+    parser.add_argument("--rate", type=float, default=500.0, help="readings per second")
+    parser.add_argument("--wells", type=int, default=20, help="one annulus each")
+    args = parser.parse_args(argv)
+    if args.minutes <= 0 or args.rate <= 0 or args.wells < 1:
+        parser.error("--minutes and --rate must be > 0, --wells >= 1")
+    t0 = time.monotonic()
+    with local_stack() as stack:
+        from shared.kafka import ensure_topics
+        from shared.migrate import upgrade
+
+        upgrade(stack.settings())
+        asyncio.run(ensure_topics(stack.settings()))
+        try:
+            rc = asyncio.run(soak(stack, args))
+        finally:
+            wims(stack, "down", "--services-only")
+    print(f"soak took {time.monotonic() - t0:.0f} s in all")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
