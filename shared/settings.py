@@ -200,6 +200,29 @@ class Settings(BaseSettings):
     )
     metrics_enabled: bool = Field(True, description="serve /metrics on the HTTP services")
 
+    # api service: the live alert stream (SSE) at scale, services/api/alert_feed.py
+    sse_max_streams_per_user: int = Field(
+        10, ge=1, description="open live alert streams one user may hold; more: 429"
+    )
+    sse_max_streams: int = Field(
+        1000, ge=1, description="open live alert streams one API process serves; more: 429"
+    )
+    sse_auth_recheck_s: float = Field(
+        5.0,
+        gt=0,
+        description="how often an open stream re-checks its token and user; a stream whose "
+        "user was deactivated, whose role may not stream or whose token expired is closed",
+    )
+    sse_client_queue: int = Field(
+        1000, ge=1, description="alerts waiting for one slow client before it is disconnected"
+    )
+    sse_replay_buffer: int = Field(
+        10_000,
+        ge=0,
+        description="newest alerts kept per API process to serve a resume (Last-Event-ID) "
+        "from memory; an older position is caught up with a reader of its own",
+    )
+
     @model_validator(mode="after")
     def _resolve_jwt_secret(self) -> "Settings":
         # A forged token would let anyone edit well data, so no secret is ever shared between

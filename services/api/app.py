@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.api.alert_feed import AlertHistoryConsumer
+from services.api.alert_feed import AlertFanout, AlertHistoryConsumer
 from services.api.deps import UserCache
 from services.api.errors import install_error_handlers
 from services.api.guard import BodyGuard
@@ -116,9 +116,11 @@ async def _startup(app: FastAPI) -> None:
     )
     app.state.relay = OutboxRelay(settings, app.state.engine)
     history = AlertHistoryConsumer(settings, app.state.sessionmaker)
+    app.state.alert_fanout = AlertFanout(settings)  # the one live-alert consumer (SSE)
     app.state.background = [
         asyncio.create_task(app.state.relay.run(), name="outbox-relay"),
         asyncio.create_task(history.run(), name="alert-history"),
+        asyncio.create_task(app.state.alert_fanout.run(), name="alert-fanout"),
     ]
     # Everything alive now (modules, routes, schemas, engines) lives as long as the process.
     freeze_startup_heap()

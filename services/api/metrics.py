@@ -29,4 +29,20 @@ ALERTS_STORED = Counter(
 ALERTS_BAD = Counter(
     "wims_api_alerts_undecodable_total", "Messages on wims.alerts that could not be decoded"
 )
-SSE_CLIENTS = Gauge("wims_api_sse_clients", "Connected live-alert (SSE) clients")
+SSE_CLIENTS = Gauge("wims_api_sse_clients", "Open live-alert (SSE) streams")
+SSE_KAFKA_CONSUMERS = Gauge(
+    "wims_api_sse_kafka_consumers",
+    "Kafka consumers the live alert streams hold: the process's one shared feed, plus a "
+    "catch-up reader per client resuming from before the replay buffer",
+)
+SSE_CLOSED = Counter(
+    "wims_api_sse_closed_total",
+    "Live alert streams the server ended: slow_client (fell behind its mailbox), "
+    "unauthorized (token expired or revoked, user deactivated), forbidden (role)",
+    ["reason"],
+)
+SSE_REFUSED = Counter(
+    "wims_api_sse_refused_total",
+    "Live alert streams refused with 429, by the cap reached (user, process)",
+    ["cap"],
+)
