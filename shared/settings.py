@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     ingest_sink_batch_size: int = Field(5000, ge=1, description="readings per sink transaction")
     ingest_sink_port: int = Field(8005, description="HTTP port of `wims serve ingest-sink`")
 
+    # --- ingest: big and hostile requests (issue 17) ---
+    ingest_slice_records: int = Field(
+        1000,
+        ge=1,
+        description="records parsed, validated or encoded between two turns of the event "
+        "loop: a big request never holds up /healthz or small pushes for long",
+    )
+    ingest_csv_max_columns: int = Field(
+        256, ge=8, description="most columns of a CSV header (400 above)"
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
         # A forged token would let anyone edit well data: production must set its own secret.

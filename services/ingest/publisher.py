@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -187,12 +187,13 @@ class ReadingPublisher:
             reading_futures = await self._send_readings(
                 producer, readings, well_of, received_at, deadline
             )
-            dead_futures = [
-                await producer.send(
-                    REJECTED_TOPIC, rejected_value(r, source, received_at), key=source.encode()
-                )
-                for r in rejections
-            ]
+            dead_futures = []
+            step = self._settings.ingest_slice_records
+            for i, r in enumerate(rejections, 1):
+                value = rejected_value(r, source, received_at)
+                dead_futures.append(await producer.send(REJECTED_TOPIC, value, key=source.encode()))
+                if i % step == 0:
+                    await asyncio.sleep(0)  # a pydantic model per dead letter: let others in
             results = await asyncio.wait_for(
                 asyncio.gather(*reading_futures, *dead_futures, return_exceptions=True),
                 max(0.001, deadline - time.monotonic()),
@@ -214,7 +215,7 @@ class ReadingPublisher:
     async def _send_readings(
         self,
         producer: AIOKafkaProducer,
-        readings: Iterable[NormalisedReading],
+        readings: Sequence[NormalisedReading],
         well_of: dict[int, int],
         received_at: datetime,
         deadline: float,
@@ -225,19 +226,25 @@ class ReadingPublisher:
         routes = self._routes
         well_get = well_of.get
         encode = reading_value
-        for reading in readings:
-            aid = reading.annulus_id
-            key_part = routes.get(aid) or route(aid)
-            key, partition = key_part
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = producer.create_batch()
-            value = encode(reading, well_get(aid), received_at)
-            if builder.append(timestamp=None, key=key, value=value) is None:
-                # The batch is full: hand it over and start the next one for this partition.
-                futures.append(await _send_batch(producer, builder, partition, deadline))
-                builder = builders[partition] = producer.create_batch()
-                builder.append(timestamp=None, key=key, value=value)
+        step = self._settings.ingest_slice_records
+        for start in range(0, len(readings), step):
+            if start:
+                # Encoding holds the loop; a big push lets other requests in between slices
+                # (an awaited send_batch with room in the accumulator does not yield).
+                await asyncio.sleep(0)
+            for reading in readings[start : start + step]:
+                aid = reading.annulus_id
+                key_part = routes.get(aid) or route(aid)
+                key, partition = key_part
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = producer.create_batch()
+                value = encode(reading, well_get(aid), received_at)
+                if builder.append(timestamp=None, key=key, value=value) is None:
+                    # The batch is full: hand it over and start the next one for this partition.
+                    futures.append(await _send_batch(producer, builder, partition, deadline))
+                    builder = builders[partition] = producer.create_batch()
+                    builder.append(timestamp=None, key=key, value=value)
         for partition, builder in builders.items():
             futures.append(await _send_batch(producer, builder, partition, deadline))
         return futures

@@ -39,6 +39,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.ingest.errors import describe
 from services.ingest.metrics import SINK_DROPPED, SINK_LAG, SINK_ROWS, SINK_UNDECODABLE
 from shared import topics
 from shared.settings import Settings
@@ -82,7 +83,7 @@ def _num(value: Any) -> str:
         return "\\N"
     if type(value) is float or type(value) is int:
         return repr(float(value))
-    raise ValueError(f"not a number: {value!r}")
+    raise ValueError(f"a number field holds a {type(value).__name__}")  # not the value itself
 
 
 def copy_line(value: bytes) -> str:
@@ -275,7 +276,7 @@ class MeasurementSink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka or the database away: restart from committed offsets
-                log.warning("readings sink: %r; restarting in %.1f s", exc, backoff)
+                log.warning("readings sink: %s; restarting in %.1f s", describe(exc), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
