@@ -47,6 +47,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from services.ingest import openapi
 from services.ingest.auth import Authenticator, AuthError, Principal
 from services.ingest.errors import describe
 from services.ingest.lookups import ReferenceCache
@@ -618,16 +619,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         methods=["POST"],
         status_code=202,
         summary="Push readings (JSON array or NDJSON)",
-        responses={
-            202: {"description": "accepted (some may be rejected: see `rejected`)"},
-            400: {"description": "not JSON"},
-            401: {"description": "missing, wrong or revoked credentials"},
-            403: {"description": "a viewer cannot push"},
-            413: {"description": "too large"},
-            415: {"description": "content type"},
-            422: {"description": "no reading accepted"},
-            503: {"description": "Kafka unavailable: retry after Retry-After"},
-        },
+        responses=openapi.responses(csv=False),
+        openapi_extra=openapi.route_extra(csv=False, settings=settings),
     )
     app.add_api_route(
         f"{PREFIX}/readings/csv",
@@ -635,7 +628,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         methods=["POST"],
         status_code=202,
         summary="Bulk import of a historian CSV export (streamed)",
+        responses=openapi.responses(csv=True),
+        openapi_extra=openapi.route_extra(csv=True, settings=settings),
     )
+    openapi.document(app, settings, PREFIX)
     app.add_middleware(RequestTiming)
     return app
 
