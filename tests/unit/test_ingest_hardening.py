@@ -2,6 +2,7 @@
 bounded echoes, slice-wise parsing and validation with the outcome of the whole."""
 
 import asyncio
+import gc
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,3 +202,39 @@ def test_database_errors_are_logged_without_sql_parameters_or_data() -> None:
         "SELECT 1", {"h": secret}, psycopg.OperationalError("connection refused")
     )
     assert describe(down).endswith("connection refused") and secret not in describe(down)
+
+
+def test_big_pushes_share_one_collector_pause_bounded_in_length() -> None:
+    pause = ingest_app.CollectionPause(max_s=0.05)
+
+    async def scenario() -> list[bool]:
+        seen: list[bool] = []
+        first_in, second_in, late_in = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def push(entered: asyncio.Event, leave: asyncio.Event) -> None:
+            async with pause.hold():
+                entered.set()
+                await leave.wait()
+
+        leave_first, leave_second, leave_late = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(push(first_in, leave_first))
+        await first_in.wait()
+        seen.append(gc.isenabled())  # paused
+        second = asyncio.create_task(push(second_in, leave_second))
+        await second_in.wait()
+        leave_first.set()
+        await first
+        seen.append(gc.isenabled())  # still paused: the second push is in flight
+        await asyncio.sleep(0.06)
+        late = asyncio.create_task(push(late_in, leave_late))  # after max_s: does not extend
+        await late_in.wait()
+        leave_second.set()
+        await second
+        seen.append(gc.isenabled())  # back on, although the late push is still running
+        leave_late.set()
+        await late
+        seen.append(gc.isenabled())
+        return seen
+
+    assert gc.isenabled()
+    assert asyncio.run(scenario()) == [False, False, True, True]
