@@ -84,7 +84,7 @@ class Authenticator:
         try:
             claims = decode_access_token(token, self._jwt_secret)
             user_id = int(claims["sub"])
-        except (jwt.PyJWTError, KeyError, ValueError):
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):  # TypeError: a non-scalar sub
             raise _fail(401, "invalid or expired token", "bad_token") from None
         async with self._engine.connect() as conn:
             row = (
