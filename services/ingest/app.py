@@ -490,7 +490,6 @@ async def _push_body(
         records = await _ndjson_records(body, step)
     else:
         records = await _parse_json_array(body, settings.ingest_max_records)
-    del body  # the records are what counts now; free the bytes early
     if len(records) > settings.ingest_max_records:
         raise _too_many(len(records), settings.ingest_max_records)
     if not records:
