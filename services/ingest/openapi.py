@@ -71,6 +71,28 @@ READING: dict[str, Any] = {
         },
     },
     "required": ["timestamp"],
+    "allOf": [
+        {
+            "anyOf": [
+                {
+                    "required": ["annulus_id"],
+                    "properties": {"annulus_id": {"type": ["integer", "string"]}},
+                },
+                {"required": ["tag"], "properties": {"tag": {"type": "string", "minLength": 1}}},
+            ],
+            "description": "annulus_id or tag, not null",
+        },
+        {
+            "anyOf": [
+                {
+                    "required": ["pressure"],
+                    "properties": {"pressure": {"type": ["number", "string", "object"]}},
+                },
+                {"required": ["quality"], "properties": {"quality": {"const": "bad"}}},
+            ],
+            "description": "a pressure, unless the reading is bad",
+        },
+    ],
 }
 _FIELD_ERROR: dict[str, Any] = {
     "type": "object",
@@ -163,6 +185,7 @@ def request_body(csv: bool, settings: Settings) -> dict[str, Any]:
             "text/csv": {
                 "schema": {
                     "type": "string",
+                    "minLength": 1,
                     "description": "a header row naming the reading fields, then one row "
                     "per reading (UTF-8, lines of at most 256 KiB, at most "
                     f"{settings.ingest_csv_max_columns} columns)",
