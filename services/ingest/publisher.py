@@ -89,6 +89,12 @@ async def _send_batch(
                 raise
 
 
+def _failed(exc: Exception) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
 async def _outcomes(futures: list[Any], step: int, deadline: _Deadline) -> list[Any]:
     """Each future's result or exception, in order (what ``gather(return_exceptions=True)``
     gives). Awaited one by one: gather over one future per dead letter (tens of thousands
@@ -131,14 +137,30 @@ def reading_value(reading: NormalisedReading, well_id: int | None, received_at: 
     )
 
 
+# A dead letter bigger than this carries a note instead of the record: Kafka refuses a
+# message over its max.message.bytes (1 MiB by default), and one refused dead letter made
+# the whole push a 503 before.
+DEAD_LETTER_MAX_BYTES = 512 * 1024
+
+
 def rejected_value(rejection: Rejection, source: str, received_at: datetime) -> bytes:
-    return RejectedReading(
+    errors = [
+        FieldErrorModel(field=e.field, reason=e.reason, code=e.code) for e in rejection.errors
+    ]
+    value = RejectedReading(
         source=source,
         index=rejection.index,
         record=rejection.record,
-        errors=[
-            FieldErrorModel(field=e.field, reason=e.reason, code=e.code) for e in rejection.errors
-        ],
+        errors=errors,
+        received_at=received_at,
+    ).encode()
+    if len(value) <= DEAD_LETTER_MAX_BYTES:
+        return value
+    return RejectedReading(
+        source=source,
+        index=rejection.index,
+        record=f"(record omitted: {len(value)} bytes as a dead letter, over {DEAD_LETTER_MAX_BYTES})",
+        errors=errors,
         received_at=received_at,
     ).encode()
 
@@ -231,11 +253,16 @@ class ReadingPublisher:
             reading_futures = await self._send_readings(
                 producer, readings, well_of, received_at, deadline
             )
-            dead_futures = []
+            dead_futures: list[Any] = []
             key = source.encode()
             for i, r in enumerate(rejections, 1):
-                value = rejected_value(r, source, received_at)
-                dead_futures.append(await producer.send(REJECTED_TOPIC, value, key=key))
+                try:
+                    value = rejected_value(r, source, received_at)
+                    dead_futures.append(await producer.send(REJECTED_TOPIC, value, key=key))
+                except KafkaTimeoutError:
+                    raise  # the broker is away: the readings will not make it either
+                except Exception as exc:  # this dead letter alone (a value pydantic refused...)
+                    dead_futures.append(_failed(exc))
                 if i % step == 0:
                     await deadline.turn()  # a pydantic model per dead letter: let others in
             results = await asyncio.wait_for(

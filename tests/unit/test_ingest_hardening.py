@@ -238,3 +238,21 @@ def test_big_pushes_share_one_collector_pause_bounded_in_length() -> None:
 
     assert gc.isenabled()
     assert asyncio.run(scenario()) == [False, False, True, True]
+
+
+def test_a_dead_letter_too_big_for_kafka_carries_a_note_instead_of_the_record() -> None:
+    from services.ingest.publisher import DEAD_LETTER_MAX_BYTES, rejected_value
+    from shared.domain.readings import FieldError, Rejection
+    from shared.events import decode
+
+    error = (FieldError("annulus_id", "annulus_id must be a positive integer", "bad_type"),)
+    huge = Rejection(3, error, {"annulus_id": [list(range(1000))] * 1000})
+    value = rejected_value(huge, "pi", NOW)
+    assert len(value) <= DEAD_LETTER_MAX_BYTES
+    event = decode("wims.readings.rejected", value)
+    assert event.index == 3 and event.errors[0].field == "annulus_id"
+    assert event.record.startswith("(record omitted: ")
+    small = Rejection(4, error, {"annulus_id": "x"})
+    assert decode("wims.readings.rejected", rejected_value(small, "pi", NOW)).record == {
+        "annulus_id": "x"
+    }
