@@ -35,7 +35,7 @@ READING: dict[str, Any] = {
         "annulus_id": {
             "anyOf": [
                 {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
-                {"type": "string", "pattern": "^\\s*[0-9]{1,18}\\s*$"},
+                {"type": "string", "pattern": "^\\s*[1-9][0-9]{0,17}\\s*$"},
                 {"type": "null"},
             ],
             "description": "the annulus (or give `tag`); an unknown one is rejected",

@@ -1,6 +1,7 @@
 """Ingest's /openapi.json tells the truth about its push routes (issue 17): a schema fuzzer
 generates requests from it and judges the answers by it."""
 
+import re
 from typing import Any
 
 import pytest
@@ -46,3 +47,15 @@ def test_the_reading_schema_states_the_bounds_validation_enforces(spec: dict[str
     assert reading["properties"]["tag"]["type"] == ["string", "null"]
     csv = spec["paths"]["/ingest/v1/readings/csv"]["post"]["requestBody"]["content"]
     assert set(csv) == {"text/csv"}
+
+
+@pytest.mark.parametrize("text", ["0", "00", "17", " 17 ", "1" * 18, "1" * 19, "-3", "1.5", ""])
+def test_the_annulus_id_string_pattern_admits_what_validation_parses(
+    spec: dict[str, Any], text: str
+) -> None:
+    from shared.domain.readings import _parse_annulus_id
+
+    body = spec["paths"]["/ingest/v1/readings"]["post"]["requestBody"]["content"]
+    as_text = body["application/json"]["schema"]["items"]["properties"]["annulus_id"]["anyOf"][1]
+    admitted = re.search(as_text["pattern"], text) is not None
+    assert admitted == isinstance(_parse_annulus_id(text), int)
