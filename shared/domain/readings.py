@@ -364,7 +364,9 @@ def _quality_from_text(text: str) -> Quality | None:
     quality = _QUALITY_WORDS.get(word)
     if quality is not None:
         return quality
-    if not word:
+    if not word or not word.isprintable():
+        # A control character (a NUL...) is no part of any quality name: without this,
+        # "good\x00x" passed the prefix rule below as good.
         return None
     if word.startswith("0x"):
         try:
