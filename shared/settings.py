@@ -135,7 +135,7 @@ class Settings(BaseSettings):
 
     # --- ingest: big and hostile requests (issue 17) ---
     ingest_slice_records: int = Field(
-        1000,
+        250,
         ge=1,
         description="records parsed, validated or encoded between two turns of the event "
         "loop: a big request never holds up /healthz or small pushes for long",

@@ -81,7 +81,7 @@ _MISS_CODES = frozenset({REASON_UNKNOWN_TAG, REASON_UNKNOWN_ANNULUS})
 # A JSON array body bigger than twice this is parsed as several orjson.loads calls of about
 # this size, with a turn of the event loop between them: orjson holds the GIL, and one call
 # on a 100,000-reading body (8 MB) held the loop for 0.1-0.3 s on a 2-core machine.
-JSON_PIECE_BYTES = 256 * 1024
+JSON_PIECE_BYTES = 64 * 1024
 # Where one element of a top-level array of objects ends and the next begins: "}", ",",
 # "{" with optional whitespace. The same bytes inside a string or a nested array of
 # objects make a piece that does not parse (see _parse_json_array).
