@@ -86,6 +86,8 @@ JSON_PIECE_BYTES = 64 * 1024
 # "{" with optional whitespace. The same bytes inside a string or a nested array of
 # objects make a piece that does not parse (see _parse_json_array).
 _RECORD_SEPARATOR = re.compile(rb"\}\s*,\s*\{")
+# Separators tried for the end of one piece before the rest is parsed in one call.
+JSON_PIECE_TRIES = 8
 _LEADING_SPACE = re.compile(rb"\s*")
 
 
@@ -321,12 +323,20 @@ async def _parse_json_array(body: bytes, limit: int) -> list[Any]:
     loads = orjson.loads
     while True:
         cut = _RECORD_SEPARATOR.search(body, pos + JSON_PIECE_BYTES)
-        piece = b"[" + body[pos : cut.start() + 1] + b"]" if cut else b"[" + body[pos:]
-        try:
-            records += loads(piece)
-        except orjson.JSONDecodeError:
-            try:  # a separator inside a string or a nested value: the rest in one call
-                records += loads(b"[" + body[pos:])
+        part: list[Any] | None = None
+        for _ in range(JSON_PIECE_TRIES):
+            piece = b"[" + body[pos : cut.start() + 1] + b"]" if cut else b"[" + body[pos:]
+            try:
+                part = loads(piece)
+                break
+            except orjson.JSONDecodeError:
+                if cut is None:
+                    break
+                # A separator inside a string or a nested value: end at the next one.
+                cut = _RECORD_SEPARATOR.search(body, cut.end())
+        if part is None:
+            try:  # still no clean cut (or not JSON at all): the rest in one call
+                part = loads(b"[" + body[pos:])
             except orjson.JSONDecodeError as exc:
                 raise IngestError(
                     400,
@@ -334,6 +344,7 @@ async def _parse_json_array(body: bytes, limit: int) -> list[Any]:
                     code="malformed_json",
                 ) from None
             cut = None
+        records += part
         if len(records) > limit:
             raise _too_many(len(records), limit, at_least=cut is not None)
         if cut is None:
