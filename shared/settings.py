@@ -223,6 +223,17 @@ class Settings(BaseSettings):
         "from memory; an older position is caught up with a reader of its own",
     )
 
+    # --- ingest: big and hostile requests (issue 17) ---
+    ingest_slice_records: int = Field(
+        250,
+        ge=1,
+        description="records parsed, validated or encoded between two turns of the event "
+        "loop: a big request never holds up /healthz or small pushes for long",
+    )
+    ingest_csv_max_columns: int = Field(
+        256, ge=8, description="most columns of a CSV header (400 above)"
+    )
+
     @model_validator(mode="after")
     def _resolve_jwt_secret(self) -> "Settings":
         # A forged token would let anyone edit well data, so no secret is ever shared between

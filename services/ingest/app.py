@@ -35,10 +35,12 @@ The same process runs the sink (sink.py) unless ``WIMS_INGEST_SINK_ENABLED=false
 import asyncio
 import codecs
 import contextlib
+import gc
 import logging
+import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +48,9 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from services.ingest import openapi
 from services.ingest.auth import Authenticator, AuthError, Principal
+from services.ingest.errors import describe
 from services.ingest.lookups import ReferenceCache
 from services.ingest.metrics import READINGS_ACCEPTED, READINGS_REJECTED, REQUEST_SECONDS
 from services.ingest.publisher import KafkaUnavailable, ReadingPublisher
@@ -55,11 +59,12 @@ from shared.domain.readings import (
     REASON_UNKNOWN_ANNULUS,
     REASON_UNKNOWN_TAG,
     BatchResult,
+    BatchValidator,
     MalformedCsvRow,
     Rejection,
     iter_csv_records,
-    validate_batch,
 )
+from shared.gc_tuning import freeze_startup_heap
 from shared.http_app import make_http_app
 from shared.settings import Settings, get_settings
 
@@ -73,6 +78,61 @@ CSV_TYPES = frozenset({"text/csv", "application/csv"})
 # longer than this is refused: the parser must never run dry in the middle of a record.
 CSV_LOOKAHEAD_CHARS = 256 * 1024
 _MISS_CODES = frozenset({REASON_UNKNOWN_TAG, REASON_UNKNOWN_ANNULUS})
+# A JSON array body bigger than twice this is parsed as several orjson.loads calls of about
+# this size, with a turn of the event loop between them: orjson holds the GIL, and one call
+# on a 100,000-reading body (8 MB) held the loop for 0.1-0.3 s on a 2-core machine.
+JSON_PIECE_BYTES = 64 * 1024
+# Where one element of a top-level array of objects ends and the next begins: "}", ",",
+# "{" with optional whitespace. The same bytes inside a string or a nested array of
+# objects make a piece that does not parse (see _parse_json_array).
+_RECORD_SEPARATOR = re.compile(rb"\}\s*,\s*\{")
+# Separators tried for the end of one piece before the rest is parsed in one call.
+JSON_PIECE_TRIES = 8
+_LEADING_SPACE = re.compile(rb"\s*")
+
+
+class CollectionPause:
+    """The cyclic garbage collector paused while big pushes are in flight.
+
+    A 100,000-reading push keeps some 300,000 tracked objects alive (records, readings,
+    ids) until it is answered; the collections its allocations trigger walked them again
+    and again, each full one holding the loop for 80-240 ms on a loaded 2-core machine,
+    about half of the request's time (measured with gc.callbacks; see shared/gc_tuning.py).
+    They are freed by reference counting when the request ends, so nothing is lost by not
+    walking them. Overlapping pushes share one pause; a push starting when the pause has
+    lasted ``max_s`` does not extend it, so the collector runs again at the latest when
+    the pushes that were in flight then are answered.
+    """
+
+    def __init__(self, max_s: float = 2.0) -> None:
+        self.max_s = max_s
+        self._holders = 0
+        self._since = 0.0
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        now = time.monotonic()
+        if self._holders == 0:
+            if not gc.isenabled():  # paused by someone else: not ours to resume
+                yield
+                return
+            gc.disable()
+            self._since = now
+        elif now - self._since > self.max_s:
+            yield  # the pause is long enough; this push runs within what is left of it
+            return
+        self._holders += 1
+        try:
+            yield
+        finally:
+            self._holders -= 1
+            if self._holders == 0:
+                gc.enable()
+
+
+# Bodies from this size on are big enough for the collector's walks to matter (a push of
+# 1,000 readings, about 80 KB, is not).
+GC_PAUSE_MIN_BYTES = 512 * 1024
 
 
 class IngestError(Exception):
@@ -135,25 +195,36 @@ class Ingestor:
 
     async def validate(self, records: list[Any], source: str) -> tuple[BatchResult, datetime]:
         now = datetime.now(UTC)
+        result, missed = await self._validate(records, source, now)
+        if missed and await self.cache.reload_after_miss():
+            # A tag or annulus created since the last load works on its first push.
+            result, _ = await self._validate(records, source, now)
+        return result, now
+
+    async def _validate(
+        self, records: list[Any], source: str, now: datetime
+    ) -> tuple[BatchResult, bool]:
+        """Validate a slice of records at a time, serving other requests in between.
+
+        Validation is pure Python and holds the GIL, so a worker thread would not free the
+        loop (measured: README.md, "Push a reading"); slices keep the longest hold to the
+        time of ``ingest_slice_records`` records."""
         cache = self.cache
-        result = validate_batch(
-            records,
+        validator = BatchValidator(
             source=source,
             now=now,
             resolve_tag=cache.resolve_tag,
             annulus_exists=cache.annulus_exists,
         )
-        missed = any(e.code in _MISS_CODES for r in result.rejected for e in r.errors)
-        if missed and await cache.reload_after_miss():
-            # A tag or annulus created since the last load works on its first push.
-            result = validate_batch(
-                records,
-                source=source,
-                now=now,
-                resolve_tag=cache.resolve_tag,
-                annulus_exists=cache.annulus_exists,
-            )
-        return result, now
+        step = self.settings.ingest_slice_records
+        missed = False
+        for start in range(0, len(records), step):
+            if start:
+                await asyncio.sleep(0)
+            part = validator.feed(records[start : start + step])
+            if not missed:
+                missed = any(e.code in _MISS_CODES for r in part.rejected for e in r.errors)
+        return validator.result, missed
 
     async def publish(self, result: BatchResult, now: datetime, source: str) -> None:
         try:
@@ -164,7 +235,14 @@ class Ingestor:
             log.warning("push refused: %s", exc)
             raise self.unavailable() from None
         READINGS_ACCEPTED.inc(len(result.accepted))
-        for code, n in result.reason_counts().items():
+        counts: dict[str, int] = {}
+        step = self.settings.ingest_slice_records
+        for i, rejection in enumerate(result.rejected, 1):
+            for error in rejection.errors:
+                counts[error.code] = counts.get(error.code, 0) + 1
+            if i % step == 0:
+                await asyncio.sleep(0)
+        for code, n in counts.items():
             READINGS_REJECTED.labels(code).inc(n)
 
     def unavailable(self, **extra: Any) -> IngestError:
@@ -188,8 +266,13 @@ def _rejection_body(rejection: Rejection) -> dict[str, Any]:
     }
 
 
-def _answer(accepted: int, rejected: list[Rejection], **extra: Any) -> Response:
-    body = {"accepted": accepted, "rejected": [_rejection_body(r) for r in rejected], **extra}
+async def _answer(accepted: int, rejected: list[Rejection], step: int, **extra: Any) -> Response:
+    bodies: list[dict[str, Any]] = []
+    for start in range(0, len(rejected), step):
+        if start:
+            await asyncio.sleep(0)
+        bodies += [_rejection_body(r) for r in rejected[start : start + step]]
+    body = {"accepted": accepted, "rejected": bodies, **extra}
     return _json(body, 202 if accepted else 422)
 
 
@@ -209,10 +292,86 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _ndjson_records(body: bytes) -> list[Any]:
+async def _parse_json_array(body: bytes, limit: int) -> list[Any]:
+    """The records of a JSON array body, as ``orjson.loads(body)`` gives them, parsed in
+    pieces of about JSON_PIECE_BYTES with a turn of the event loop between two.
+
+    A piece runs from the start of one element to the end of another, cut at a separator
+    ``}, {``; it is parsed as ``[piece]``. Such a piece parses only if the cut really lies
+    between two top-level elements: a cut inside a string leaves that string unterminated,
+    a cut inside a nested object or array leaves its record unclosed. If a piece does not
+    parse, the rest of the body is parsed in one call (same result as the whole body, or
+    the error). IngestError: not JSON (400), not an array (422), more than ``limit``
+    records (413)."""
+    if len(body) <= 2 * JSON_PIECE_BYTES:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise IngestError(
+                400, f"body is not valid JSON: {exc}", code="malformed_json"
+            ) from None
+        if type(parsed) is not list:
+            raise _not_an_array(type(parsed).__name__)
+        return parsed
+    first = _LEADING_SPACE.match(body)
+    pos = first.end() if first else 0
+    if body[pos : pos + 1] != b"[":
+        # Parsing megabytes only to say which kind of non-array it is would hold the loop.
+        raise _not_an_array(f"a body starting with {body[pos : pos + 1]!r}")
+    pos += 1
+    records: list[Any] = []
+    loads = orjson.loads
+    while True:
+        cut = _RECORD_SEPARATOR.search(body, pos + JSON_PIECE_BYTES)
+        part: list[Any] | None = None
+        for _ in range(JSON_PIECE_TRIES):
+            piece = b"[" + body[pos : cut.start() + 1] + b"]" if cut else b"[" + body[pos:]
+            try:
+                part = loads(piece)
+                break
+            except orjson.JSONDecodeError:
+                if cut is None:
+                    break
+                # A separator inside a string or a nested value: end at the next one.
+                cut = _RECORD_SEPARATOR.search(body, cut.end())
+        if part is None:
+            try:  # still no clean cut (or not JSON at all): the rest in one call
+                part = loads(b"[" + body[pos:])
+            except orjson.JSONDecodeError as exc:
+                raise IngestError(
+                    400,
+                    f"body is not valid JSON (after its first {len(records)} records): {exc}",
+                    code="malformed_json",
+                ) from None
+            cut = None
+        records += part
+        if len(records) > limit:
+            raise _too_many(len(records), limit, at_least=cut is not None)
+        if cut is None:
+            return records
+        pos = cut.end() - 1
+        await asyncio.sleep(0)
+
+
+def _not_an_array(what: str) -> "IngestError":
+    return IngestError(
+        422, f"body must be a JSON array of readings, got {what}", code="not_an_array"
+    )
+
+
+def _too_many(count: int, limit: int, at_least: bool = False) -> "IngestError":
+    more = "more than " if at_least else ""
+    return IngestError(
+        413, f"{more}{count} readings in one request; at most {limit}", code="too_many_records"
+    )
+
+
+async def _ndjson_records(body: bytes, step: int) -> list[Any]:
     records: list[Any] = []
     loads = orjson.loads
     for lineno, line in enumerate(body.split(b"\n"), start=1):
+        if lineno % step == 0:
+            await asyncio.sleep(0)
         if not line.strip():
             continue
         try:
@@ -229,28 +388,48 @@ class _NeedMoreInput(Exception):
     pass
 
 
+class _LineTooLong(Exception):
+    pass
+
+
 class _LineFeed:
-    """Lines for csv.reader, filled from the request stream as it arrives."""
+    """Lines for csv.reader, filled from the request stream as it arrives.
+
+    The unfinished last line is kept as a list of pieces and refused once longer than
+    CSV_LOOKAHEAD_CHARS: joining it to every new piece of the body would copy a line of
+    megabytes without a newline over and over (quadratic), and hold it all in memory."""
 
     def __init__(self) -> None:
         self.lines: deque[str] = deque()
         self.chars = 0
         self.eof = False
-        self._pending = ""
+        self._pending: list[str] = []
+        self._pending_chars = 0
 
     def add_text(self, text: str) -> None:
-        parts = (self._pending + text).split("\n")
-        self._pending = parts.pop()
-        for part in parts:
-            line = part + "\n"  # kept: csv needs it for quoted fields spanning lines
-            self.lines.append(line)
-            self.chars += len(line)
+        parts = text.split("\n")
+        tail = parts.pop()
+        if parts:
+            parts[0] = "".join(self._pending) + parts[0]
+            self._pending, self._pending_chars = [], 0
+            for part in parts:
+                line = part + "\n"  # kept: csv needs it for quoted fields spanning lines
+                if len(line) > CSV_LOOKAHEAD_CHARS:
+                    raise _LineTooLong
+                self.lines.append(line)
+                self.chars += len(line)
+        if tail:
+            self._pending.append(tail)
+            self._pending_chars += len(tail)
+            if self._pending_chars > CSV_LOOKAHEAD_CHARS:
+                raise _LineTooLong
 
     def finish(self) -> None:
         if self._pending:
-            self.lines.append(self._pending)
-            self.chars += len(self._pending)
-            self._pending = ""
+            line = "".join(self._pending)
+            self.lines.append(line)
+            self.chars += len(line)
+            self._pending, self._pending_chars = [], 0
         self.eof = True
 
     def __iter__(self) -> Iterator[str]:
@@ -280,7 +459,7 @@ async def _authenticate(request: Request) -> Principal:
             exc.status, exc.detail, field="credentials", code=exc.reason, headers=headers
         ) from None
     except Exception as exc:  # the database is away: not the client's fault, not a 500
-        log.warning("authentication lookup failed: %r", exc)
+        log.warning("authentication lookup failed: %s", describe(exc))
         raise IngestError(
             503,
             "credentials cannot be checked now (database unavailable)",
@@ -305,35 +484,31 @@ async def push_readings(request: Request) -> Response:
             )
         settings: Settings = request.app.state.settings
         body = await _read_body(request, settings.ingest_max_body_bytes)
-        if media in NDJSON_TYPES:
-            records = _ndjson_records(body)
-        else:
-            try:
-                records = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise IngestError(
-                    400, f"body is not valid JSON: {exc}", code="malformed_json"
-                ) from None
-            if type(records) is not list:
-                raise IngestError(
-                    422,
-                    f"body must be a JSON array of readings, got {type(records).__name__}",
-                    code="not_an_array",
-                )
-        if len(records) > settings.ingest_max_records:
-            raise IngestError(
-                413,
-                f"{len(records)} readings in one request; at most {settings.ingest_max_records}",
-                code="too_many_records",
-            )
-        if not records:
-            raise IngestError(422, "the request holds no readings", code="empty")
-        ingestor: Ingestor = request.app.state.ingestor
-        result, now = await ingestor.validate(records, principal.source)
-        await ingestor.publish(result, now, principal.source)
-        return _answer(len(result.accepted), result.rejected)
+        if len(body) < GC_PAUSE_MIN_BYTES:
+            return await _push_body(request, body, media, principal, settings)
+        pause: CollectionPause = request.app.state.collection_pause
+        async with pause.hold():
+            return await _push_body(request, body, media, principal, settings)
     except IngestError as exc:
         return exc.response()
+
+
+async def _push_body(
+    request: Request, body: bytes, media: str, principal: Principal, settings: Settings
+) -> Response:
+    step = settings.ingest_slice_records
+    if media in NDJSON_TYPES:
+        records = await _ndjson_records(body, step)
+    else:
+        records = await _parse_json_array(body, settings.ingest_max_records)
+    if len(records) > settings.ingest_max_records:
+        raise _too_many(len(records), settings.ingest_max_records)
+    if not records:
+        raise IngestError(422, "the request holds no readings", code="empty")
+    ingestor: Ingestor = request.app.state.ingestor
+    result, now = await ingestor.validate(records, principal.source)
+    await ingestor.publish(result, now, principal.source)
+    return await _answer(len(result.accepted), result.rejected, step)
 
 
 async def push_csv(request: Request) -> Response:
@@ -358,8 +533,9 @@ async def _import_csv(request: Request) -> Response:
     ingestor: Ingestor = request.app.state.ingestor
     chunk_size = settings.ingest_csv_chunk_records
     max_reported = settings.ingest_max_reported_rejections
+    step = settings.ingest_slice_records
     feed = _LineFeed()
-    records = iter_csv_records(feed)
+    records = iter_csv_records(feed, settings.ingest_csv_max_columns)
     decoder = codecs.getincrementaldecoder("utf-8")()
     chunk: list[Any] = []
     state = {"base": 0, "accepted": 0, "rejected_count": 0}
@@ -408,6 +584,17 @@ async def _import_csv(request: Request) -> Response:
             chunk.append(record)
             if len(chunk) >= chunk_size:
                 await flush()
+            elif len(chunk) % step == 0:
+                await asyncio.sleep(0)
+
+    def too_long() -> IngestError:
+        return IngestError(
+            400,
+            f"a CSV line is longer than {CSV_LOOKAHEAD_CHARS} characters "
+            "(lines must end with a newline)",
+            code="malformed_csv",
+            accepted_before_failure=state["accepted"],
+        )
 
     try:
         async for data in request.stream():
@@ -421,6 +608,8 @@ async def _import_csv(request: Request) -> Response:
             code="malformed_csv",
             accepted_before_failure=state["accepted"],
         ) from None
+    except _LineTooLong:
+        raise too_long() from None
     feed.finish()
     await pull(until_eof=True)
     try:  # a header-only or empty body: the generator raises when first asked
@@ -432,9 +621,10 @@ async def _import_csv(request: Request) -> Response:
         raise IngestError(400, str(exc) or "malformed CSV", code="malformed_csv") from None
     await flush()
     truncated = state["rejected_count"] > len(reported)
-    return _answer(
+    return await _answer(
         state["accepted"],
         reported,
+        step,
         rejected_count=state["rejected_count"],
         rejected_truncated=truncated,
     )
@@ -448,7 +638,7 @@ async def _startup(app: FastAPI) -> None:
     try:
         await cache.reload()
     except Exception as exc:  # the database away at start: /readyz says so, reload on miss
-        log.warning("initial reference load failed: %r", exc)
+        log.warning("initial reference load failed: %s", describe(exc))
     publisher = ReadingPublisher(settings)
     await publisher.start()
     app.state.publisher = publisher
@@ -456,11 +646,15 @@ async def _startup(app: FastAPI) -> None:
     app.state.authenticator = Authenticator(
         app.state.engine, settings.jwt_verification_secrets, settings.ingest_auth_cache_s
     )
+    app.state.collection_pause = CollectionPause()
     app.state.background = [asyncio.create_task(cache.run_refresher(), name="reference-refresh")]
     if settings.ingest_sink_enabled:
         app.state.background.append(
             asyncio.create_task(MeasurementSink(settings).run(), name="readings-sink")
         )
+    # What lives as long as the process (modules, app, routes, engine, producer) is never
+    # walked by a collection again (shared/gc_tuning.py).
+    freeze_startup_heap()
 
 
 async def _stop_background(app: FastAPI) -> None:
@@ -495,16 +689,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         methods=["POST"],
         status_code=202,
         summary="Push readings (JSON array or NDJSON)",
-        responses={
-            202: {"description": "accepted (some may be rejected: see `rejected`)"},
-            400: {"description": "not JSON"},
-            401: {"description": "missing, wrong or revoked credentials"},
-            403: {"description": "a viewer cannot push"},
-            413: {"description": "too large"},
-            415: {"description": "content type"},
-            422: {"description": "no reading accepted"},
-            503: {"description": "Kafka unavailable: retry after Retry-After"},
-        },
+        responses=openapi.responses(csv=False),
+        openapi_extra=openapi.route_extra(csv=False, settings=settings),
     )
     app.add_api_route(
         f"{PREFIX}/readings/csv",
@@ -512,7 +698,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         methods=["POST"],
         status_code=202,
         summary="Bulk import of a historian CSV export (streamed)",
+        responses=openapi.responses(csv=True),
+        openapi_extra=openapi.route_extra(csv=True, settings=settings),
     )
+    openapi.document(app, settings, PREFIX)
     app.add_middleware(RequestTiming)
     return app
 

@@ -91,7 +91,7 @@ class Authenticator:
             claims = decode_access_token(token, self._jwt_secrets)
             user_id = int(claims["sub"])
             version = token_version(claims)
-        except (jwt.PyJWTError, KeyError, ValueError):
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):  # TypeError: a non-scalar sub
             raise _fail(401, "invalid or expired token", "bad_token") from None
         async with self._engine.connect() as conn:
             row = (

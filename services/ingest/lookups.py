@@ -20,6 +20,8 @@ import time
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest.errors import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +65,7 @@ class ReferenceCache:
             try:
                 await self._load()
             except Exception as exc:  # the database away: keep serving from the cache
-                log.warning("reference reload failed: %r", exc)
+                log.warning("reference reload failed: %s", describe(exc))
                 return False
         return True
 
@@ -82,4 +84,4 @@ class ReferenceCache:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("periodic reference reload failed: %r", exc)
+                log.warning("periodic reference reload failed: %s", describe(exc))

@@ -21,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from services.ingest.metrics import DEAD_LETTER_FAILURES, KAFKA_FAILURES, KAFKA_PRODUCE_SECONDS
@@ -42,6 +43,55 @@ log = logging.getLogger(__name__)
 READINGS_TOPIC = topics.READINGS.name
 REJECTED_TOPIC = topics.READINGS_REJECTED.name
 _dumps = orjson.dumps
+
+
+class _Deadline:
+    """When a push stops waiting for Kafka. The turns of the event loop a big push gives to
+    other requests between two slices of its own work do not count: they are neither
+    Kafka's time nor this push's, and counting them would answer 503 to a big push on a
+    busy but healthy service."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, timeout_s: float) -> None:
+        self.at = time.monotonic() + timeout_s
+
+    def left(self) -> float:
+        return max(0.001, self.at - time.monotonic())
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    async def turn(self) -> None:
+        """Let other tasks run; the time they take is added to the deadline."""
+        t0 = time.monotonic()
+        await asyncio.sleep(0)
+        self.at += time.monotonic() - t0
+
+
+def _failed(exc: Exception) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
+async def _outcomes(futures: list[Any], step: int, deadline: _Deadline) -> list[Any]:
+    """Each future's result or exception, in order (what ``gather(return_exceptions=True)``
+    gives). Awaited one by one: gather over one future per dead letter (tens of thousands
+    for a bad CSV) attaches and later runs a callback per future in one go."""
+    results: list[Any] = []
+    for i, future in enumerate(futures, 1):
+        try:
+            results.append(await future)
+        except asyncio.CancelledError as exc:
+            if not (future.done() and future.cancelled()):
+                raise  # this push is being cancelled, not the message
+            results.append(exc)
+        except Exception as exc:
+            results.append(exc)
+        if i % step == 0:
+            await deadline.turn()
+    return results
 
 
 class KafkaUnavailable(Exception):
@@ -67,14 +117,30 @@ def reading_value(reading: NormalisedReading, well_id: int | None, received_at: 
     )
 
 
+# A dead letter bigger than this carries a note instead of the record: Kafka refuses a
+# message over its max.message.bytes (1 MiB by default), and one refused dead letter made
+# the whole push a 503 before.
+DEAD_LETTER_MAX_BYTES = 512 * 1024
+
+
 def rejected_value(rejection: Rejection, source: str, received_at: datetime) -> bytes:
-    return RejectedReading(
+    errors = [
+        FieldErrorModel(field=e.field, reason=e.reason, code=e.code) for e in rejection.errors
+    ]
+    value = RejectedReading(
         source=source,
         index=rejection.index,
         record=rejection.record,
-        errors=[
-            FieldErrorModel(field=e.field, reason=e.reason, code=e.code) for e in rejection.errors
-        ],
+        errors=errors,
+        received_at=received_at,
+    ).encode()
+    if len(value) <= DEAD_LETTER_MAX_BYTES:
+        return value
+    return RejectedReading(
+        source=source,
+        index=rejection.index,
+        record=f"(record omitted: {len(value)} bytes as a dead letter, over {DEAD_LETTER_MAX_BYTES})",
+        errors=errors,
         received_at=received_at,
     ).encode()
 
@@ -159,22 +225,28 @@ class ReadingPublisher:
         if not readings and not rejections:
             return
         timeout = self._settings.ingest_kafka_timeout_s
-        deadline = time.monotonic() + timeout
+        deadline = _Deadline(timeout)
+        step = self._settings.ingest_slice_records
         t0 = time.perf_counter()
         producer = await self._ready_producer(timeout)
         try:
             reading_futures = await self._send_readings(
                 producer, readings, well_of, received_at, deadline
             )
-            dead_futures = [
-                await producer.send(
-                    REJECTED_TOPIC, rejected_value(r, source, received_at), key=source.encode()
-                )
-                for r in rejections
-            ]
+            dead_futures: list[Any] = []
+            key = source.encode()
+            for i, r in enumerate(rejections, 1):
+                try:
+                    value = rejected_value(r, source, received_at)
+                    dead_futures.append(await producer.send(REJECTED_TOPIC, value, key=key))
+                except KafkaTimeoutError:
+                    raise  # the broker is away: the readings will not make it either
+                except Exception as exc:  # this dead letter alone (a value pydantic refused...)
+                    dead_futures.append(_failed(exc))
+                if i % step == 0:
+                    await deadline.turn()  # a pydantic model per dead letter: let others in
             results = await asyncio.wait_for(
-                asyncio.gather(*reading_futures, *dead_futures, return_exceptions=True),
-                max(0.001, deadline - time.monotonic()),
+                _outcomes([*reading_futures, *dead_futures], step, deadline), deadline.left()
             )
         except Exception as exc:  # timeout, broker errors, producer closed under us
             self._fail(producer)
@@ -193,10 +265,10 @@ class ReadingPublisher:
     async def _send_readings(
         self,
         producer: AIOKafkaProducer,
-        readings: Iterable[NormalisedReading],
+        readings: Sequence[NormalisedReading],
         well_of: dict[int, int],
         received_at: datetime,
-        deadline: float,
+        deadline: _Deadline,
     ) -> list[Any]:
         builders: dict[int, Any] = {}
         futures: list[Any] = []
@@ -204,21 +276,29 @@ class ReadingPublisher:
         routes = self._routes
         well_get = well_of.get
         encode = reading_value
-        for reading in readings:
-            aid = reading.annulus_id
-            key_part = routes.get(aid) or route(aid)
-            key, partition = key_part
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = producer.create_batch()
-            value = encode(reading, well_get(aid), received_at)
-            if builder.append(timestamp=None, key=key, value=value) is None:
-                # The batch is full: hand it over and start the next one for this partition.
-                futures.append(
-                    await send_batch_until(producer, builder, READINGS_TOPIC, partition, deadline)
-                )
-                builder = builders[partition] = producer.create_batch()
-                builder.append(timestamp=None, key=key, value=value)
+        step = self._settings.ingest_slice_records
+        for start in range(0, len(readings), step):
+            if start:
+                # Encoding holds the loop; a big push lets other requests in between slices
+                # (an awaited send_batch with room in the accumulator does not yield).
+                await deadline.turn()
+            for reading in readings[start : start + step]:
+                aid = reading.annulus_id
+                key_part = routes.get(aid) or route(aid)
+                key, partition = key_part
+                builder = builders.get(partition)
+                if builder is None:
+                    builder = builders[partition] = producer.create_batch()
+                value = encode(reading, well_get(aid), received_at)
+                if builder.append(timestamp=None, key=key, value=value) is None:
+                    # The batch is full: hand it over and start the next one for this partition.
+                    futures.append(
+                        await send_batch_until(
+                            producer, builder, READINGS_TOPIC, partition, deadline
+                        )
+                    )
+                    builder = builders[partition] = producer.create_batch()
+                    builder.append(timestamp=None, key=key, value=value)
         for partition, builder in builders.items():
             futures.append(
                 await send_batch_until(producer, builder, READINGS_TOPIC, partition, deadline)

@@ -39,6 +39,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.ingest.errors import describe
 from services.ingest.metrics import SINK_DROPPED, SINK_LAG, SINK_ROWS, SINK_UNDECODABLE
 from shared import topics
 from shared.retry import Backoff, is_transient
@@ -83,7 +84,7 @@ def _num(value: Any) -> str:
         return "\\N"
     if type(value) is float or type(value) is int:
         return repr(float(value))
-    raise ValueError(f"not a number: {value!r}")
+    raise ValueError(f"a number field holds a {type(value).__name__}")  # not the value itself
 
 
 def copy_line(value: bytes) -> str:
@@ -282,7 +283,7 @@ class MeasurementSink:
                 log.log(
                     logging.WARNING if is_transient(exc) else logging.ERROR,
                     "readings sink: %s; restarting in %.1f s",
-                    type(exc).__name__,
+                    describe(exc),
                     delay,
                     exc_info=not is_transient(exc),
                 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
@@ -13,11 +13,30 @@ from aiokafka.errors import KafkaTimeoutError
 from shared.compat import plain_path_warning
 
 
+class Deadline(Protocol):
+    def left(self) -> float: ...  # seconds still to wait (> 0)
+
+    def passed(self) -> bool: ...
+
+
+class At:
+    """A fixed deadline at ``time.monotonic()`` value ``at``."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def left(self) -> float:
+        return max(0.001, self.at - time.monotonic())
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+
 async def send_batch_until(
-    producer: AIOKafkaProducer, builder: Any, topic: str, partition: int, deadline: float
+    producer: AIOKafkaProducer, builder: Any, topic: str, partition: int, deadline: Deadline
 ) -> Any:
-    """Queue one record batch for a partition, waiting for room until ``deadline``
-    (``time.monotonic()``); returns the future of its ack.
+    """Queue one record batch for a partition, waiting for room until ``deadline``;
+    returns the future of its ack.
 
     aiokafka's ``add_batch`` subtracts the *total* time waited so far on every wake-up, so
     when several pushes wait for the same partition it gives up (KafkaTimeoutError) long
@@ -29,9 +48,8 @@ async def send_batch_until(
     while True:
         try:
             return await asyncio.wait_for(
-                producer.send_batch(builder, topic, partition=partition),
-                max(0.001, deadline - time.monotonic()),
+                producer.send_batch(builder, topic, partition=partition), deadline.left()
             )
         except KafkaTimeoutError:
-            if not retry or time.monotonic() >= deadline:
+            if not retry or deadline.passed():
                 raise

@@ -53,7 +53,7 @@ import hashlib
 import math
 import numbers
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -364,7 +364,9 @@ def _quality_from_text(text: str) -> Quality | None:
     quality = _QUALITY_WORDS.get(word)
     if quality is not None:
         return quality
-    if not word:
+    if not word or not word.isprintable():
+        # A control character (a NUL...) is no part of any quality name: without this,
+        # "good\x00x" passed the prefix rule below as good.
         return None
     if word.startswith("0x"):
         try:
@@ -383,7 +385,14 @@ def _quality_from_text(text: str) -> Quality | None:
     return None
 
 
+# An OPC UA status or a PI flags object has at most a handful of keys; a bigger object is
+# not a quality, and folding all its keys would cost time in proportion to its size.
+_MAX_QUALITY_KEYS: Final = 16
+
+
 def _quality_from_mapping(value: Mapping[Any, Any]) -> Quality | None:
+    if len(value) > _MAX_QUALITY_KEYS:
+        return None
     flags = {str(k).casefold(): v for k, v in value.items()}
     if "code" in flags:  # OPC UA JSON encoding of a StatusCode
         code = flags["code"]
@@ -469,8 +478,17 @@ def _digital_state(text: str) -> str | None:
 # Slow-path helpers (anything but the common case)
 # --------------------------------------------------------------------------------------
 def _show(value: Any) -> str:
-    # Bound the echo of user input in error messages (logs, HTTP responses).
-    text = repr(value)
+    # Bound the echo of user input in error messages (logs, HTTP responses), and its cost:
+    # repr() of a whole 30 MB nested list sent as one field would hold the event loop for
+    # as long as it takes, so only short prefixes of strings and scalars are ever rendered.
+    if isinstance(value, str):
+        text = repr(value[:61])
+    elif value is None or isinstance(value, bool | int | float):
+        text = repr(value) if not isinstance(value, int) or value.bit_length() < 200 else "<int>"
+    elif isinstance(value, Sized):
+        return f"<{type(value).__name__} of {len(value)} items>"
+    else:
+        return f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -735,6 +753,18 @@ def _duplicate_error(first: int) -> FieldError:
     return FieldError("timestamp", f"duplicate of record {first} in this request", REASON_DUPLICATE)
 
 
+@dataclass(slots=True)
+class _RequestState:
+    """What one request's validation remembers between slices of its records."""
+
+    # Per-request caches: a historian push carries many tags sampled at the same instant,
+    # and many readings of the same tag.
+    ts_cache: dict[str, tuple[datetime, int] | FieldError] = field(default_factory=dict)
+    tag_cache: dict[str, int | None] = field(default_factory=dict)
+    # First accepted index per reading id (i.e. per annulus and timestamp), for duplicates.
+    seen: dict[int, int] = field(default_factory=dict)
+
+
 def _validate(
     records: Iterable[Any],
     source: str,
@@ -742,28 +772,31 @@ def _validate(
     resolve_tag: Callable[[str], int | None],
     annulus_exists: Callable[[int], bool],
     limits: ReadingLimits,
+    state: _RequestState | None = None,
+    base: int = 0,
 ) -> BatchResult:
-    """The one validation loop behind validate_batch and validate_record.
+    """The one validation loop behind validate_batch, validate_record and BatchValidator.
 
     Written as a single loop with everything it touches bound to locals: on the hot path a
     function call or a global lookup per record is a measurable share of the budget.
+    ``state`` carries the caches and the duplicate index from earlier slices of the same
+    request, whose first record has the index ``base``.
     """
     if not isinstance(source, str) or not source:
         raise ValueError("source must be a non-empty string")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
+    if state is None:
+        state = _RequestState()
     now_us = _epoch_us(now)
     latest_us = now_us + limits.max_future // _ONE_US
     p_min, p_max = limits.pressure_min_bar, limits.pressure_max_bar
     t_min, t_max = limits.temperature_min_c, limits.temperature_max_c
     name_suffix = b"|" + source.encode()
-    # Per-request caches: a historian push carries many tags sampled at the same instant,
-    # and many readings of the same tag.
-    ts_cache: dict[str, tuple[datetime, int] | FieldError] = {}
+    ts_cache = state.ts_cache
     ts_cache_get = ts_cache.get
-    tag_cache: dict[str, int | None] = {}
-    # First accepted index per reading id (i.e. per annulus and timestamp), for duplicates.
-    seen: dict[int, int] = {}
+    tag_cache = state.tag_cache
+    seen = state.seen
     seen_get = seen.get
     pressure_exact = _PRESSURE_EXACT.get
     temperature_exact = _TEMPERATURE_EXACT.get
@@ -788,7 +821,7 @@ def _validate(
     accept = accepted.append
     reject = rejected.append
 
-    for index, record in enumerate(records):
+    for index, record in enumerate(records, base):
         if type(record) is not dict:
             if isinstance(record, MalformedCsvRow):
                 error = FieldError("record", record.problem, REASON_MALFORMED_ROW)
@@ -1013,15 +1046,58 @@ def validate_batch(
     return _validate(records, source, now, resolve_tag, annulus_exists, limits)
 
 
+class BatchValidator:
+    """One request's records validated a slice at a time, with the same outcome as
+    :func:`validate_batch` over all of them at once.
+
+    Indexes continue from slice to slice, and a record repeating an accepted record of an
+    earlier slice is rejected as a duplicate. The ingest service validates big requests
+    this way so that it can serve other requests between two slices (services/ingest/app.py).
+    """
+
+    __slots__ = ("_args", "_state", "count", "result")
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        now: datetime,
+        resolve_tag: Callable[[str], int | None],
+        annulus_exists: Callable[[int], bool],
+        limits: ReadingLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self._args = (source, now, resolve_tag, annulus_exists, limits)
+        self._state = _RequestState()
+        self.count = 0
+        self.result = BatchResult()
+
+    def feed(self, records: Sequence[Any]) -> BatchResult:
+        """Validate the next slice; returns this slice's result (also added to ``result``)."""
+        part = _validate(records, *self._args, state=self._state, base=self.count)
+        self.count += len(records)
+        self.result.accepted += part.accepted
+        self.result.rejected += part.rejected
+        return part
+
+
 # --------------------------------------------------------------------------------------
 # CSV
 # --------------------------------------------------------------------------------------
-def iter_csv_records(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+#: Most columns a CSV header may have. A reading has eight fields; historian exports add a
+#: few of their own (ignored). A header of thousands of columns is not an export of
+#: readings, and every row would then be paired up with all of them.
+MAX_CSV_COLUMNS: Final = 256
+
+
+def iter_csv_records(
+    lines: Iterable[str], max_columns: int = MAX_CSV_COLUMNS
+) -> Iterator[dict[str, str]]:
     """Stream CSV lines into records keyed by the header's column names.
 
     The first non-blank row is the header (names are trimmed and lower-cased; a UTF-8 BOM
     is dropped). It must name ``timestamp``, ``pressure`` and ``annulus_id`` or ``tag``,
-    else ValueError. Values stay strings; validation parses them and treats "" as absent.
+    name no column twice and have at most ``max_columns`` columns, else ValueError naming
+    the problem. Values stay strings; validation parses them and treats "" as absent.
     Blank lines are skipped. A row with the wrong number of fields is yielded as a
     :class:`MalformedCsvRow`, which validation rejects. Input that the csv module cannot
     tokenise at all (e.g. a NUL byte, a runaway quoted field) raises ValueError with the
@@ -1034,7 +1110,7 @@ def iter_csv_records(lines: Iterable[str]) -> Iterator[dict[str, str]]:
             if not row:
                 continue
             if header is None:
-                header = _parse_header(row)
+                header = _parse_header(row, max_columns)
                 width = len(header)
                 continue
             if len(row) == width:
@@ -1050,18 +1126,33 @@ def iter_csv_records(lines: Iterable[str]) -> Iterator[dict[str, str]]:
         raise ValueError("CSV input is empty: a header row is required")
 
 
-def _parse_header(row: list[str]) -> list[str]:
+def _list_names(names: list[str], limit: int = 10) -> str:
+    shown = ", ".join(_show(name) for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _parse_header(row: list[str], max_columns: int) -> list[str]:
+    # Linear in the header's size: it is checked on the event loop, before any row.
+    if len(row) > max_columns:
+        raise ValueError(
+            f"CSV header has {len(row)} columns, at most {max_columns} are accepted "
+            "(a reading has 8 fields: annulus_id, tag, timestamp, pressure, pressure_unit, "
+            "temperature, temperature_unit, quality)"
+        )
     names = [name.strip().lower() for name in row]
     names[0] = names[0].removeprefix("\ufeff").strip()
-    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    repeated = sorted(name for name, n in counts.items() if n > 1 and name)
     if repeated:
-        raise ValueError(f"CSV header repeats column(s): {', '.join(repeated)}")
-    missing = [name for name in ("timestamp", "pressure") if name not in names]
-    if "annulus_id" not in names and "tag" not in names:
+        raise ValueError(f"CSV header repeats column(s): {_list_names(repeated)}")
+    missing = [name for name in ("timestamp", "pressure") if name not in counts]
+    if "annulus_id" not in counts and "tag" not in counts:
         missing.append("annulus_id or tag")
     if missing:
         raise ValueError(
-            f"CSV header lacks {', '.join(missing)} (header: {', '.join(row)}); "
+            f"CSV header lacks {', '.join(missing)} (header: {_list_names(names)}); "
             "required: timestamp, pressure and annulus_id or tag"
         )
     return names

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from shared.compat.faust_worker import TopicPartitionsUnknown, install
-from shared.compat.producer_batches import send_batch_until
+from shared.compat.producer_batches import At, send_batch_until
 from shared.retry import is_transient, retry_transient
 from shared.settings import Settings
 
@@ -84,7 +84,7 @@ async def _queue_batches(
                 if until is None:
                     fut = await producer.send_batch(builder, topic, partition=0)
                 else:
-                    fut = await send_batch_until(producer, builder, topic, 0, until)
+                    fut = await send_batch_until(producer, builder, topic, 0, At(until))
                 await fut
                 return True
             except KafkaTimeoutError:

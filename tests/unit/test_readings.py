@@ -893,3 +893,10 @@ def test_csv_tokenizer_error_becomes_value_error() -> None:
     runaway = ["annulus_id,timestamp,pressure\n", '17,"2026-11-25T10:00:00Z' + "x" * 200_000 + "\n"]
     with pytest.raises(ValueError, match="CSV line"):
         list(iter_csv_records(runaway))
+
+
+@pytest.mark.parametrize("value", ["good\x00x", "Bad\x00", "GoodNoData\x07", "uncertain\x1b[0m"])
+def test_a_quality_with_a_control_character_is_not_recognised(value: str) -> None:
+    assert normalise_quality(value) is None
+    assert normalise_quality({"Symbol": value}) is None
+    assert _errors(_rec(quality=value)) == {"quality": r.REASON_BAD_QUALITY}
