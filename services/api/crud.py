@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PageDep, SessionDep, require_role
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
+from services.api.schemas import Int32, PathId, Text
 from shared.enums import Role
 from shared.models import Base, User
 
@@ -102,9 +103,19 @@ def apply_update(obj: Any, changes: dict[str, Any]) -> None:
         setattr(obj, name, value)
 
 
+# A filter compares with a column: text without NUL, an integer within int4 (every integer
+# column a filter names is one), so PostgreSQL never refuses the value.
+_FILTER_TYPES: dict[Any, Any] = {
+    str: Text,
+    int: Int32,
+}
+
+
 def _filter_model(res: Resource) -> type[BaseModel]:
     sort_values = tuple(v for f in res.sort_fields for v in (f, f"-{f}"))
-    fields: dict[str, Any] = {name: (typ | None, None) for name, typ in res.filters.items()}
+    fields: dict[str, Any] = {
+        name: (_FILTER_TYPES.get(typ, typ) | None, None) for name, typ in res.filters.items()
+    }
     fields["sort"] = (
         Literal[sort_values] | None,  # type: ignore[valid-type]
         Query(None, description="sort key; a leading '-' sorts descending"),
@@ -183,7 +194,7 @@ def crud_router(res: Resource) -> APIRouter:
             dependencies=[reader],
         )
         async def list_nested(
-            parent_id: Annotated[int, Path(alias=parent.fk)],
+            parent_id: Annotated[PathId, Path(alias=parent.fk)],
             session: SessionDep,
             response: Response,
             filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
@@ -202,7 +213,7 @@ def crud_router(res: Resource) -> APIRouter:
         )
         async def create_nested(
             request: Request,
-            parent_id: Annotated[int, Path(alias=parent.fk)],
+            parent_id: Annotated[PathId, Path(alias=parent.fk)],
             body: Create,  # type: ignore[valid-type]
             session: SessionDep,
             user: Annotated[User, writer],
@@ -252,7 +263,7 @@ def crud_router(res: Resource) -> APIRouter:
         responses=ITEM_RESPONSES,
         dependencies=[reader],
     )
-    async def get_item(item_id: int, session: SessionDep) -> Any:
+    async def get_item(item_id: PathId, session: SessionDep) -> Any:
         return await get_or_404(session, res.model, item_id, one)
 
     @router.patch(
@@ -264,7 +275,7 @@ def crud_router(res: Resource) -> APIRouter:
     )
     async def update_item(
         request: Request,
-        item_id: int,
+        item_id: PathId,
         body: Update,  # type: ignore[valid-type]
         session: SessionDep,
         user: Annotated[User, writer],
@@ -288,7 +299,7 @@ def crud_router(res: Resource) -> APIRouter:
         responses=ITEM_RESPONSES,
     )
     async def delete_item(
-        request: Request, item_id: int, session: SessionDep, user: Annotated[User, deleter]
+        request: Request, item_id: PathId, session: SessionDep, user: Annotated[User, deleter]
     ) -> Response:
         obj = await get_or_404(session, res.model, item_id, one)
         ctx = Ctx(user=user, action="delete", old=row_values(obj))

@@ -1,0 +1,136 @@
+"""The API's and the ingest service's OpenAPI tell the truth: schemathesis (``--checks all``)
+against each running process's own /openapi.json, authenticated as an admin.
+
+Both services run as processes (tests/support/stack.py) on the session's real Kafka and
+PostgreSQL. Bounded and reproducible: at most ``MAX_EXAMPLES`` cases per operation and a
+fixed seed, so a failure seen in CI is the same failure on a developer's machine (the
+command is printed with the findings).
+
+Ingest findings that another branch is fixing are accepted through a schemathesis baseline
+file (``INGEST_BASELINE``): remove that file and the ingest run is as strict as the API's.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from shared.enums import Role
+from shared.settings import PROJECT_ROOT
+from tests.integration.test_api_fixtures import make_user, token_for
+from tests.support.stack import Stack, start_service
+
+SEED = 20261202
+MAX_EXAMPLES = 25
+# Accepted ingest findings (schemathesis --baseline); delete the file to make ingest strict.
+INGEST_BASELINE = Path(__file__).with_name("schemathesis_ingest_baseline.json")
+RUN_TIMEOUT_S = 600
+
+
+@dataclass
+class Services:
+    api: str
+    ingest: str
+    admin_headers: dict[str, str]
+    api_key: str
+    report_dir: Path
+
+
+@pytest.fixture(scope="module")
+def services(stack: Stack, db_engine: Engine) -> Iterator[Services]:
+    settings = stack.settings()
+    admin_id = make_user(db_engine, "fuzz-admin@wims.test", Role.admin)
+    headers = {"Authorization": f"Bearer {token_for(settings, admin_id, Role.admin)}"}
+    api = start_service(stack, "api")
+    ingest = start_service(stack, "ingest")
+    api.wait_ready()
+    ingest.wait_ready()
+    r = httpx.post(
+        f"{api.base_url}/api/v1/api-keys",
+        json={"name": "schemathesis", "source": "fuzz"},
+        headers=headers,
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    report_dir = stack.run_dir / "schemathesis"
+    report_dir.mkdir(exist_ok=True)
+    try:
+        yield Services(api.base_url, ingest.base_url, headers, r.json()["secret"], report_dir)
+    finally:
+        api.terminate()
+        ingest.terminate()
+
+
+def schemathesis(
+    base_url: str, header: str, report: Path, *extra: str
+) -> subprocess.CompletedProcess:
+    st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
+    cmd = [
+        st,
+        "--no-color",
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "2",
+        "--header",
+        header,
+        "--request-timeout",
+        "30",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        str(report),
+        "--output-sanitize",
+        "true",
+        "--generation-database",
+        "none",
+        *extra,
+    ]
+    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
+    return subprocess.run(
+        cmd,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _findings(run: subprocess.CompletedProcess) -> str:
+    # The summary and the reproducing curl commands are at the end of schemathesis' output.
+    return "\n".join(run.stdout.splitlines()[-400:]) + run.stderr[-4000:]
+
+
+def test_api_openapi_has_no_server_error_and_no_schema_mismatch(services: Services) -> None:
+    run = schemathesis(
+        services.api,
+        f"Authorization:{services.admin_headers['Authorization']}",
+        services.report_dir / "api.xml",
+    )
+    assert run.returncode == 0, _findings(run)
+
+
+def test_ingest_openapi_has_no_findings_beyond_the_accepted_ones(services: Services) -> None:
+    extra = ("--baseline", str(INGEST_BASELINE)) if INGEST_BASELINE.exists() else ()
+    run = schemathesis(
+        services.ingest,
+        f"X-API-Key:{services.api_key}",
+        services.report_dir / "ingest.xml",
+        *extra,
+    )
+    assert run.returncode == 0, _findings(run)
