@@ -17,14 +17,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, create_model
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Integer, SmallInteger, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PageDep, SessionDep, require_role
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
-from services.api.schemas import Int32, PathId, Text
+from services.api.schemas import PathId, Text
 from shared.enums import Role
 from shared.models import Base, User
 
@@ -103,18 +104,25 @@ def apply_update(obj: Any, changes: dict[str, Any]) -> None:
         setattr(obj, name, value)
 
 
-# A filter compares with a column: text without NUL, an integer within int4 (every integer
-# column a filter names is one), so PostgreSQL never refuses the value.
-_FILTER_TYPES: dict[Any, Any] = {
-    str: Text,
-    int: Int32,
-}
+# A filter is compared with its column: text without NUL, an integer within the column's
+# type, so PostgreSQL never refuses the value and the OpenAPI declares the bounds.
+_INT_BOUNDS = {SmallInteger: 2**15 - 1, BigInteger: 2**63 - 1, Integer: 2**31 - 1}
+
+
+def _filter_type(res: Resource, name: str, typ: Any) -> Any:
+    if typ is str:
+        return Text
+    if typ is int:
+        column_type = type(res.model.__table__.columns[name].type)
+        most = next(v for k, v in _INT_BOUNDS.items() if issubclass(column_type, k))
+        return Annotated[int, Interval(ge=-most - 1, le=most)]
+    return typ
 
 
 def _filter_model(res: Resource) -> type[BaseModel]:
     sort_values = tuple(v for f in res.sort_fields for v in (f, f"-{f}"))
     fields: dict[str, Any] = {
-        name: (_FILTER_TYPES.get(typ, typ) | None, None) for name, typ in res.filters.items()
+        name: (_filter_type(res, name, typ) | None, None) for name, typ in res.filters.items()
     }
     fields["sort"] = (
         Literal[sort_values] | None,  # type: ignore[valid-type]

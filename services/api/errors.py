@@ -176,7 +176,10 @@ def install_error_handlers(app: FastAPI) -> None:
             # by psycopg before sending (a NUL in a text): bad input, a 422.
             field = await _offending_field(request, exc) or "body"
             reason = _data_error_reason(exc)
-            return JSONResponse(FieldInvalid(field, reason).body(), status_code=422)
+            # Its own code: the schema let through a value the database cannot hold, unlike
+            # a domain rule's "invalid" (tests/integration/schemathesis_hooks.py tells them apart).
+            errors = [{"field": field, "reason": reason, "code": "unstorable"}]
+            return JSONResponse({"detail": f"{field}: {reason}", "errors": errors}, 422)
         if is_transient(exc):
             log.warning("database unavailable: %s statement failed with %s", kind, code)
             return JSONResponse(
@@ -288,14 +291,28 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 # --- the OpenAPI says what the handlers answer ------------------------------------------------
 
 _UNAVAILABLE = {"description": "the database is unreachable (an outage, not the request): retry"}
-_BAD_FORM = {"description": "the form body cannot be parsed"}
+_UNPARSABLE = {"description": "the body cannot be parsed (not UTF-8 JSON, not a form)"}
+
+
+def _bound(param: dict[str, Any], max_page_size: int) -> None:
+    """Declares the bounds an integer parameter has without saying so: ``limit`` and
+    ``offset`` of the page parameters (services/api/deps.py), and any other integer compared
+    with a column, which PostgreSQL refuses beyond bigint (answered 422 naming it, above)."""
+    schema = param.get("schema", {})
+    for option in [schema, *schema.get("anyOf", [])]:
+        if option.get("type") != "integer":
+            continue
+        if param.get("in") == "query" and param.get("name") == "limit":
+            option.setdefault("maximum", max_page_size)  # measurements' own 10000 stays
+        option.setdefault("maximum", INT64_MAX)
+        option.setdefault("minimum", -INT64_MAX - 1)
 
 
 def document_errors(app: FastAPI) -> None:
     """Completes the generated OpenAPI with the answers every route can give through the
-    handlers above, which FastAPI cannot see: 503 on every /api route, 400 where a form is
+    handlers above, which FastAPI cannot see: 503 on every /api route, 400 where a body is
     parsed, 422 wherever input is validated; and ``limit``'s maximum, which is a setting
-    (WIMS_API_MAX_PAGE_SIZE), and ``offset``'s, which is PostgreSQL's bigint."""
+    (WIMS_API_MAX_PAGE_SIZE), and every other integer parameter's, PostgreSQL's bigint."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -311,12 +328,10 @@ def document_errors(app: FastAPI) -> None:
                 if path.startswith("/api/"):
                     responses.setdefault("503", _UNAVAILABLE)
                 content = op.get("requestBody", {}).get("content", {})
-                if any(t.startswith(("application/x-www", "multipart/")) for t in content):
-                    responses.setdefault("400", _BAD_FORM)
+                if content:
+                    responses.setdefault("400", _UNPARSABLE)
                 for param in op.get("parameters", []):
-                    bound = {"limit": settings.api_max_page_size, "offset": INT64_MAX}
-                    if param.get("in") == "query" and param.get("name") in bound:
-                        param.setdefault("schema", {})["maximum"] = bound[param["name"]]
+                    _bound(param, settings.api_max_page_size)
                 if (op.get("parameters") or content) and "422" not in responses:
                     responses["422"] = {
                         "description": ERROR_RESPONSES[422]["description"],

@@ -6,15 +6,16 @@ Cross-field rules that need stored data (a depth within the well, the inner stri
 the outer string) are checked by the routers on the merged row, so create and update follow
 one path.
 
-Request bodies (``In``) are strict where JSON is: an integer field takes a JSON integer (not
-"5", not 5.0), a boolean true or false (not 0), a number a JSON number (not "1.5"), a
-date-time an ISO 8601 string (not a Unix time). In an ``XUpdate`` every field defaults to
+Request bodies (``In``) take JSON's types, not Python's lax coercions: an integer field a
+JSON integer (5 or 5.0, not "5" or true), a boolean true or false (not 0), a number a JSON
+number (not "1.5"), a date-time an ISO 8601 string (not a Unix time). In an ``XUpdate`` every field defaults to
 None, meaning "not sent" (only the fields sent change); a field whose column is NOT NULL is
 typed without ``| None``, so an explicit null is a 422 and the OpenAPI does not offer it.
 """
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from annotated_types import Interval
@@ -28,7 +29,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     StrictBool,
     StrictFloat,
-    StrictInt,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -88,9 +89,13 @@ class NoNul:
         return json_schema
 
 
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
 def _timestamp_input(value: Any) -> Any:
-    # Lax datetime parsing takes a number as Unix time; the schema says an ISO 8601 string.
-    if isinstance(value, int | float):
+    # Lax datetime parsing takes a number (or, in a query string, "0.5") as Unix time; the
+    # schema says an ISO 8601 string.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
         raise PydanticCustomError(
             "datetime_type", "must be an ISO 8601 date-time string, e.g. 2026-01-31T10:00:00Z"
         )
@@ -115,11 +120,17 @@ Timestamp = Annotated[
     datetime, BeforeValidator(_timestamp_input), AfterValidator(_timestamp_storable)
 ]
 Text = Annotated[str, NoNul()]
-# Ids of int4 tables (most) and of bigint tables, in bodies (strict: "5" or 5.0 is not an id).
+
+
+def _is_integer_field(annotation: Any) -> bool:
+    return annotation is int or int in get_args(annotation)
+
+
+# Ids of int4 tables (most) and of bigint tables, in bodies.
 # (annotated_types bounds, not Field(): FastAPI reads a Field in a parameter's Annotated as
 # the parameter's kind and would drop them.)
-Id = Annotated[StrictInt, Interval(ge=1, le=INT32_MAX)]
-BigId = Annotated[StrictInt, Interval(ge=1, le=INT64_MAX)]
+Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
+BigId = Annotated[int, Interval(ge=1, le=INT64_MAX)]
 # The same in a path or query string, which is text: parsed, then bounded.
 PathId = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 PathBigId = Annotated[int, Interval(ge=1, le=INT64_MAX)]
@@ -153,6 +164,17 @@ class In(BaseModel):
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         return reject_nul(value) if isinstance(value, str) else value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_integer(cls, value: Any, info: ValidationInfo) -> Any:
+        # JSON Schema's integer is a number without a fraction (5 and 5.0), never a string
+        # or a boolean, which lax int parsing would take ("5", true). A validator here, not
+        # on the type, keeps the fields' bounds in the schema as minimum and maximum.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, str | bool) and field and _is_integer_field(field.annotation):
+            raise PydanticCustomError("int_type", "must be a JSON integer")
+        return value
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -194,7 +216,7 @@ class WellCreate(In):
     location: WellLocation
     measured_depth: PositiveDepth = Field(description="total measured depth, m")
     true_vertical_depth: PositiveDepth | None = Field(None, description="m; <= measured_depth")
-    consequence_level: StrictInt | None = Field(
+    consequence_level: int | None = Field(
         None, ge=1, le=5, description="1-5; default from the well type"
     )
     spud_date: Timestamp | None = None
@@ -208,7 +230,7 @@ class WellUpdate(In):
     location: WellLocation = None
     measured_depth: PositiveDepth = None
     true_vertical_depth: PositiveDepth | None = None
-    consequence_level: StrictInt = Field(None, ge=1, le=5)
+    consequence_level: int = Field(None, ge=1, le=5)
     spud_date: Timestamp | None = None
 
 
@@ -458,7 +480,7 @@ class BarrierElementCreate(In):
     element_type: ElementType
     status: ElementStatus = ElementStatus.unknown
     depth_md: Depth | None = Field(None, description="m; within the well")
-    test_interval_days: StrictInt | None = Field(
+    test_interval_days: int | None = Field(
         None,
         gt=0,
         le=MAX_TEST_INTERVAL_DAYS,
@@ -472,7 +494,7 @@ class BarrierElementUpdate(In):
     element_type: ElementType = None
     status: ElementStatus = None
     depth_md: Depth | None = None
-    test_interval_days: StrictInt | None = Field(None, gt=0, le=MAX_TEST_INTERVAL_DAYS)
+    test_interval_days: int | None = Field(None, gt=0, le=MAX_TEST_INTERVAL_DAYS)
     last_tested_at: Timestamp | None = None
 
 
@@ -623,8 +645,8 @@ class ApiKeyCreated(ApiKeyRead):
 
 
 class RiskCell(In):
-    probability: StrictInt = Field(ge=1, le=5)
-    consequence: StrictInt = Field(ge=1, le=5)
+    probability: int = Field(ge=1, le=5)
+    consequence: int = Field(ge=1, le=5)
     category: RiskCategory
 
 

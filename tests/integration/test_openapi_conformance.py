@@ -39,8 +39,18 @@ class Services:
     api: str
     ingest: str
     admin_headers: dict[str, str]
-    api_key: str
     report_dir: Path
+
+    def new_api_key(self) -> str:
+        # Made when needed: fuzzing the API as an admin revokes API keys (DELETE /api-keys/1).
+        r = httpx.post(
+            f"{self.api}/api/v1/api-keys",
+            json={"name": "schemathesis", "source": "fuzz"},
+            headers=self.admin_headers,
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["secret"]
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +62,10 @@ def services(stack: Stack, db_engine: Engine) -> Iterator[Services]:
     ingest = start_service(stack, "ingest")
     api.wait_ready()
     ingest.wait_ready()
-    r = httpx.post(
-        f"{api.base_url}/api/v1/api-keys",
-        json={"name": "schemathesis", "source": "fuzz"},
-        headers=headers,
-        timeout=10,
-    )
-    assert r.status_code == 201, r.text
     report_dir = stack.run_dir / "schemathesis"
     report_dir.mkdir(exist_ok=True)
     try:
-        yield Services(api.base_url, ingest.base_url, headers, r.json()["secret"], report_dir)
+        yield Services(api.base_url, ingest.base_url, headers, report_dir)
     finally:
         api.terminate()
         ingest.terminate()
@@ -79,6 +82,10 @@ def schemathesis(
         f"{base_url}/openapi.json",
         "--checks",
         "all",
+        # Replaced by schemathesis_hooks.py's check, which tells a domain rule's 422 from a
+        # promise the schema breaks.
+        "--exclude-checks",
+        "positive_data_acceptance",
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
@@ -99,10 +106,15 @@ def schemathesis(
         "none",
         *extra,
     ]
-    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
+    }
     return subprocess.run(
         cmd,
-        cwd=PROJECT_ROOT,
+        cwd=report.parent,  # schemathesis keeps a folder of its own in its working directory
         env=env,
         capture_output=True,
         text=True,
@@ -112,8 +124,14 @@ def schemathesis(
 
 
 def _findings(run: subprocess.CompletedProcess) -> str:
-    # The summary and the reproducing curl commands are at the end of schemathesis' output.
-    return "\n".join(run.stdout.splitlines()[-400:]) + run.stderr[-4000:]
+    # The command (credential left out), then the summary and the reproducing curl commands,
+    # which are at the end of schemathesis' output.
+    cmd = [
+        a if not a.startswith(("Authorization:", "X-API-Key:")) else "<credential>"
+        for a in run.args
+    ]
+    output = "\n".join(run.stdout.splitlines()[-400:])
+    return f"{' '.join(cmd)}\n{output}\n{run.stderr[-4000:]}"
 
 
 def test_api_openapi_has_no_server_error_and_no_schema_mismatch(services: Services) -> None:
@@ -121,6 +139,10 @@ def test_api_openapi_has_no_server_error_and_no_schema_mismatch(services: Servic
         services.api,
         f"Authorization:{services.admin_headers['Authorization']}",
         services.report_dir / "api.xml",
+        # An endless Server-Sent Events stream answers no request-response check (each
+        # case would wait for the request timeout); tests/integration/test_api_sse.py.
+        "--exclude-path",
+        "/api/v1/alerts/stream",
     )
     assert run.returncode == 0, _findings(run)
 
@@ -129,7 +151,7 @@ def test_ingest_openapi_has_no_findings_beyond_the_accepted_ones(services: Servi
     extra = ("--baseline", str(INGEST_BASELINE)) if INGEST_BASELINE.exists() else ()
     run = schemathesis(
         services.ingest,
-        f"X-API-Key:{services.api_key}",
+        f"X-API-Key:{services.new_api_key()}",
         services.report_dir / "ingest.xml",
         *extra,
     )
