@@ -8,9 +8,10 @@ one path.
 
 Request bodies (``In``) take JSON's types, not Python's lax coercions: an integer field a
 JSON integer (5 or 5.0, not "5" or true), a boolean true or false (not 0), a number a JSON
-number (not "1.5"), a date-time an ISO 8601 string (not a Unix time). In an ``XUpdate`` every field defaults to
-None, meaning "not sent" (only the fields sent change); a field whose column is NOT NULL is
-typed without ``| None``, so an explicit null is a 422 and the OpenAPI does not offer it.
+number (not "1.5"), a date-time an ISO 8601 string (not a Unix time). In an ``XUpdate``
+every field defaults to None, meaning "not sent" (only the fields sent change); a field
+whose column is NOT NULL is typed without ``| None``, so an explicit null is a 422 and the
+OpenAPI does not offer it.
 """
 
 import re
@@ -126,19 +127,15 @@ def _is_integer_field(annotation: Any) -> bool:
     return annotation is int or int in get_args(annotation)
 
 
-# Ids of int4 tables (most) and of bigint tables, in bodies.
-# (annotated_types bounds, not Field(): FastAPI reads a Field in a parameter's Annotated as
-# the parameter's kind and would drop them.)
+# An id of an int4 table (every table a request names an id of), in a body, a path or a
+# query. (annotated_types bounds, not Field(): FastAPI takes a Field inside a parameter's
+# Annotated for the parameter's kind and would drop them.)
 Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
-BigId = Annotated[int, Interval(ge=1, le=INT64_MAX)]
-# The same in a path or query string, which is text: parsed, then bounded.
-PathId = Annotated[int, Interval(ge=1, le=INT32_MAX)]
-PathBigId = Annotated[int, Interval(ge=1, le=INT64_MAX)]
+PathId = Id
 # A row or column of the 5 x 5 risk matrix, in a path.
 RiskLevel = Annotated[int, Interval(ge=1, le=5)]
-# An integer compared with an int4 column (a filter).
-Int32 = Annotated[int, Interval(ge=-(INT32_MAX + 1), le=INT32_MAX)]
-# A century: the next test due date (last test + interval) stays a date Python can hold.
+# A century: last test + interval stays a timedelta and a date Python can hold (beyond year
+# 9999 is refused where the due date is computed, services/api/routers/resources.py).
 MAX_TEST_INTERVAL_DAYS = 36_500
 Float = StrictFloat  # a JSON number: an int is a float, a string or a boolean is not
 
