@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match
 
 from shared.retry import is_transient
 from shared.settings import get_settings
@@ -202,7 +202,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette names the methods of the first route matching the path only; a path
             # with GET and POST routes must name both (RFC 9110, Allow).
-            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope["path"]))
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return JSONResponse(
             {"detail": str(exc.detail), "errors": []},
             status_code=exc.status_code,
@@ -280,12 +280,20 @@ def _route_of(request: Request) -> str:
     return getattr(request.scope.get("route"), "path", "unmatched")
 
 
-def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return sorted(methods)
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """The methods some route answers for this request's path, asked of the routes themselves
+    (FastAPI nests included routers, so a walk over route paths would miss them)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 # --- the OpenAPI says what the handlers answer ------------------------------------------------

@@ -203,6 +203,28 @@ def test_resolution_declares_its_pattern(openapi: dict[str, Any]) -> None:
     assert resolution["schema"]["pattern"].startswith("^(raw|")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/v1/wells", "GET, POST"),
+        ("PUT", "/api/v1/wells/1", "DELETE, GET, PATCH"),
+        ("OPTIONS", "/api/v1/risk-matrix", "GET, PUT"),
+        ("DELETE", "/api/v1/auth/token", "POST"),
+    ],
+)
+async def test_a_405_allows_every_method_the_openapi_lists_for_the_path(
+    openapi: dict[str, Any], method: str, path: str, allow: str
+) -> None:
+    app = create_app(Settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow
+    template = path.replace("/1", "/{item_id}")
+    documented = {m.upper() for m in openapi["paths"][template]}
+    assert set(allow.split(", ")) == documented
+
+
 # --- database errors ------------------------------------------------------------------------------
 
 SECRET = "S3cr3t-Kangaroo-unit"
