@@ -21,6 +21,7 @@ from annotated_types import Interval
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlalchemy import BigInteger, Integer, SmallInteger, func, select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PageDep, SessionDep, require_role
@@ -90,6 +91,15 @@ async def commit(request: Request, session: AsyncSession) -> None:
     relay = getattr(request.app.state, "relay", None)
     if relay is not None:
         relay.wake()
+
+
+async def refresh_or_404(session: AsyncSession, obj: Any, label: str) -> None:
+    """Reads back the committed row; a request that deleted it in between (a concurrent
+    DELETE) leaves nothing to answer with: 404, as a request arriving after it would get."""
+    try:
+        await session.refresh(obj)
+    except InvalidRequestError:
+        raise NotFound(f"{label} {obj.id} was deleted meanwhile") from None
 
 
 def row_values(obj: Any) -> dict[str, Any]:
@@ -187,7 +197,7 @@ def crud_router(res: Resource) -> APIRouter:
         if res.changed:
             await res.changed(session, obj, ctx)
         await commit(request, session)
-        await session.refresh(obj)
+        await refresh_or_404(session, obj, one)
         return obj
 
     if res.parent is not None:
@@ -297,7 +307,7 @@ def crud_router(res: Resource) -> APIRouter:
         if res.changed:
             await res.changed(session, obj, ctx)
         await commit(request, session)
-        await session.refresh(obj)
+        await refresh_or_404(session, obj, one)
         return obj
 
     @router.delete(

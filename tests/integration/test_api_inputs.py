@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
 
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,
@@ -191,6 +193,32 @@ async def test_null_is_refused_exactly_where_the_openapi_does_not_offer_it(
     schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
     assert "anyOf" not in schema["WellUpdate"]["properties"]["name"]
     assert {"type": "null"} in schema["WellUpdate"]["properties"]["spud_date"]["anyOf"]
+
+
+# --- a concurrent delete -------------------------------------------------------------------------
+
+
+async def test_a_change_to_an_item_deleted_meanwhile_is_a_404_not_a_500(
+    api: Api, users: Users, db_engine: Engine
+) -> None:
+    """Found by schemathesis (two workers: a PATCH of a well and a DELETE of it at once): the
+    PATCH committed, the DELETE won, and reading the row back was a 500."""
+    engineer = users.headers["engineer"]
+    r = await api.client.post(f"{V1}/wells", json={**WELL, "name": "W-race"}, headers=engineer)
+    well_id = r.json()["id"]
+
+    def delete_it(session: Session) -> None:  # another client, between commit and read-back
+        with db_engine.begin() as conn:
+            conn.execute(text("DELETE FROM well WHERE id = :w"), {"w": well_id})
+
+    event.listen(Session, "after_commit", delete_it)
+    try:
+        r = await api.client.patch(
+            f"{V1}/wells/{well_id}", json={"location": "subsea"}, headers=engineer
+        )
+    finally:
+        event.remove(Session, "after_commit", delete_it)
+    assert r.status_code == 404 and "deleted meanwhile" in r.json()["detail"], r.text
 
 
 # --- methods ---------------------------------------------------------------------------------------
