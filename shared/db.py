@@ -5,13 +5,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from shared.settings import Settings
 
+# A statement's parameters are user data (a login's email, a password hash, a tag name): an
+# error's text must never carry them into a log. hide_parameters keeps them out of every
+# SQLAlchemy exception message; the statement itself (placeholders only) stays.
+_DEFAULTS: dict[str, object] = {"pool_pre_ping": True, "hide_parameters": True}
+
 
 def make_engine(settings: Settings, **kw: object) -> Engine:
-    return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kw)  # type: ignore[arg-type]
+    return create_engine(settings.sqlalchemy_url, **(_DEFAULTS | kw))  # type: ignore[arg-type]
 
 
 def make_async_engine(settings: Settings, **kw: object) -> AsyncEngine:
-    return create_async_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kw)  # type: ignore[arg-type]
+    return create_async_engine(settings.sqlalchemy_url, **(_DEFAULTS | kw))  # type: ignore[arg-type]
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

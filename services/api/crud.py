@@ -17,13 +17,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, create_model
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Integer, SmallInteger, func, select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PageDep, SessionDep, require_role
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
+from services.api.schemas import PathId, Text
 from shared.enums import Role
 from shared.models import Base, User
 
@@ -90,6 +93,15 @@ async def commit(request: Request, session: AsyncSession) -> None:
         relay.wake()
 
 
+async def refresh_or_404(session: AsyncSession, obj: Any, label: str) -> None:
+    """Reads back the committed row; a request that deleted it in between (a concurrent
+    DELETE) leaves nothing to answer with: 404, as a request arriving after it would get."""
+    try:
+        await session.refresh(obj)
+    except InvalidRequestError:
+        raise NotFound(f"{label} {obj.id} was deleted meanwhile") from None
+
+
 def row_values(obj: Any) -> dict[str, Any]:
     return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
 
@@ -102,9 +114,26 @@ def apply_update(obj: Any, changes: dict[str, Any]) -> None:
         setattr(obj, name, value)
 
 
+# A filter is compared with its column: text without NUL, an integer within the column's
+# type, so PostgreSQL never refuses the value and the OpenAPI declares the bounds.
+_INT_BOUNDS = {SmallInteger: 2**15 - 1, BigInteger: 2**63 - 1, Integer: 2**31 - 1}
+
+
+def _filter_type(res: Resource, name: str, typ: Any) -> Any:
+    if typ is str:
+        return Text
+    if typ is int:
+        column_type = type(res.model.__table__.columns[name].type)
+        most = next(v for k, v in _INT_BOUNDS.items() if issubclass(column_type, k))
+        return Annotated[int, Interval(ge=-most - 1, le=most)]
+    return typ
+
+
 def _filter_model(res: Resource) -> type[BaseModel]:
     sort_values = tuple(v for f in res.sort_fields for v in (f, f"-{f}"))
-    fields: dict[str, Any] = {name: (typ | None, None) for name, typ in res.filters.items()}
+    fields: dict[str, Any] = {
+        name: (_filter_type(res, name, typ) | None, None) for name, typ in res.filters.items()
+    }
     fields["sort"] = (
         Literal[sort_values] | None,  # type: ignore[valid-type]
         Query(None, description="sort key; a leading '-' sorts descending"),
@@ -168,7 +197,7 @@ def crud_router(res: Resource) -> APIRouter:
         if res.changed:
             await res.changed(session, obj, ctx)
         await commit(request, session)
-        await session.refresh(obj)
+        await refresh_or_404(session, obj, one)
         return obj
 
     if res.parent is not None:
@@ -183,7 +212,7 @@ def crud_router(res: Resource) -> APIRouter:
             dependencies=[reader],
         )
         async def list_nested(
-            parent_id: Annotated[int, Path(alias=parent.fk)],
+            parent_id: Annotated[PathId, Path(alias=parent.fk)],
             session: SessionDep,
             response: Response,
             filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
@@ -202,7 +231,7 @@ def crud_router(res: Resource) -> APIRouter:
         )
         async def create_nested(
             request: Request,
-            parent_id: Annotated[int, Path(alias=parent.fk)],
+            parent_id: Annotated[PathId, Path(alias=parent.fk)],
             body: Create,  # type: ignore[valid-type]
             session: SessionDep,
             user: Annotated[User, writer],
@@ -252,7 +281,7 @@ def crud_router(res: Resource) -> APIRouter:
         responses=ITEM_RESPONSES,
         dependencies=[reader],
     )
-    async def get_item(item_id: int, session: SessionDep) -> Any:
+    async def get_item(item_id: PathId, session: SessionDep) -> Any:
         return await get_or_404(session, res.model, item_id, one)
 
     @router.patch(
@@ -264,7 +293,7 @@ def crud_router(res: Resource) -> APIRouter:
     )
     async def update_item(
         request: Request,
-        item_id: int,
+        item_id: PathId,
         body: Update,  # type: ignore[valid-type]
         session: SessionDep,
         user: Annotated[User, writer],
@@ -278,7 +307,7 @@ def crud_router(res: Resource) -> APIRouter:
         if res.changed:
             await res.changed(session, obj, ctx)
         await commit(request, session)
-        await session.refresh(obj)
+        await refresh_or_404(session, obj, one)
         return obj
 
     @router.delete(
@@ -288,7 +317,7 @@ def crud_router(res: Resource) -> APIRouter:
         responses=ITEM_RESPONSES,
     )
     async def delete_item(
-        request: Request, item_id: int, session: SessionDep, user: Annotated[User, deleter]
+        request: Request, item_id: PathId, session: SessionDep, user: Annotated[User, deleter]
     ) -> Response:
         obj = await get_or_404(session, res.model, item_id, one)
         ctx = Ctx(user=user, action="delete", old=row_values(obj))

@@ -5,13 +5,36 @@ measured depth, ``*tvd*`` true vertical depth), pressures in bar, diameters in i
 Cross-field rules that need stored data (a depth within the well, the inner string inside
 the outer string) are checked by the routers on the merged row, so create and update follow
 one path.
+
+Request bodies (``In``) take JSON's types, not Python's lax coercions: an integer field a
+JSON integer (5 or 5.0, not "5" or true), a boolean true or false (not 0), a number a JSON
+number (not "1.5"), a date-time an ISO 8601 string (not a Unix time). In an ``XUpdate``
+every field defaults to None, meaning "not sent" (only the fields sent change); a field
+whose column is NOT NULL is typed without ``| None``, so an explicit null is a 422 and the
+OpenAPI does not offer it.
 """
 
-from datetime import datetime
-from typing import Annotated, Any
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Interval
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StrictFloat,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from shared.enums import (
     CasingType,
@@ -34,10 +57,132 @@ from shared.enums import (
     WellType,
 )
 
+# --- what the database can hold ----------------------------------------------------------------
+# Every input bound below is one PostgreSQL (or Python's datetime arithmetic) would otherwise
+# refuse later, as a database error the client cannot read; declared here, it is a 422 that
+# names the field, and the OpenAPI says it, so a generated client knows before sending.
+
+INT32_MAX = 2**31 - 1  # integer (int4) columns: most ids, test_interval_days
+INT64_MAX = 2**63 - 1  # bigint columns (alert, snapshot and MAASP result ids), OFFSET
+# PostgreSQL text cannot hold the NUL character; psycopg refuses it before sending.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
+def reject_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain the NUL character (\\u0000)")
+    return value
+
+
+class NoNul:
+    """A ``str`` annotation: NUL refused (422) and ``pattern`` declared in the schema."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(reject_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", NO_NUL_PATTERN)
+        return json_schema
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _timestamp_input(value: Any) -> Any:
+    # Lax datetime parsing takes a number (or, in a query string, "0.5") as Unix time; the
+    # schema says an ISO 8601 string.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise PydanticCustomError(
+            "datetime_type", "must be an ISO 8601 date-time string, e.g. 2026-01-31T10:00:00Z"
+        )
+    return value
+
+
+def _timestamp_storable(value: datetime) -> datetime:
+    # PostgreSQL stores any instant, but one whose UTC value is outside Python's years
+    # 1-9999 (0001-01-01T00:00:00+01:00) cannot be read back into Python.
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise PydanticCustomError(
+                "datetime_range", "must be an instant from year 1 to 9999 in UTC"
+            ) from None
+    return value
+
+
+# A date-time as JSON carries it: an ISO 8601 string, whose instant Python can hold.
+Timestamp = Annotated[
+    datetime, BeforeValidator(_timestamp_input), AfterValidator(_timestamp_storable)
+]
+Text = Annotated[str, NoNul()]
+
+
+def _is_integer_field(annotation: Any) -> bool:
+    return annotation is int or int in get_args(annotation)
+
+
+# An id of an int4 table (every table a request names an id of), in a body, a path or a
+# query. (annotated_types bounds, not Field(): FastAPI takes a Field inside a parameter's
+# Annotated for the parameter's kind and would drop them.)
+Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
+PathId = Id
+# A row or column of the 5 x 5 risk matrix, in a path.
+RiskLevel = Annotated[int, Interval(ge=1, le=5)]
+# A century: last test + interval stays a timedelta and a date Python can hold (beyond year
+# 9999 is refused where the due date is computed, services/api/routers/resources.py).
+MAX_TEST_INTERVAL_DAYS = 36_500
+Float = StrictFloat  # a JSON number: an int is a float, a string or a boolean is not
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(_nullable(o) for o in schema.get("anyOf", ()))
+
+
+def _add_no_nul(schema: dict[str, Any]) -> None:
+    if schema.get("type") == "string" and "enum" not in schema and "format" not in schema:
+        schema.setdefault("pattern", NO_NUL_PATTERN)
+    for option in schema.get("anyOf", ()):
+        _add_no_nul(option)
+
 
 class In(BaseModel):
-    # NaN and infinity are not depths or pressures; unknown keys are typos, say so.
+    """Every request body. NaN and infinity are not depths or pressures; unknown keys are
+    typos, say so; a NUL character in any text field is refused, whatever the field."""
+
     model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return reject_nul(value) if isinstance(value, str) else value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_integer(cls, value: Any, info: ValidationInfo) -> Any:
+        # JSON Schema's integer is a number without a fraction (5 and 5.0), never a string
+        # or a boolean, which lax int parsing would take ("5", true). A validator here, not
+        # on the type, keeps the fields' bounds in the schema as minimum and maximum.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, str | bool) and field and _is_integer_field(field.annotation):
+            raise PydanticCustomError("int_type", "must be a JSON integer")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        for prop in json_schema.get("properties", {}).values():
+            _add_no_nul(prop)
+            if "default" in prop and prop["default"] is None and not _nullable(prop):
+                del prop["default"]  # "not sent" in an update, not a value to send
+        return json_schema
 
 
 class Out(BaseModel):
@@ -45,10 +190,10 @@ class Out(BaseModel):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
-Depth = Annotated[float, Field(ge=0, description="m")]
-PositiveDepth = Annotated[float, Field(gt=0, description="m")]
-Diameter = Annotated[float, Field(gt=0, description="inches")]
-Pressure = Annotated[float, Field(gt=0, description="bar")]
+Depth = Annotated[Float, Field(ge=0, description="m")]
+PositiveDepth = Annotated[Float, Field(gt=0, description="m")]
+Diameter = Annotated[Float, Field(gt=0, description="inches")]
+Pressure = Annotated[Float, Field(gt=0, description="bar")]
 
 
 class Stamped(Out):
@@ -71,19 +216,19 @@ class WellCreate(In):
     consequence_level: int | None = Field(
         None, ge=1, le=5, description="1-5; default from the well type"
     )
-    spud_date: datetime | None = None
+    spud_date: Timestamp | None = None
 
 
 class WellUpdate(In):
-    name: Name | None = None
-    field: Name | None = None
-    well_type: WellType | None = None
-    status: WellStatus | None = None
-    location: WellLocation | None = None
-    measured_depth: PositiveDepth | None = None
+    name: Name = None
+    field: Name = None
+    well_type: WellType = None
+    status: WellStatus = None
+    location: WellLocation = None
+    measured_depth: PositiveDepth = None
     true_vertical_depth: PositiveDepth | None = None
-    consequence_level: int | None = Field(None, ge=1, le=5)
-    spud_date: datetime | None = None
+    consequence_level: int = Field(None, ge=1, le=5)
+    spud_date: Timestamp | None = None
 
 
 class WellRead(Stamped):
@@ -107,7 +252,7 @@ class CasingStringCreate(In):
     outer_diameter_in: Diameter
     inner_diameter_in: Diameter = Field(description="inches; < outer_diameter_in")
     grade: str | None = Field(None, max_length=40)
-    weight_ppf: float | None = Field(None, gt=0, description="lb/ft")
+    weight_ppf: Float | None = Field(None, gt=0, description="lb/ft")
     top_md: Depth
     bottom_md: PositiveDepth = Field(description="shoe, m; > top_md, <= the well's measured_depth")
     shoe_tvd: PositiveDepth | None = None
@@ -116,14 +261,14 @@ class CasingStringCreate(In):
 
 
 class CasingStringUpdate(In):
-    name: Name | None = None
-    casing_type: CasingType | None = None
-    outer_diameter_in: Diameter | None = None
-    inner_diameter_in: Diameter | None = None
+    name: Name = None
+    casing_type: CasingType = None
+    outer_diameter_in: Diameter = None
+    inner_diameter_in: Diameter = None
     grade: str | None = Field(None, max_length=40)
-    weight_ppf: float | None = Field(None, gt=0)
-    top_md: Depth | None = None
-    bottom_md: PositiveDepth | None = None
+    weight_ppf: Float | None = Field(None, gt=0)
+    top_md: Depth = None
+    bottom_md: PositiveDepth = None
     shoe_tvd: PositiveDepth | None = None
     burst_rating_bar: Pressure | None = None
     collapse_rating_bar: Pressure | None = None
@@ -157,12 +302,12 @@ class TubingStringCreate(In):
 
 
 class TubingStringUpdate(In):
-    name: Name | None = None
-    outer_diameter_in: Diameter | None = None
-    inner_diameter_in: Diameter | None = None
+    name: Name = None
+    outer_diameter_in: Diameter = None
+    inner_diameter_in: Diameter = None
     grade: str | None = Field(None, max_length=40)
-    top_md: Depth | None = None
-    bottom_md: PositiveDepth | None = None
+    top_md: Depth = None
+    bottom_md: PositiveDepth = None
     packer_depth_md: PositiveDepth | None = None
     burst_rating_bar: Pressure | None = None
     collapse_rating_bar: Pressure | None = None
@@ -182,7 +327,7 @@ class TubingStringRead(Stamped):
 
 
 class CementIntervalCreate(In):
-    casing_string_id: int = Field(description="the cemented casing string, in the same well")
+    casing_string_id: Id = Field(description="the cemented casing string, in the same well")
     top_md: Depth = Field(description="top of cement, m")
     bottom_md: PositiveDepth
     top_tvd: Depth | None = None
@@ -190,9 +335,9 @@ class CementIntervalCreate(In):
 
 
 class CementIntervalUpdate(In):
-    casing_string_id: int | None = None
-    top_md: Depth | None = None
-    bottom_md: PositiveDepth | None = None
+    casing_string_id: Id = None
+    top_md: Depth = None
+    bottom_md: PositiveDepth = None
     top_tvd: Depth | None = None
     verified_by: str | None = Field(None, max_length=100)
 
@@ -219,31 +364,33 @@ _INNER_DOC = (
 class AnnulusCreate(In):
     __doc__ = _INNER_DOC
     name: str = Field(min_length=1, max_length=20, description="A, B, C, D")
-    inner_tubing_string_id: int | None = Field(None, description=_INNER_DOC)
-    inner_casing_string_id: int | None = Field(None, description=_INNER_DOC)
-    outer_casing_string_id: int | None = None
-    fluid_gradient_bar_per_m: float = Field(ge=0, description="annulus fluid gradient, bar/m")
-    safety_factor: float = Field(0.9, gt=0, le=1, description="multiplier on every limit")
-    warning_threshold: float = Field(0.8, gt=0, description="fraction of MAASP")
-    exceeded_threshold: float = Field(1.0, gt=0, description="fraction of MAASP")
-    clear_band: float = Field(0.05, ge=0, description="hysteresis below a threshold")
+    inner_tubing_string_id: Id | None = Field(None, description=_INNER_DOC)
+    inner_casing_string_id: Id | None = Field(None, description=_INNER_DOC)
+    outer_casing_string_id: Id | None = None
+    fluid_gradient_bar_per_m: Float = Field(ge=0, description="annulus fluid gradient, bar/m")
+    safety_factor: Float = Field(0.9, gt=0, le=1, description="multiplier on every limit")
+    warning_threshold: Float = Field(0.8, gt=0, description="fraction of MAASP")
+    exceeded_threshold: Float = Field(1.0, gt=0, description="fraction of MAASP")
+    clear_band: Float = Field(0.05, ge=0, description="hysteresis below a threshold")
     operating_limit_bar: Pressure | None = Field(None, description="MAWOP/MOP, chosen")
-    imposed_pressure: bool = Field(False, description="operator-imposed (gas lift): never SAP")
+    imposed_pressure: StrictBool = Field(
+        False, description="operator-imposed (gas lift): never SAP"
+    )
 
 
 class AnnulusUpdate(In):
     __doc__ = _INNER_DOC
-    name: str | None = Field(None, min_length=1, max_length=20)
-    inner_tubing_string_id: int | None = None
-    inner_casing_string_id: int | None = None
-    outer_casing_string_id: int | None = None
-    fluid_gradient_bar_per_m: float | None = Field(None, ge=0)
-    safety_factor: float | None = Field(None, gt=0, le=1)
-    warning_threshold: float | None = Field(None, gt=0)
-    exceeded_threshold: float | None = Field(None, gt=0)
-    clear_band: float | None = Field(None, ge=0)
+    name: str = Field(None, min_length=1, max_length=20)
+    inner_tubing_string_id: Id | None = None
+    inner_casing_string_id: Id | None = None
+    outer_casing_string_id: Id | None = None
+    fluid_gradient_bar_per_m: Float = Field(None, ge=0)
+    safety_factor: Float = Field(None, gt=0, le=1)
+    warning_threshold: Float = Field(None, gt=0)
+    exceeded_threshold: Float = Field(None, gt=0)
+    clear_band: Float = Field(None, ge=0)
     operating_limit_bar: Pressure | None = None
-    imposed_pressure: bool | None = None
+    imposed_pressure: StrictBool = None
 
 
 class AnnulusRead(Stamped):
@@ -271,11 +418,11 @@ class CriticalPointCreate(In):
 
 
 class CriticalPointUpdate(In):
-    name: Name | None = None
-    point_type: CriticalPointType | None = None
-    depth_md: Depth | None = None
-    tvd_m: Depth | None = None
-    pressure_limit_bar: Pressure | None = None
+    name: Name = None
+    point_type: CriticalPointType = None
+    depth_md: Depth = None
+    tvd_m: Depth = None
+    pressure_limit_bar: Pressure = None
     notes: str | None = None
 
 
@@ -291,12 +438,12 @@ class CriticalPointRead(Stamped):
 
 class ScadaTagCreate(In):
     tag: str = Field(min_length=1, max_length=200, description="the historian's tag name")
-    annulus_id: int
+    annulus_id: Id
 
 
 class ScadaTagUpdate(In):
-    tag: str | None = Field(None, min_length=1, max_length=200)
-    annulus_id: int | None = None
+    tag: str = Field(None, min_length=1, max_length=200)
+    annulus_id: Id = None
 
 
 class ScadaTagRead(Stamped):
@@ -314,7 +461,7 @@ class BarrierEnvelopeCreate(In):
 
 
 class BarrierEnvelopeUpdate(In):
-    name: Name | None = None
+    name: Name = None
     description: str | None = None
 
 
@@ -331,18 +478,21 @@ class BarrierElementCreate(In):
     status: ElementStatus = ElementStatus.unknown
     depth_md: Depth | None = Field(None, description="m; within the well")
     test_interval_days: int | None = Field(
-        None, gt=0, description="days between periodic tests; default by element type"
+        None,
+        gt=0,
+        le=MAX_TEST_INTERVAL_DAYS,
+        description="days between periodic tests; default by element type",
     )
-    last_tested_at: datetime | None = None
+    last_tested_at: Timestamp | None = None
 
 
 class BarrierElementUpdate(In):
-    name: Name | None = None
-    element_type: ElementType | None = None
-    status: ElementStatus | None = None
+    name: Name = None
+    element_type: ElementType = None
+    status: ElementStatus = None
     depth_md: Depth | None = None
-    test_interval_days: int | None = Field(None, gt=0)
-    last_tested_at: datetime | None = None
+    test_interval_days: int | None = Field(None, gt=0, le=MAX_TEST_INTERVAL_DAYS)
+    last_tested_at: Timestamp | None = None
 
 
 class BarrierElementRead(Stamped):
@@ -364,12 +514,12 @@ class BarrierTestCreate(In):
     degraded element stays degraded: that is an engineer's judgement)."""
 
     test_type: TestType
-    performed_at: datetime
+    performed_at: Timestamp
     result: TestResult = Field(description='"pass" or "fail"')
     test_pressure_bar: Pressure | None = None
-    leak_rate: float | None = Field(None, ge=0)
+    leak_rate: Float | None = Field(None, ge=0)
     leak_rate_unit: str | None = Field(None, max_length=20, description="cm3/min, m3/min")
-    duration_min: float | None = Field(None, gt=0)
+    duration_min: Float | None = Field(None, gt=0)
     notes: str | None = None
 
 
@@ -398,26 +548,26 @@ class BarrierTestRead(Stamped):
 class TaskCreate(In):
     """A manual task (trigger_type manual). Auto tasks are written by the tasks service."""
 
-    well_id: int
-    annulus_id: int | None = None
-    barrier_element_id: int | None = None
+    well_id: Id
+    annulus_id: Id | None = None
+    barrier_element_id: Id | None = None
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
     priority: TaskPriority = TaskPriority.normal
-    due_at: datetime | None = None
-    assigned_to_id: int | None = None
+    due_at: Timestamp | None = None
+    assigned_to_id: Id | None = None
 
 
 class TaskUpdate(In):
     """Status, priority, due date and assignee of any task; title and description of manual
     tasks only (an auto task's text belongs to the tasks service)."""
 
-    title: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = None
-    priority: TaskPriority | None = None
-    status: TaskStatus | None = None
-    due_at: datetime | None = None
-    assigned_to_id: int | None = None
+    title: str = Field(None, min_length=1, max_length=200)
+    description: str = None
+    priority: TaskPriority = None
+    status: TaskStatus = None
+    due_at: Timestamp | None = None
+    assigned_to_id: Id | None = None
 
 
 class TaskRead(Stamped):
@@ -439,7 +589,13 @@ class TaskRead(Stamped):
 # --- people and keys --------------------------------------------------------------------------
 
 Email = Annotated[
-    str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$", description="login")
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+$",
+        description="login",
+    ),
 ]
 
 
@@ -448,14 +604,14 @@ class UserCreate(In):
     full_name: str = Field("", max_length=200)
     password: str = Field(min_length=8, max_length=200)
     role: Role
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class UserUpdate(In):
-    full_name: str | None = Field(None, max_length=200)
-    password: str | None = Field(None, min_length=8, max_length=200)
-    role: Role | None = None
-    is_active: bool | None = Field(None, description="false: cannot log in, tokens stop working")
+    full_name: str = Field(None, max_length=200)
+    password: str = Field(None, min_length=8, max_length=200)
+    role: Role = None
+    is_active: StrictBool = Field(None, description="false: cannot log in, tokens stop working")
 
 
 class UserRead(Stamped):

@@ -72,7 +72,7 @@ async def create_user(
 
 
 @router.get("/users/{item_id}", response_model=s.UserRead, tags=["users"], responses=ITEM_RESPONSES)
-async def get_user(item_id: int, session: SessionDep, admin: Admin) -> User:
+async def get_user(item_id: s.PathId, session: SessionDep, admin: Admin) -> User:
     return await get_or_404(session, User, item_id, "user")
 
 
@@ -85,7 +85,7 @@ async def get_user(item_id: int, session: SessionDep, admin: Admin) -> User:
     "at once (through another API process: within WIMS_API_USER_CACHE_S); they log in again.",
 )
 async def update_user(
-    request: Request, item_id: int, body: s.UserUpdate, session: SessionDep, admin: Admin
+    request: Request, item_id: s.PathId, body: s.UserUpdate, session: SessionDep, admin: Admin
 ) -> User:
     user = await get_or_404(session, User, item_id, "user")
     changes = body.model_dump(exclude_unset=True)
@@ -118,7 +118,7 @@ async def update_user(
 
 @router.delete("/users/{item_id}", status_code=204, tags=["users"], responses=ITEM_RESPONSES)
 async def delete_user(
-    request: Request, item_id: int, session: SessionDep, admin: Admin
+    request: Request, item_id: s.PathId, session: SessionDep, admin: Admin
 ) -> Response:
     user = await get_or_404(session, User, item_id, "user")
     if user.id == admin.id:
@@ -140,7 +140,7 @@ async def list_api_keys(
     admin: Admin,
     response: Response,
     page: PageDep,
-    source: str | None = None,
+    source: s.Text | None = None,
     revoked: Annotated[bool | None, Query(description="true: only revoked keys")] = None,
 ) -> list[ApiKey]:
     stmt = select(ApiKey)
@@ -186,7 +186,7 @@ async def create_api_key(
 @router.get(
     "/api-keys/{item_id}", response_model=s.ApiKeyRead, tags=["api keys"], responses=ITEM_RESPONSES
 )
-async def get_api_key(item_id: int, session: SessionDep, admin: Admin) -> ApiKey:
+async def get_api_key(item_id: s.PathId, session: SessionDep, admin: Admin) -> ApiKey:
     return await get_or_404(session, ApiKey, item_id, "API key")
 
 
@@ -198,7 +198,7 @@ async def get_api_key(item_id: int, session: SessionDep, admin: Admin) -> ApiKey
     description="Revokes the key (sets revoked_at); the record stays for the audit trail.",
 )
 async def revoke_api_key(
-    request: Request, item_id: int, session: SessionDep, admin: Admin
+    request: Request, item_id: s.PathId, session: SessionDep, admin: Admin
 ) -> ApiKey:
     key = await get_or_404(session, ApiKey, item_id, "API key")
     if key.revoked_at is None:
@@ -265,8 +265,8 @@ async def put_risk_matrix(
 )
 async def patch_risk_cell(
     request: Request,
-    probability: int,
-    consequence: int,
+    probability: s.RiskLevel,
+    consequence: s.RiskLevel,
     body: s.RiskCellUpdate,
     session: SessionDep,
     admin: Admin,

@@ -111,7 +111,7 @@ def annulus_state(a: dict[str, Any]) -> s.AnnulusStateOut:
     "integrity, open tasks",
     responses=ITEM_RESPONSES,
 )
-async def well_state(well_id: int, session: SessionDep, user: Viewer) -> s.WellState:
+async def well_state(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.WellState:
     row = (await session.execute(_STATE_SQL, {"well_id": well_id})).mappings().first()
     if row is None:
         raise NotFound(f"well {well_id} not found")
@@ -127,8 +127,13 @@ async def well_state(well_id: int, session: SessionDep, user: Viewer) -> s.WellS
 
 # --- measurements -------------------------------------------------------------------------------
 
+# At most 8 digits of seconds, 6 of minutes, 5 of hours, 4 of days (some 27 years): every
+# width is a timedelta Python and PostgreSQL's date_bin can hold. The OpenAPI declares the
+# same pattern, so what it allows the server accepts.
+RESOLUTION_PATTERN = "^(raw|[1-9][0-9]{0,7}s|[1-9][0-9]{0,5}m|[1-9][0-9]{0,4}h|[1-9][0-9]{0,3}d)$"
 _DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RESOLUTION = re.compile(RESOLUTION_PATTERN)
 MAX_BUCKETS = 10_000
 MAX_RAW = 10_000
 
@@ -138,8 +143,12 @@ def parse_resolution(value: str) -> timedelta | None:
     if value == "raw":
         return None
     m = _DURATION.match(value)
-    if not m:
-        raise FieldInvalid("resolution", "must be raw or a duration like 30s, 5m, 1h, 1d")
+    if not m or not _RESOLUTION.match(value):
+        raise FieldInvalid(
+            "resolution",
+            "must be raw or a duration like 30s, 5m, 1h, 1d (at most 99999999s, 999999m, "
+            "99999h or 9999d)",
+        )
     return timedelta(seconds=int(m.group("n")) * _UNIT_SECONDS[m.group("unit")])
 
 
@@ -159,27 +168,36 @@ async def _annulus_exists(session: Any, annulus_id: int) -> None:
     responses=ITEM_RESPONSES,
 )
 async def measurements(
-    annulus_id: int,
+    annulus_id: s.PathId,
     session: SessionDep,
     user: Viewer,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="inclusive, ISO 8601")
+        s.Timestamp | None, Query(alias="from", description="inclusive, ISO 8601")
     ] = None,
-    to: Annotated[datetime | None, Query(description="exclusive, ISO 8601")] = None,
+    to: Annotated[s.Timestamp | None, Query(description="exclusive, ISO 8601")] = None,
     resolution: Annotated[
-        str, Query(description="raw, or a bucket width: 30s, 5m, 1h, 1d")
+        str,
+        Query(
+            description="raw, or a bucket width: 30s, 5m, 1h, 1d",
+            json_schema_extra={"pattern": RESOLUTION_PATTERN},
+        ),
     ] = "raw",
     limit: Annotated[int, Query(ge=1, le=MAX_RAW)] = MAX_RAW,
 ) -> s.Measurements:
+    # The annulus first: a query about no annulus is a 404 whatever its range.
+    await _annulus_exists(session, annulus_id)
     to = to or datetime.now(UTC)
-    from_ = from_ or to - timedelta(days=1)
     for name, value in (("from", from_), ("to", to)):
-        if value.tzinfo is None:
+        if value is not None and value.tzinfo is None:
             raise FieldInvalid(name, "must carry a time zone (e.g. 2026-01-31T00:00:00Z)")
+    if from_ is None:
+        try:
+            from_ = to - timedelta(days=1)
+        except OverflowError:
+            raise FieldInvalid("to", "without from, must be at least a day after year 1") from None
     if from_ >= to:
         raise FieldInvalid("from", "must be before to")
     width = parse_resolution(resolution)
-    await _annulus_exists(session, annulus_id)
     params = {"a": annulus_id, "from": from_, "to": to}
     if width is None:
         rows = (
@@ -232,7 +250,7 @@ async def measurements(
     responses=ITEM_RESPONSES,
 )
 async def maasp_history(
-    annulus_id: int, session: SessionDep, user: Viewer, page: PageDep
+    annulus_id: s.PathId, session: SessionDep, user: Viewer, page: PageDep
 ) -> s.MaaspHistory:
     await _annulus_exists(session, annulus_id)
     rows = (
@@ -275,7 +293,7 @@ async def _well_exists(session: Any, well_id: int) -> None:
     summary="The well's latest integrity snapshot",
     responses=ITEM_RESPONSES,
 )
-async def integrity(well_id: int, session: SessionDep, user: Viewer) -> s.IntegrityOut:
+async def integrity(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.IntegrityOut:
     await _well_exists(session, well_id)
     row = (
         (
@@ -302,12 +320,12 @@ async def integrity(well_id: int, session: SessionDep, user: Viewer) -> s.Integr
     responses=ITEM_RESPONSES,
 )
 async def integrity_history(
-    well_id: int,
+    well_id: s.PathId,
     session: SessionDep,
     user: Viewer,
     page: PageDep,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: Annotated[datetime | None, Query()] = None,
+    from_: Annotated[s.Timestamp | None, Query(alias="from")] = None,
+    to: Annotated[s.Timestamp | None, Query()] = None,
 ) -> list[s.IntegrityOut]:
     await _well_exists(session, well_id)
     rows = (
@@ -375,7 +393,7 @@ WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
 async def fleet(
     session: SessionDep,
     user: Viewer,
-    field: str | None = None,
+    field: s.Text | None = None,
     status: WellStatus | None = None,
     colour: IntegrityStatus | None = None,
 ) -> s.Fleet:

@@ -424,9 +424,15 @@ async def validate_element(session: AsyncSession, element: BarrierElement, ctx: 
         raise FieldInvalid(
             "depth_md", f"must be within the well's measured_depth ({well.measured_depth} m)"
         )
-    element.next_test_due = next_test_due(
-        element.element_type, element.last_tested_at, interval_days=element.test_interval_days
-    )
+    try:
+        element.next_test_due = next_test_due(
+            element.element_type, element.last_tested_at, interval_days=element.test_interval_days
+        )
+    except OverflowError:
+        # Python's datetime ends with year 9999 (schemas.py bounds the interval itself).
+        raise FieldInvalid(
+            "last_tested_at", "the next test (last_tested_at + the interval) falls after year 9999"
+        ) from None
 
 
 def status_changed_event(
