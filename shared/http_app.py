@@ -84,7 +84,9 @@ def _relative(location: bytes) -> bytes:
     parts = urlsplit(location.decode("latin-1"))
     if not (parts.scheme or parts.netloc):
         return location
-    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment)).encode("latin-1")
+    # One leading slash: "//host/x" would be read by a browser as another site.
+    path = "/" + parts.path.lstrip("/")
+    return urlunsplit(("", "", path, parts.query, parts.fragment)).encode("latin-1")
 
 
 class WimsFastAPI(FastAPI):

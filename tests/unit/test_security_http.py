@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.api.ratelimit import LoginThrottle
-from shared.http_app import STRICT_CSP, make_http_app
+from shared.http_app import STRICT_CSP, _relative, make_http_app
 from shared.settings import Settings
 
 
@@ -105,6 +105,9 @@ async def test_redirects_never_repeat_the_host_header(tmp_path: Path) -> None:
     r = await get(app, "/things/?a=1", headers={"Host": "evil.example"})
     assert r.status_code == 307
     assert r.headers["location"] == "/things?a=1"
+    # Never a scheme-relative "//host/..." either, which a browser reads as another site.
+    assert _relative(b"http://wims.local//evil.example/x") == b"/evil.example/x"
+    assert _relative(b"/already/relative") == b"/already/relative"
 
 
 def test_a_locked_account_still_takes_its_password_from_a_clean_address() -> None:
