@@ -96,10 +96,11 @@ async def commit(request: Request, session: AsyncSession) -> None:
 async def refresh_or_404(session: AsyncSession, obj: Any, label: str) -> None:
     """Reads back the committed row; a request that deleted it in between (a concurrent
     DELETE) leaves nothing to answer with: 404, as a request arriving after it would get."""
+    item_id = obj.id  # read now: a failed refresh leaves the instance expired
     try:
         await session.refresh(obj)
     except InvalidRequestError:
-        raise NotFound(f"{label} {obj.id} was deleted meanwhile") from None
+        raise NotFound(f"{label} {item_id} was deleted meanwhile") from None
 
 
 def row_values(obj: Any) -> dict[str, Any]:
