@@ -105,6 +105,8 @@ async def _startup(app: FastAPI) -> None:
         max_overflow=0,
         isolation_level="AUTOCOMMIT",
         pool_pre_ping=False,
+        # As every engine (shared/db.py): an error's text never carries a request's values.
+        hide_parameters=True,
     )
     await _open_pool(app.state.read_engine, READ_POOL_SIZE)
     app.state.user_cache = UserCache(settings.api_user_cache_s)

@@ -197,7 +197,8 @@ async def page_params(
     limit: Annotated[
         int, Query(ge=1, description="page size (at most WIMS_API_MAX_PAGE_SIZE)")
     ] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # PostgreSQL's OFFSET is a bigint.
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> Page:
     if limit > settings.api_max_page_size:
         raise FieldInvalid("limit", f"must be at most {settings.api_max_page_size}")

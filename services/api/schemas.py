@@ -132,6 +132,8 @@ def _is_integer_field(annotation: Any) -> bool:
 # Annotated for the parameter's kind and would drop them.)
 Id = Annotated[int, Interval(ge=1, le=INT32_MAX)]
 PathId = Id
+# An id of a bigint table (alerts, snapshots, MAASP results).
+BigId = Annotated[int, Interval(ge=1, le=INT64_MAX)]
 # A row or column of the 5 x 5 risk matrix, in a path.
 RiskLevel = Annotated[int, Interval(ge=1, le=5)]
 # A century: last test + interval stays a timedelta and a date Python can hold (beyond year

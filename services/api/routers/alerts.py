@@ -114,7 +114,7 @@ async def alert_stream(
     settings: SettingsDep,
     header_token: Annotated[str | None, Depends(oauth2_scheme)],
     access_token: Annotated[str | None, Query(description="for EventSource clients")] = None,
-    well_id: int | None = None,
+    well_id: s.Id | None = None,
     severity: Annotated[list[Severity] | None, Query(description="repeat for several")] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="resume after this id")
@@ -203,13 +203,13 @@ async def list_alerts(
     user: Viewer,
     response: Response,
     page: PageDep,
-    well_id: int | None = None,
-    annulus_id: int | None = None,
+    well_id: s.Id | None = None,
+    annulus_id: s.Id | None = None,
     severity: Severity | None = None,
     kind: AlertKind | None = None,
     acknowledged: bool | None = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[s.Timestamp | None, Query(alias="from", description="inclusive")] = None,
+    to: Annotated[s.Timestamp | None, Query(description="exclusive")] = None,
 ) -> list[Any]:
     stmt = select(AlertRecord)
     if well_id is not None:
@@ -241,7 +241,7 @@ async def list_alerts(
 @router.get(
     "/alerts/{item_id}", response_model=s.AlertOut, summary="One alert", responses=ITEM_RESPONSES
 )
-async def get_alert(item_id: int, session: SessionDep, user: Viewer) -> AlertRecord:
+async def get_alert(item_id: s.BigId, session: SessionDep, user: Viewer) -> AlertRecord:
     return await get_or_404(session, AlertRecord, item_id, "alert")
 
 
@@ -252,7 +252,7 @@ async def get_alert(item_id: int, session: SessionDep, user: Viewer) -> AlertRec
     responses=ITEM_RESPONSES,
 )
 async def ack_alert(
-    request: Request, item_id: int, session: SessionDep, user: Engineer
+    request: Request, item_id: s.BigId, session: SessionDep, user: Engineer
 ) -> AlertRecord:
     alert = await get_or_404(session, AlertRecord, item_id, "alert")
     if alert.acknowledged_at is None:
