@@ -661,6 +661,10 @@ def _parse_timestamp(raw: Any, now_us: int, latest_us: int) -> tuple[datetime, i
             "(epoch numbers are not accepted)",
             REASON_BAD_TYPE,
         )
+    if "\x00" in raw:  # fromisoformat would ignore it and everything after it
+        return FieldError(
+            "timestamp", f"timestamp {_show(raw)} contains a NUL character", REASON_BAD_TIMESTAMP
+        )
     try:
         ts = datetime.fromisoformat(raw)
     except ValueError:
@@ -879,7 +883,9 @@ def _validate(
             if parsed is None:
                 # Inline fast path (a UTC time not in the future); anything else, slow path.
                 try:
-                    ts = fromisoformat(raw_ts)
+                    # CPython's fromisoformat stops reading at a NUL ("...Z\x00junk" parses):
+                    # such a string goes to the slow path, which refuses it.
+                    ts = fromisoformat(raw_ts) if "\x00" not in raw_ts else None
                 except ValueError:
                     ts = None
                 if ts is not None and ts.tzinfo is utc:

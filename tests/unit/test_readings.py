@@ -900,3 +900,11 @@ def test_a_quality_with_a_control_character_is_not_recognised(value: str) -> Non
     assert normalise_quality(value) is None
     assert normalise_quality({"Symbol": value}) is None
     assert _errors(_rec(quality=value)) == {"quality": r.REASON_BAD_QUALITY}
+
+
+@pytest.mark.parametrize("suffix", ["\x00", "\x00junk", "\x00+05:00"])
+def test_a_timestamp_with_a_nul_is_refused_not_cut_short(suffix: str) -> None:
+    # CPython's datetime.fromisoformat stops at a NUL: "...Z\x00junk" parses as "...Z".
+    assert _errors(_rec(timestamp="2026-11-25T10:00:00Z" + suffix)) == {
+        "timestamp": r.REASON_BAD_TIMESTAMP
+    }
