@@ -6,10 +6,9 @@ PostgreSQL. Bounded and reproducible: at most ``MAX_EXAMPLES`` cases per operati
 fixed seed, so a failure seen in CI is the same failure on a developer's machine (the
 command is printed with the findings).
 
-Findings in code this suite's owners do not own yet are accepted by name through schemathesis
-baseline files: ``INGEST_BASELINE`` (the ingest service's OpenAPI, being made truthful in
-another branch) and ``API_BASELINE`` (findings in services/api/routers/alerts.py only).
-Delete a file and that run is strict. To record a new one: delete it and run this module
+A finding accepted by design is named in a schemathesis baseline file next to this module
+(``API_BASELINE``; ``INGEST_BASELINE`` has none and does not exist). Delete a file and that
+run is strict. To record a new one: delete it and run this module
 with WIMS_TEST_SCHEMATHESIS_RECORD=1 (schemathesis writes the file from the run's findings),
 then read it: every entry is a finding accepted on purpose.
 """
@@ -33,7 +32,7 @@ from tests.support.stack import Stack, start_service
 
 SEED = 20261202
 MAX_EXAMPLES = 25
-# Accepted findings (schemathesis --baseline); delete a file to make that run strict.
+# Findings accepted by design (schemathesis --baseline); no file: a strict run.
 INGEST_BASELINE = Path(__file__).with_name("schemathesis_ingest_baseline.json")
 API_BASELINE = Path(__file__).with_name("schemathesis_api_baseline.json")
 RECORD = os.environ.get("WIMS_TEST_SCHEMATHESIS_RECORD") == "1"
