@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -364,9 +365,23 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
 
             letters = (await read_dead_letters(rs.settings)).letters
             assert not letters, describe_dead_letters(letters)
+            dead_total = 0.0
             for service in SERVICES:
                 page = (await client.get(f"{rs.base_url(service)}/metrics")).text
                 for name in ("wims_dead_letters_total", "wims_maasp_dead_letters_total"):
                     assert metric_total(page, name) == 0, f"{service}: {name} > 0"
+                    dead_total += metric_total(page, name)
+            kinds = Counter(k for aid in tags for k in await alert_kinds(aid))
+            auto = Counter(
+                t["trigger_type"]
+                for w in wells
+                for t in await tasks_of(w["well"])
+                if t["auto_generated"]
+            )
+            print(
+                f"first minutes: {len(tags)} annuli with their MAASP; alerts {dict(kinds)}; "
+                f"auto tasks {dict(auto)}; dead letters {len(letters)} on the topic, "
+                f"{dead_total:.0f} counted by the services"
+            )
     assert up.wait(60) == 0, out.read_text(errors="replace")
     assert first_write_s < 1.0, "the wells are created within the first second"
