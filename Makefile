@@ -61,4 +61,4 @@ format: setup
 	$(BIN)/ruff format .
 
 clean: down
-	rm -rf .run
+	rm -rf "$${WIMS_RUN_DIR:-.run}"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.compat import faust_worker
 from shared.db import database_ready, make_async_engine
 from shared.dead_letters import dead_letter
-from shared.kafka import ConsumerLag, KafkaProbe
+from shared.kafka import CONSUMER_LAG, ConsumerLag, KafkaProbe
 from shared.observability import add_faust_health_pages
 from shared.retry import retry_transient
 from shared.settings import Settings
@@ -76,10 +76,14 @@ def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerC
     lag = ConsumerLag(settings.kafka_bootstrap)
 
     # One worker of the group (the leader) exports the group's lag: the broker's numbers
-    # are the same seen from any of them.
-    @app.timer(settings.consumer_lag_interval_s, on_leader=True, name=f"{service}.consumer-lag")
+    # are the same seen from any of them. A worker that is no longer the leader drops what
+    # it exported, so a sum over the group never counts a number twice or a stale one.
+    @app.timer(settings.consumer_lag_interval_s, name=f"{service}.consumer-lag")
     async def consumer_lag() -> None:
-        await lag.export([app.conf.id, *ctx.extra.get("lag_groups", [])])
+        if app.is_leader():
+            await lag.export([app.conf.id, *ctx.extra.get("lag_groups", [])])
+        else:
+            CONSUMER_LAG.clear()
 
     add_faust_health_pages(
         app,

@@ -114,7 +114,7 @@ async def alert_stream(
     settings: SettingsDep,
     header_token: Annotated[str | None, Depends(oauth2_scheme)],
     access_token: Annotated[str | None, Query(description="for EventSource clients")] = None,
-    well_id: s.Id | None = None,
+    well_id: int | None = None,
     severity: Annotated[list[Severity] | None, Query(description="repeat for several")] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", description="resume after this id")
@@ -203,8 +203,8 @@ async def list_alerts(
     user: Viewer,
     response: Response,
     page: PageDep,
-    well_id: s.Id | None = None,
-    annulus_id: s.Id | None = None,
+    well_id: int | None = None,
+    annulus_id: int | None = None,
     severity: Severity | None = None,
     kind: AlertKind | None = None,
     acknowledged: bool | None = None,
