@@ -109,8 +109,8 @@ async def test_ids_beyond_their_columns_are_a_422_naming_the_field(api: Api, use
 
 
 async def test_an_offset_beyond_bigint_is_a_422_naming_it(api: Api, users: Users) -> None:
-    # /alerts keeps the shared page parameters (services/api/deps.py): the database's refusal
-    # is mapped back to the parameter that held the value.
+    # The shared page parameters (services/api/deps.py) declare PostgreSQL's bigint bound,
+    # so the value is refused, naming the parameter, before any statement runs.
     for path in ("/wells", "/alerts"):
         r = await api.client.get(
             f"{V1}{path}", params={"offset": 2**64}, headers=users.headers["admin"]
