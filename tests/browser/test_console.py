@@ -111,16 +111,15 @@ async def test_live_board_alert_acknowledge_roles_and_well_page(
 
     # the viewer sees the same alert, and no button to acknowledge it
     await viewer.page.wait_for_selector(f"{row}.row-red", timeout=10_000)
-    await viewer.page.wait_for_function(
-        f"() => (document.querySelector('{top}') || {{}}).textContent?.includes('maasp_exceeded')"
-    )
+    exceeded = "#alert-list li:has(.kind:text-is('maasp_exceeded'))"
+    await viewer.page.wait_for_selector(exceeded)
     assert await viewer.page.locator("#alert-list button.ack").count() == 0
     assert await viewer.page.locator("select.task-status").count() == 0
     await viewer.shot("03-viewer-board-no-ack")
 
     # the engineer acknowledges from the list; the API has it
-    await engineer.page.click(f"{top} button.ack")
-    await engineer.page.wait_for_selector(f"{top} .acked", timeout=15_000)
+    await engineer.page.click(f"{exceeded} button.ack")
+    await engineer.page.wait_for_selector(f"{exceeded} .acked", timeout=15_000)
     async with httpx.AsyncClient(base_url=rs.api, headers=people["admin"]) as api:
         alerts = (
             await api.get("/alerts", params={"well_id": wid, "kind": "maasp_exceeded"})
@@ -131,11 +130,12 @@ async def test_live_board_alert_acknowledge_roles_and_well_page(
 
     # the well page: the trend of the last hour with the MAASP line and exceedances
     await engineer.page.click(f"{row} a")
-    await engineer.page.wait_for_selector("svg.trend .maasp-line", timeout=15_000)
+    # a horizontal line has no height: Playwright calls it hidden, so wait for it attached
+    await engineer.page.wait_for_selector("svg.trend .maasp-line", state="attached", timeout=15_000)
     await engineer.page.click('button[data-range="1h"]')
     await engineer.page.wait_for_selector('button[data-range="1h"].active')
-    await engineer.page.wait_for_selector("svg.trend polyline.series")
-    assert "MAASP 100.0 bar" in await engineer.page.inner_text("svg.trend .maasp-label")
+    await engineer.page.wait_for_selector("svg.trend polyline.series", state="attached")
+    assert "MAASP 100.0 bar" in await engineer.page.text_content("svg.trend .maasp-label")
     assert await engineer.page.locator("svg.trend circle.exceedance").count() >= 2
     assert "maasp_exceeded" in await engineer.page.inner_text("section.why")
     assert await engineer.page.locator("svg.schematic rect.element").count() == 6

@@ -2,9 +2,10 @@
 // GET /alerts at start and live ones from the stream. Engineers acknowledge from the list.
 
 import { ApiError, get, post } from "./api.js";
+import { wellName } from "./fleet.js";
 import { $, esc, when } from "./util.js";
 
-const SEVERITY_ICON = { critical: "⛔", warning: "⚠", info: "ℹ" };
+const SEVERITY_ICON = { critical: "✖", warning: "⚠", info: "ℹ" };
 
 const byEventId = new Map(); // event_id -> alert (record fields once known)
 const order = []; // event ids, oldest first (new ones are pushed, so newest is last)
@@ -58,7 +59,7 @@ export function rowHtml(a) {
     `<div class="alert-head"><span class="sev"><span aria-hidden="true">${SEVERITY_ICON[sev]}</span> ${sev}</span>` +
     ` <span class="kind">${esc(a.kind)}</span> <time>${esc(when(a.ts))}</time></div>` +
     `<div class="alert-msg">${esc(a.message)}</div>` +
-    `<div class="alert-links"><a href="#/wells/${esc(a.well_id)}">well ${esc(a.well_id)}</a>${annulus} ${acked}</div>` +
+    `<div class="alert-links"><a href="#/wells/${esc(a.well_id)}">${esc(wellName(a.well_id))}</a>${annulus} ${acked}</div>` +
     "</li>"
   );
 }

@@ -64,7 +64,7 @@ function rowHtml(w) {
   const colour = w.colour || "none";
   const sap = w.sap === true ? '<span class="flag" title="sustained annulus pressure">SAP</span>' : w.sap === false ? "no" : "–";
   const overdue = w.overdue_open_tasks
-    ? `<span class="overdue"><span aria-hidden="true">⏰</span> ${w.overdue_open_tasks}</span>`
+    ? `<span class="overdue"><span aria-hidden="true">⚑</span> ${w.overdue_open_tasks}</span>`
     : "0";
   const critical = w.critical_open_tasks ? ` <span class="muted">(${w.critical_open_tasks} critical)</span>` : "";
   return (

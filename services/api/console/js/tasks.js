@@ -56,13 +56,13 @@ export async function render(root, engineer) {
   const overdue = tasks.filter(isOverdue).length;
   root.innerHTML = `<div class="page-head"><h1>Open tasks</h1>
       <span class="counts"><span class="count">${tasks.length} open</span>
-      <span class="count overdue"><span aria-hidden="true">⏰</span> ${overdue} overdue</span></span></div>
+      <span class="count overdue"><span aria-hidden="true">⚑</span> ${overdue} overdue</span></span></div>
     <table class="tasks"><thead><tr><th>priority</th><th>due</th><th>well</th><th>title</th><th>trigger</th><th>status</th></tr></thead>
     <tbody>${tasks
       .map(
         (t) => `<tr class="${isOverdue(t) ? "is-overdue" : ""}" data-task="${t.id}">
         <td><span class="prio prio-${esc(t.priority)}">${esc(t.priority)}</span></td>
-        <td>${esc(when(t.due_at))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⏰</span> overdue</span>' : ""}</td>
+        <td>${esc(when(t.due_at))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⚑</span> overdue</span>' : ""}</td>
         <td><a href="#/wells/${t.well_id}">${esc(wellName(t.well_id))}</a></td>
         <td>${esc(t.title)}</td><td>${esc(t.trigger_type)}</td><td>${taskStatusControl(t, engineer)}</td></tr>`,
       )

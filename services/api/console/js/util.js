@@ -12,7 +12,7 @@ export const $ = (sel, root = document) => root.querySelector(sel);
 
 // Text and icon for each integrity colour, so the board reads without colour vision too.
 export const COLOURS = {
-  red: { icon: "⛔", label: "Red" },
+  red: { icon: "✖", label: "Red" },
   amber: { icon: "⚠", label: "Amber" },
   green: { icon: "✔", label: "Green" },
   none: { icon: "?", label: "No status" },

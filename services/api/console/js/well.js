@@ -16,7 +16,7 @@ export const RANGES = {
 };
 const FALLBACK_RESOLUTION = "10s"; // 1 h of raw readings over the raw limit
 
-const ELEMENT_STATUS_ICON = { ok: "✔", degraded: "⚠", failed: "⛔", unknown: "?" };
+const ELEMENT_STATUS_ICON = { ok: "✔", degraded: "⚠", failed: "✖", unknown: "?" };
 let current = null; // {wellId, root, engineer}
 
 function elementBadge(status) {
@@ -131,7 +131,7 @@ function tasksTable(tasks, engineer) {
     .map(
       (t) => `<tr class="${isOverdue(t) ? "is-overdue" : ""}" data-task="${t.id}"><td><span class="prio prio-${esc(t.priority)}">${esc(t.priority)}</span></td>
         <td>${esc(t.title)}<div class="muted">${esc(t.description)}</div></td>
-        <td>${esc(when(t.due_at))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⏰</span> overdue</span>' : ""}</td>
+        <td>${esc(when(t.due_at))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⚑</span> overdue</span>' : ""}</td>
         <td>${taskStatusControl(t, engineer)}</td></tr>`,
     )
     .join("")}</tbody></table>`;
