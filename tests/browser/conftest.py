@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
 from shared.settings import PROJECT_ROOT
 from tests.e2e.conftest import RunningStack, pytest_runtest_makereport, running_stack
@@ -64,6 +64,24 @@ class Console:
         return path
 
 
+# The policy every API response will carry (the console must work under it): no inline
+# script, handler or style, nothing from another origin.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+async def _with_csp(route: Route) -> None:
+    """Serves the response with the CSP added where the API does not send it yet, so a
+    violation (logged by Chromium as a console error) fails the test."""
+    response = await route.fetch()
+    headers = dict(response.headers)
+    headers.setdefault("content-security-policy", CSP)
+    await route.fulfill(response=response, headers=headers)
+
+
 @pytest.fixture
 async def open_console(browser: Browser, running_stack: RunningStack):
     contexts = []
@@ -71,6 +89,8 @@ async def open_console(browser: Browser, running_stack: RunningStack):
     async def make(width: int = 1400, height: int = 900) -> Console:
         ctx = await browser.new_context(viewport={"width": width, "height": height})
         contexts.append(ctx)
+        # route.fetch() reads a whole body: the endless alert stream goes straight through
+        await ctx.route(lambda url: "/alerts/stream" not in url, _with_csp)
         return Console(await ctx.new_page(), running_stack.base_url("api"))
 
     yield make

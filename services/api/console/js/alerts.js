@@ -10,6 +10,10 @@ const SEVERITY_ICON = { critical: "✖", warning: "⚠", info: "ℹ" };
 const byEventId = new Map(); // event_id -> alert (record fields once known)
 const order = []; // event ids, oldest first (new ones are pushed, so newest is last)
 let canAck = false;
+// Entries in the page at once: the newest; older ones on request (laying out 10,000 took
+// seconds, measured in tests/browser).
+const PAGE_ALERTS = 200;
+let shown = PAGE_ALERTS;
 let onCritical = () => {};
 
 export function configure({ engineer, critical }) {
@@ -18,6 +22,7 @@ export function configure({ engineer, critical }) {
 }
 
 export function reset() {
+  shown = PAGE_ALERTS;
   byEventId.clear();
   order.length = 0;
   const list = $("#alert-list");
@@ -66,12 +71,18 @@ export function rowHtml(a) {
 
 function updateCount() {
   $("#alert-count").textContent = `(${order.length})`;
+  const list = $("#alert-list");
+  const more = $("#alert-more");
+  const inPage = list.children.length;
+  more.hidden = inPage >= order.length;
+  more.textContent = `${order.length - inPage} older alerts: show more`;
 }
 
 // Renders the whole list at once: one innerHTML of escaped strings, newest first.
 export function renderAll() {
-  const parts = new Array(order.length);
-  for (let i = order.length - 1, j = 0; i >= 0; i--, j++) parts[j] = rowHtml(byEventId.get(order[i]));
+  const n = Math.min(order.length, shown);
+  const parts = new Array(n);
+  for (let j = 0; j < n; j++) parts[j] = rowHtml(byEventId.get(order[order.length - 1 - j]));
   $("#alert-list").innerHTML = parts.join("");
   updateCount();
 }
@@ -107,6 +118,7 @@ export function add(raw) {
   byEventId.set(a.event_id, a);
   order.push(a.event_id);
   list.insertAdjacentHTML("afterbegin", rowHtml(a));
+  if (list.children.length > shown) list.lastElementChild.remove();
   updateCount();
   if (a.severity === "critical" && !a.acknowledged_at) onCritical(a);
   return a;
@@ -142,6 +154,10 @@ export async function acknowledge(eventId) {
 }
 
 export function install(showError) {
+  $("#alert-more").addEventListener("click", () => {
+    shown = $("#alert-list").children.length + PAGE_ALERTS;
+    renderAll();
+  });
   $("#alert-list").addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-ack]");
     if (!button) return;

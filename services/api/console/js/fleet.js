@@ -14,6 +14,11 @@ let container = null;
 const pending = new Set();
 let pendingTimer = null;
 const flashed = new Set();
+// Rows in the page at once: layout of a 5,000-row table took seconds (measured in
+// tests/browser), so the board shows the first rows and adds more as the user scrolls.
+const PAGE_ROWS = 300;
+let shown = PAGE_ROWS;
+let observer = null;
 
 const COLOUR_RANK = { red: 0, amber: 1, green: 2 };
 const SORTS = {
@@ -125,6 +130,7 @@ function shell() {
     <table class="fleet"><thead><tr><th>Status</th><th>Well</th><th>Field</th><th>Type</th>
       <th>Risk</th><th>Highest utilisation</th><th>SAP</th><th>Open tasks</th><th>Overdue</th></tr></thead>
       <tbody id="fleet-body"></tbody></table>
+    <button type="button" id="fleet-more" class="more" hidden></button>
     <p id="fleet-empty" class="muted" hidden>No well matches these filters.</p>`;
 }
 
@@ -143,10 +149,14 @@ export function renderRows() {
   if (!container) return;
   performance.mark("fleet-render-start");
   const rows = visible();
-  const html = new Array(rows.length);
-  for (let i = 0; i < rows.length; i++) html[i] = rowHtml(rows[i]);
+  const n = Math.min(rows.length, shown);
+  const html = new Array(n);
+  for (let i = 0; i < n; i++) html[i] = rowHtml(rows[i]);
   $("#fleet-body").innerHTML = html.join("");
   $("#fleet-empty").hidden = rows.length > 0;
+  const more = $("#fleet-more");
+  more.hidden = n >= rows.length;
+  more.textContent = `Showing ${n} of ${rows.length} wells: show ${Math.min(PAGE_ROWS, rows.length - n)} more`;
   renderCounts();
   performance.mark("fleet-render-end");
   performance.measure("fleet-render", "fleet-render-start", "fleet-render-end");
@@ -159,10 +169,22 @@ export async function render(root) {
   if (container !== root) return;
   root.innerHTML = shell();
   renderRows();
+  const more = $("#fleet-more");
+  const showMore = () => {
+    shown += PAGE_ROWS;
+    renderRows();
+  };
+  more.addEventListener("click", showMore);
+  if (observer) observer.disconnect();
+  observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && !more.hidden) showMore();
+  });
+  observer.observe(more);
   $("#fleet-filters").addEventListener("input", (e) => {
     const el = e.target;
     if (el.name in filters) {
       filters[el.name] = el.value;
+      shown = PAGE_ROWS;
       renderRows();
     }
   });
