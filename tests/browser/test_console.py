@@ -238,20 +238,20 @@ async def test_render_5000_wells_and_10000_alerts(
     await console.login(*ENGINEER)
     # the board lays out its first 300 rows and adds more on scrolling
     await console.page.wait_for_function(
-        f"(document.querySelector('#fleet-more')?.textContent || '').match(/of (\\d+) wells/)?.[1] >= {PERF_WELLS}",
+        f"() => (document.querySelector('#fleet-more')?.textContent || '').match(/of (\\d+) wells/)?.[1] >= {PERF_WELLS}",
         timeout=30_000,
     )
     assert await console.page.locator("#fleet-body tr").count() == 300
     await console.page.click("#fleet-more")
     assert await console.page.locator("#fleet-body tr").count() == 600
     fleet_ms = await console.page.evaluate(
-        "Math.max(...performance.getEntriesByName('fleet-render').map(e => e.duration))"
+        "() => Math.max(...performance.getEntriesByName('fleet-render').map(e => e.duration))"
     )
     # filtering re-renders: red only, then everything again
     await console.page.select_option("#fleet-filters select[name=colour]", "red")
     await console.page.select_option("#fleet-filters select[name=colour]", "")
     rerender_ms = await console.page.evaluate(
-        "performance.getEntriesByName('fleet-render').at(-1).duration"
+        "() => performance.getEntriesByName('fleet-render').at(-1).duration"
     )
     # paint included: from the start of a render to the next animation frame after it
     paint_ms = await console.page.evaluate(
