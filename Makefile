@@ -37,6 +37,7 @@ test: setup        ## the whole suite against a real Kafka and a real PostgreSQL
 	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
 	done
 	$(BIN)/python -m pytest -m "not fault" tests/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

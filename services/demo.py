@@ -566,6 +566,7 @@ def run_demo(settings: Any, args: Any) -> int:
     threading.Thread(target=fail_sssv, daemon=True).start()
     print(
         f"\nWIMS demo is running. Log in as {DEMO_ADMIN} / {DEMO_PASSWORD} (local demo only).\n"
+        f"  console (fleet board, live alerts, wells, tasks): {api_url}/\n"
         f"  TOKEN=$(curl -s -d 'username={DEMO_ADMIN}&password={DEMO_PASSWORD}' {api_url}/api/v1/auth/token | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"access_token\"])')\n"
         f'  curl -N -H "Authorization: Bearer $TOKEN" {api_url}/api/v1/alerts/stream\n'
         f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/api/v1/fleet | python3 -m json.tool\n'

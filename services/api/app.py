@@ -12,9 +12,12 @@ import contextlib
 import gc
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -33,6 +36,8 @@ from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
+# The operations-centre console: static files, no build step (README, "Console").
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 DESCRIPTION = """Well Integrity Management System API.
 
@@ -156,6 +161,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router, prefix=API_PREFIX)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(resources.build_router(), prefix=API_PREFIX)
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
+    app.add_api_route(
+        "/", lambda: FileResponse(CONSOLE_DIR / "index.html"), include_in_schema=False
+    )
     # Outside the metrics layer: a refused body is answered before any route is matched.
     app.add_middleware(RequestMetrics)
     app.add_middleware(

@@ -31,6 +31,7 @@ def test_the_readme_names_no_setting_that_does_not_exist() -> None:
         "WIMS_KAFKA_HEAP",
         "WIMS_TEST_PORT_OFFSET",
         "WIMS_TEST_KEEP_LOGS",
+        "WIMS_SCREENSHOT_DIR",
         "WIMS_ADMIN_PASSWORD",
     }
     unknown = set(re.findall(r"WIMS_[A-Z0-9_]*[A-Z0-9]", README)) - known - outside
