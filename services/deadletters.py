@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared import topics
+from shared.compat.record_batches import refresh_metadata
 from shared.dead_letters import DeadLetter
 from shared.settings import Settings
 
@@ -162,7 +163,7 @@ async def _read(settings: Settings) -> Reading:
     try:
         partitions = consumer.partitions_for_topic(TOPIC)
         if not partitions:
-            await consumer._client.force_metadata_update()
+            await refresh_metadata(consumer)
             partitions = consumer.partitions_for_topic(TOPIC)
         reading = Reading()
         if not partitions:

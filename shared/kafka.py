@@ -60,14 +60,14 @@ class KafkaProbe:
 
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
-        self._client: AIOKafkaClient | None = None
+        self._metadata_client: AIOKafkaClient | None = None
 
     async def ready(self, timeout_s: float = 2.0) -> bool:
         try:
-            if self._client is None:
-                self._client = AIOKafkaClient(bootstrap_servers=self._bootstrap)
-                await asyncio.wait_for(self._client.bootstrap(), timeout_s)
-            metadata = await asyncio.wait_for(self._client.fetch_all_metadata(), timeout_s)
+            if self._metadata_client is None:
+                self._metadata_client = AIOKafkaClient(bootstrap_servers=self._bootstrap)
+                await asyncio.wait_for(self._metadata_client.bootstrap(), timeout_s)
+            metadata = await asyncio.wait_for(self._metadata_client.fetch_all_metadata(), timeout_s)
             return bool(metadata.brokers())
         except Exception as exc:  # any failure means "not ready"; the reason goes to the log
             log.debug("kafka probe failed: %r", exc)
@@ -75,8 +75,8 @@ class KafkaProbe:
             return False
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
+        if self._metadata_client is not None:
+            client, self._metadata_client = self._metadata_client, None
             try:
                 await client.close()
             except Exception:

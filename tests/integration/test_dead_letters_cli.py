@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared import topics
+from shared.compat.record_batches import refresh_metadata
 from shared.dead_letters import dead_letter
 from shared.settings import Settings
 from tests.support.stack import Stack
@@ -64,7 +65,7 @@ async def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, b
     try:
         parts = consumer.partitions_for_topic(topic)
         while not parts:
-            await consumer._client.force_metadata_update()
+            await refresh_metadata(consumer)
             parts = consumer.partitions_for_topic(topic)
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
