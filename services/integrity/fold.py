@@ -278,7 +278,13 @@ def _apply_alert(state: State, alert: Alert) -> State:
     if alert.kind is AlertKind.maasp_exceeded:
         annulus["level"] = UtilisationLevel.exceeded.value
     elif alert.kind is AlertKind.maasp_warning:
-        annulus["level"] = UtilisationLevel.warning.value
+        # One reading that crosses both bands raises maasp_warning and maasp_exceeded at the
+        # same instant, and the exceedance may have been folded first (from this topic or
+        # as the reading's AnnulusState): that instant's level is exceeded. Without this
+        # the well flapped red -> amber -> red within a second.
+        same_instant = annulus["ts"] == _iso(alert.ts)
+        if not (same_instant and annulus["level"] == UtilisationLevel.exceeded.value):
+            annulus["level"] = UtilisationLevel.warning.value
     elif alert.kind is AlertKind.maasp_cleared:
         # A clear says where the pressure settled (an exceedance may clear to warning);
         # without a level it settled below every band.

@@ -220,6 +220,20 @@ def test_a_newer_config_replaces_elements_annuli_and_consequence() -> None:
     assert colour(newer) == IntegrityStatus.green
 
 
+def test_a_reading_past_both_bands_is_red_whichever_alert_is_folded_first() -> None:
+    # One reading from normal to 105 % raises maasp_warning and maasp_exceeded at its
+    # instant; the exceedance (or the reading's AnnulusState) may be folded first.
+    crossing = [
+        alert(AlertKind.maasp_warning, NOW, utilisation=1.05),
+        alert(AlertKind.maasp_exceeded, NOW, utilisation=1.05),
+    ]
+    assert colour(fold(config(), *crossing)) == IntegrityStatus.red
+    assert colour(fold(config(), *reversed(crossing))) == IntegrityStatus.red
+    # A later warning (the pressure fell back into the warning band) still lowers it.
+    later = alert(AlertKind.maasp_warning, NOW + timedelta(seconds=5), utilisation=0.9)
+    assert colour(fold(config(), *reversed(crossing), later)) == IntegrityStatus.amber
+
+
 def test_a_deleted_well_leaves_no_state() -> None:
     assert fold(config(), config(version=2, deleted=True)) is None
 
