@@ -371,13 +371,14 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                 for name in ("wims_dead_letters_total", "wims_maasp_dead_letters_total"):
                     assert metric_total(page, name) == 0, f"{service}: {name} > 0"
                     dead_total += metric_total(page, name)
-            kinds = Counter(k for aid in tags for k in await alert_kinds(aid))
-            auto = Counter(
-                t["trigger_type"]
-                for w in wells
-                for t in await tasks_of(w["well"])
-                if t["auto_generated"]
-            )
+            kinds: Counter[str] = Counter()
+            for aid in tags:
+                kinds.update(await alert_kinds(aid))
+            auto: Counter[str] = Counter()
+            for w in wells:
+                auto.update(
+                    t["trigger_type"] for t in await tasks_of(w["well"]) if t["auto_generated"]
+                )
             print(
                 f"first minutes: {len(tags)} annuli with their MAASP; alerts {dict(kinds)}; "
                 f"auto tasks {dict(auto)}; dead letters {len(letters)} on the topic, "
