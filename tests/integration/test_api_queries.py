@@ -11,6 +11,7 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from shared.auth import create_access_token
 from shared.models import AnnulusMeasurement, IntegritySnapshot, MaaspResult, Task
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,
@@ -108,7 +109,8 @@ async def test_a_user_just_seen_on_a_hot_read_is_demoted_and_deleted_at_once(
     api: Api, users: Users
 ) -> None:
     """The API keeps users it has read (WIMS_API_USER_CACHE_S); a change through the users
-    routes must still apply to the very next request."""
+    routes must still apply to the very next request: a role change revokes the user's
+    tokens (their version moves on), and a token issued after it carries the new role."""
     ids = await build_well(api.client, users.headers["admin"])
     engineer = users.headers["engineer"]
     state = f"{V1}/wells/{ids['well']}/state"
@@ -120,16 +122,28 @@ async def test_a_user_just_seen_on_a_hot_read_is_demoted_and_deleted_at_once(
     )
     assert r.status_code == 200
     me = await api.client.get(f"{V1}/auth/me", headers=engineer)
+    assert me.status_code == 401 and "revoked" in me.json()["detail"]
+    demoted = {
+        "Authorization": "Bearer "
+        + create_access_token(
+            users.ids["engineer"],
+            "viewer",
+            api.settings.jwt_secret,
+            timedelta(minutes=5),
+            version=1,  # one change since the user was made
+        )
+    }
+    me = await api.client.get(f"{V1}/auth/me", headers=demoted)
     assert me.status_code == 200 and me.json()["role"] == "viewer"
     well = {"name": "W-2", "field": "F", "well_type": "observation", "location": "onshore"}
-    r = await api.client.post(f"{V1}/wells", json=well | {"measured_depth": 100}, headers=engineer)
+    r = await api.client.post(f"{V1}/wells", json=well | {"measured_depth": 100}, headers=demoted)
     assert r.status_code == 403
-    assert (await api.client.get(state, headers=engineer)).status_code == 200
+    assert (await api.client.get(state, headers=demoted)).status_code == 200  # cached again
     r = await api.client.delete(
         f"{V1}/users/{users.ids['engineer']}", headers=users.headers["admin"]
     )
     assert r.status_code == 204
-    assert (await api.client.get(state, headers=engineer)).status_code == 401
+    assert (await api.client.get(state, headers=demoted)).status_code == 401
 
 
 async def test_a_bad_reading_is_shown_but_never_used(
