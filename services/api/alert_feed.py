@@ -420,11 +420,18 @@ class AlertFanout:
                 await asyncio.wait_for(consumer.stop(), 5)
 
     async def _pump(self, consumer: AIOKafkaConsumer) -> None:
+        # At most half a mailbox per batch, and a turn of the event loop after each: a burst
+        # already fetched (a storm of alerts, the feed catching up after a reconnect) is
+        # handed out no faster than the streams' writers get to drain their mailboxes, so a
+        # client that keeps up is never taken for a slow one. (getmany returns buffered
+        # records without yielding to the loop.)
+        most = max(1, min(500, self._settings.sse_client_queue // 2))
         while True:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=most)
             for tp, messages in sorted(batch.items(), key=lambda kv: kv[0].partition):
                 for msg in messages:
                     self._publish(tp.partition, msg.offset, msg.value)
+            await asyncio.sleep(0)
 
     def _publish(self, partition: int, offset: int, value: bytes) -> None:
         if partition >= self.partitions or offset < self._positions[partition]:
