@@ -84,8 +84,14 @@ async def _outcomes(futures: list[Any], step: int, deadline: _Deadline) -> list[
         try:
             results.append(await future)
         except asyncio.CancelledError as exc:
-            if not (future.done() and future.cancelled()):
-                raise  # this push is being cancelled, not the message
+            task = asyncio.current_task()
+            # This push is being cancelled (its deadline passed: wait_for cancels us, and
+            # with us the future we were awaiting), not the message: never swallow that,
+            # or the push waits for Kafka far beyond its deadline.
+            if (task is not None and task.cancelling()) or not (
+                future.done() and future.cancelled()
+            ):
+                raise
             results.append(exc)
         except Exception as exc:
             results.append(exc)
