@@ -183,12 +183,12 @@ async def test_lax_coercions_are_refused_in_bodies(api: Api, users: Users) -> No
 async def test_null_is_refused_exactly_where_the_openapi_does_not_offer_it(
     api: Api, users: Users
 ) -> None:
-    as_engineer = users.headers["engineer"]
-    r = await api.client.post(f"{V1}/wells", json={**WELL, "name": "W-null"}, headers=as_engineer)
+    staff = users.headers["engineer"]
+    r = await api.client.post(f"{V1}/wells", json={**WELL, "name": "W-null"}, headers=staff)
     well_id = r.json()["id"]
-    r = await api.client.patch(f"{V1}/wells/{well_id}", json={"name": None}, headers=as_engineer)
+    r = await api.client.patch(f"{V1}/wells/{well_id}", json={"name": None}, headers=staff)
     assert_422_naming(r, "name")
-    r = await api.client.patch(f"{V1}/wells/{well_id}", json={"spud_date": None}, headers=as_engineer)
+    r = await api.client.patch(f"{V1}/wells/{well_id}", json={"spud_date": None}, headers=staff)
     assert r.status_code == 200 and r.json()["spud_date"] is None
     schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
     assert "anyOf" not in schema["WellUpdate"]["properties"]["name"]
