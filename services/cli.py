@@ -1,6 +1,9 @@
 """``wims``: the one entry point for people and scripts.
 
 wims up | down | status        the whole local stack (Kafka, PostgreSQL, five services)
+wims up --scale maasp=2,ingest=2   N processes of a service (each its own pid file and log)
+wims stop SERVICE[.N] ...      stop one process (maasp.2) or every process of a service
+wims logs SERVICE[.N] [-n 40]  the last lines of a process's log
 wims migrate                   Alembic upgrade to head (honours WIMS_DATABASE_URL)
 wims create-admin --email E    the first admin of a new install
 wims topics                    create the topic catalogue on the broker
@@ -17,18 +20,15 @@ import argparse
 import asyncio
 import getpass
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-import httpx
-
+from services import processes
+from services.processes import SERVICES, Instance
 from shared.settings import PROJECT_ROOT, Settings, get_settings
 
-SERVICES = ("api", "ingest", "maasp", "integrity", "tasks")
 DEPLOY = PROJECT_ROOT / "deploy"
 
 
@@ -45,73 +45,34 @@ def _run_script(settings: Settings, script: str, verb: str) -> None:
     subprocess.run(["bash", str(DEPLOY / script), verb], check=True, env=_script_env(settings))
 
 
-def _pidfile(settings: Settings, name: str) -> Path:
-    return settings.run_dir / "pids" / f"{name}.pid"
-
-
-def _alive(pid: int) -> bool:
+def _scale_arg(text: str) -> dict[str, int]:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return processes.parse_scale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _read_pid(settings: Settings, name: str) -> int | None:
+def _instance_arg(text: str) -> tuple[str, int | None]:
     try:
-        pid = int(_pidfile(settings, name).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
+        return processes.parse_instance(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _ready(settings: Settings, service: str) -> bool:
-    try:
-        r = httpx.get(f"http://{settings.bind_host}:{settings.port_of(service)}/readyz", timeout=2)
-        return r.status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def start_service(settings: Settings, service: str) -> int:
-    """Start ``wims serve SERVICE`` in the background; its pid and log go under the run dir."""
-    pid = _read_pid(settings, service)
-    if pid is not None:
-        return pid
-    (settings.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (settings.run_dir / "pids").mkdir(parents=True, exist_ok=True)
-    log = open(settings.run_dir / "logs" / f"{service}.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", service],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=PROJECT_ROOT,
-        start_new_session=True,  # a Ctrl-C in the terminal that ran `wims up` leaves it alone
-    )
-    _pidfile(settings, service).write_text(str(proc.pid))
-    return proc.pid
-
-
-def stop_pid(pid: int, timeout_s: float = 15.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return
-        except ChildProcessError:
-            pass
-        if not _alive(pid):
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+def _plan(settings: Settings, scale: dict[str, int]) -> tuple[list[Instance], list[Instance]]:
+    """(the processes to run, the ones to stop). A service named in ``scale`` runs
+    processes 1..N and stops any above; any other keeps the processes it had (a killed one
+    is started again), at least process 1."""
+    wanted: list[Instance] = []
+    surplus: list[Instance] = []
+    for service in SERVICES:
+        had = processes.known(settings, service)
+        if service in scale:
+            wanted += [Instance(service, i) for i in range(1, scale[service] + 1)]
+            surplus += [inst for inst in had if inst.index > scale[service]]
+        else:
+            wanted += had or [Instance(service, 1)]
+    return wanted, surplus
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -120,22 +81,26 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         _run_script(settings, "postgres.sh", "start")
     cmd_migrate(settings, args)
     cmd_topics(settings, args)
-    for service in SERVICES:
-        already = _read_pid(settings, service)
-        pid = start_service(settings, service)
-        print(f"{service:<10} {'already running' if already else 'started'} (pid {pid})")
+    wanted, surplus = _plan(settings, getattr(args, "scale", None) or {})
+    for inst in reversed(surplus):
+        pid = processes.stop(settings, inst)
+        print(f"{inst.name:<12} stopped (pid {pid or '-'}): above the --scale count")
+    for inst in wanted:
+        pid, started = processes.start(settings, inst)
+        print(f"{inst.name:<12} {'started' if started else 'already running'} (pid {pid})")
     deadline = time.monotonic() + args.timeout
-    pending = set(SERVICES)
+    pending = set(wanted)
     while pending and time.monotonic() < deadline:
-        for service in sorted(pending):
-            if _ready(settings, service):
-                pending.discard(service)
-            elif _read_pid(settings, service) is None:
-                print(f"{service} exited; see {settings.run_dir / 'logs' / (service + '.log')}")
+        for inst in sorted(pending):
+            if processes.ready(settings, inst):
+                pending.discard(inst)
+            elif processes.read_pid(settings, inst) is None:
+                print(f"{inst.name} exited; see {processes.logfile(settings, inst)}")
                 return 1
         time.sleep(0.5)
     if pending:
-        print(f"not ready after {args.timeout:.0f} s: {', '.join(sorted(pending))}")
+        names = ", ".join(inst.name for inst in sorted(pending))
+        print(f"not ready after {args.timeout:.0f} s: {names}")
         return 1
     print("\nWIMS is up:")
     _print_status(settings)
@@ -144,22 +109,56 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_status(settings: Settings) -> None:
     for service in SERVICES:
-        pid = _read_pid(settings, service)
-        url = f"http://{settings.bind_host}:{settings.port_of(service)}"
-        state = "ready" if pid and _ready(settings, service) else ("starting" if pid else "stopped")
-        print(f"  {service:<10} {state:<9} {url:<24} pid {pid or '-'}")
-    print(f"  {'kafka':<10} {'':<9} {settings.kafka_bootstrap}")
-    print(f"  {'postgres':<10} {'':<9} {settings.libpq_url}")
-    print(f"  logs and pids: {settings.run_dir}")
+        for inst in processes.known(settings, service) or [Instance(service, 1)]:
+            pid = processes.read_pid(settings, inst)
+            url = processes.url_of(settings, inst) or "-"
+            state = "ready" if pid and processes.ready(settings, inst) else "starting"
+            state = state if pid else "stopped"
+            print(f"  {inst.name:<12} {state:<9} {url:<24} pid {pid or '-'}")
+    print(f"  {'kafka':<12} {'':<9} {settings.kafka_bootstrap}")
+    print(f"  {'postgres':<12} {'':<9} {settings.libpq_url}")
+    print(f"  logs and pids: {settings.run_dir} (logs/<process>.log, pids/<process>.pid)")
+
+
+def _select(settings: Settings, names: list[tuple[str, int | None]]) -> list[Instance]:
+    """The known processes a list of ``service`` / ``service.N`` names picks."""
+    chosen: list[Instance] = []
+    for service, index in names:
+        had = processes.known(settings, service)
+        chosen += [inst for inst in had if index is None or inst.index == index]
+    return sorted(set(chosen))
+
+
+def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
+    chosen = _select(settings, args.names)
+    if not chosen:
+        print("no such process is running (see `wims status`)")
+        return 1
+    for inst in sorted(chosen, key=lambda i: (SERVICES.index(i.service), i.index), reverse=True):
+        pid = processes.stop(settings, inst)
+        print(f"{inst.name}: stopped (pid {pid or '-'})")
+    return 0
+
+
+def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
+    chosen = _select(settings, args.names)
+    if not chosen:
+        print("no such process (see `wims status`)")
+        return 1
+    for inst in chosen:
+        path = processes.logfile(settings, inst)
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        print(f"== {inst.name} ({path})")
+        print("\n".join(lines[-args.lines :]))
+    return 0
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     for service in reversed(SERVICES):
-        pid = _read_pid(settings, service)
-        if pid is not None:
-            stop_pid(pid)
-            print(f"{service}: stopped (pid {pid})")
-        _pidfile(settings, service).unlink(missing_ok=True)
+        for inst in reversed(processes.known(settings, service)):
+            pid = processes.stop(settings, inst)
+            if pid is not None:
+                print(f"{inst.name}: stopped (pid {pid})")
     if args.services_only:
         return 0
     _run_script(settings, "kafka.sh", "stop")
@@ -262,15 +261,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             **uvicorn_options(settings),
         )
         return 0
-    if args.service in ("api", "ingest"):
+    if args.service in processes.SHARED_PORT:
         import uvicorn
 
-        uvicorn.run(
+        # Every process of the service binds the one port with SO_REUSEPORT (see
+        # services/processes.py): N of them share the connections without a front process.
+        port = settings.port_of(args.service)
+        sock = processes.reuse_port_socket(settings.bind_host, port)
+        config = uvicorn.Config(
             f"services.{args.service}.app:create_app",
             factory=True,
-            port=settings.port_of(args.service),
+            port=port,
             **uvicorn_options(settings),
         )
+        uvicorn.Server(config).run(sockets=[sock])
         return 0
     from importlib import import_module
 
@@ -342,7 +346,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Kafka, PostgreSQL and the five services")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for /readyz")
+    up.add_argument(
+        "--scale",
+        type=_scale_arg,
+        default={},
+        metavar="SERVICE=N,...",
+        help="run N processes of a service (e.g. maasp=2,integrity=2,tasks=2,ingest=2,api=2); "
+        "processes above N are stopped; a service not named keeps the processes it has",
+    )
     up.set_defaults(func=cmd_up)
+    stop = sub.add_parser("stop", help="stop processes: a service (all of its) or SERVICE.N")
+    stop.add_argument("names", nargs="+", type=_instance_arg, metavar="SERVICE[.N]")
+    stop.set_defaults(func=cmd_stop)
+    logs = sub.add_parser("logs", help="the last lines of a process's log (SERVICE or SERVICE.N)")
+    logs.add_argument("names", nargs="+", type=_instance_arg, metavar="SERVICE[.N]")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.set_defaults(func=cmd_logs)
     down = sub.add_parser("down", help="stop everything `wims up` started")
     down.add_argument(
         "--services-only", action="store_true", help="leave Kafka and PostgreSQL running"

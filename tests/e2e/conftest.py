@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from services import processes
 from services.cli import SERVICES
 from services.deadletters import Letter, read_dead_letters
 from shared.settings import PROJECT_ROOT, Settings
@@ -104,8 +105,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
     rs = getattr(item, "funcargs", {}).get("running_stack")
     if report.when == "call" and report.failed and isinstance(rs, RunningStack):
         for service in SERVICES:
-            path = rs.settings.run_dir / "logs" / f"{service}.log"
-            if path.exists():
-                lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-                report.sections.append((f"{service} log (last lines)", "\n".join(lines)))
+            for inst in processes.known(rs.settings, service):
+                path = processes.logfile(rs.settings, inst)
+                if path.exists():
+                    lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                    report.sections.append((f"{inst.name} log (last lines)", "\n".join(lines)))
     return report
