@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from services.cli import SERVICES, build_parser
+from services.processes import SHARED_PORT
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,12 +146,20 @@ def test_service_runs_serve_name(services: dict[str, Any], name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_service_publishes_and_probes_its_settings_port(
+def test_service_probes_its_settings_port_and_only_http_services_publish_it(
     services: dict[str, Any], name: str
 ) -> None:
+    """The api and ingest publish their port on the host; a stream worker publishes none,
+    so `docker compose up --scale maasp=2` can start a second replica (two replicas cannot
+    both hold one host port) and no fixed container name stands in the way either."""
     port = default_port(name)
     service = services[name]
-    assert (port, port) in published_ports(service), f"{name} should publish {port}:{port}"
+    if name in SHARED_PORT:
+        assert (port, port) in published_ports(service), f"{name} should publish {port}:{port}"
+    else:
+        assert published_ports(service) == set(), f"{name} must not publish a host port"
+        assert str(port) in [str(p) for p in service.get("expose", [])]
+    assert "container_name" not in service
     assert env_of(service).get(port_var(name)) == str(port)
     probe = " ".join(service["healthcheck"]["test"])
     assert f"127.0.0.1:{port}/readyz" in probe, probe
@@ -266,9 +275,18 @@ def test_prometheus_scrapes_every_service(services: dict[str, Any]) -> None:
                     job.get("metrics_path", "/metrics"),
                     job.get("scrape_interval", interval),
                 )
+    discovered: dict[str, int] = {}
+    for job in config["scrape_configs"]:
+        for dns in job.get("dns_sd_configs", []):
+            assert dns["type"] == "A" and job.get("metrics_path", "/metrics") == "/metrics"
+            discovered.update(dict.fromkeys(dns["names"], int(dns["port"])))
     for name in SERVICES:
-        target = f"{name}:{default_port(name)}"
-        assert scraped.get(target) == ("/metrics", "15s"), f"{target}: {scraped.get(target)}"
+        if name in SHARED_PORT:
+            target = f"{name}:{default_port(name)}"
+            assert scraped.get(target) == ("/metrics", "15s"), f"{target}: {scraped.get(target)}"
+        else:
+            # Every replica of a scaled stream worker: the service name resolves to each.
+            assert discovered.get(name) == default_port(name), f"{name}: {discovered}"
 
 
 def test_dockerfile_entrypoint_is_the_wims_console_script() -> None:
