@@ -102,13 +102,20 @@ def known(settings: Settings, service: str) -> list[Instance]:
 
 
 def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed service whose new parent has not
+    reaped it yet is gone for every purpose here)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: trust the signal
+    return state != "Z"
 
 
 def read_pid(settings: Settings, inst: Instance) -> int | None:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -34,20 +32,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import numpy as np
-import psycopg
 
+from services import processes
 from services.cli import SERVICES
 from services.deadletters import read_dead_letters
-from shared.domain.utilisation import (
-    DEFAULT_THRESHOLDS,
-    LEVEL_CODES,
-    levels_for_series,
-    utilisation_array,
-)
-from shared.enums import UtilisationLevel
+from services.processes import Instance
 from shared.settings import PROJECT_ROOT, Settings
 from tests.e2e.helpers import build_well
+from tests.e2e.load import (
+    Pusher,
+    alert_history,
+    exceedances,
+    kill,
+    maasp_known,
+    open_exceed_tasks,
+    stored_readings,
+)
 from tests.support.stack import Stack, local_stack
 
 ADMIN_EMAIL = "soak-admin@wims.example"
@@ -64,24 +64,6 @@ def pressure(annulus: int, index: int) -> float:
     return 110.0 if PERIOD // 2 <= phase < PERIOD // 2 + EPISODE else 50.0
 
 
-def expected_exceedances(annuli: int, per_annulus: list[int]) -> int:
-    """maasp_exceeded alerts the in-order series raise, by the product's own level rules."""
-    total = 0
-    for a in range(annuli):
-        n = per_annulus[a]
-        if n == 0:
-            continue
-        series = np.array([pressure(a, i) for i in range(n)])
-        levels = levels_for_series(
-            UtilisationLevel.unknown,
-            utilisation_array(series, np.full(n, MAASP_BAR)),
-            DEFAULT_THRESHOLDS,
-        )
-        exceeded = levels == LEVEL_CODES[UtilisationLevel.exceeded]
-        total += int(np.count_nonzero(exceeded[1:] & ~exceeded[:-1]) + exceeded[0])
-    return total
-
-
 def wims(stack: Stack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
@@ -94,7 +76,10 @@ def wims(stack: Stack, *args: str, timeout: float = 300) -> subprocess.Completed
 
 
 def pid_of(settings: Settings, service: str) -> int:
-    return int((settings.run_dir / "pids" / f"{service}.pid").read_text())
+    pid = processes.read_pid(settings, Instance(service, 1))
+    if pid is None:
+        raise ValueError(f"{service} is not running")
+    return pid
 
 
 def rss_mb(pid: int) -> float | None:
@@ -104,13 +89,6 @@ def rss_mb(pid: int) -> float | None:
         return None
     match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) / 1024 if match else None
-
-
-def wait_gone(pid: int, within_s: float = 10.0) -> None:
-    """Until the process has no memory left (gone, or a zombie its new parent reaps)."""
-    deadline = time.monotonic() + within_s
-    while rss_mb(pid) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def metric_total(text: str, name: str) -> float:
@@ -132,62 +110,6 @@ class Lives:
             self.rss.setdefault(pid, [mb, mb])[1] = mb
         if judged is not None:
             self.judged[pid] = judged
-
-
-@dataclass
-class Pusher:
-    url: str
-    key: str
-    tags: list[str]
-    rate: float
-    t0: datetime
-    sent: list[int] = field(default_factory=list)  # readings pushed per annulus
-    accepted: int = 0
-    responses: dict[int, int] = field(default_factory=dict)
-    running: bool = True
-
-    async def push(self, client: httpx.AsyncClient, records: list[dict]) -> None:
-        while True:
-            try:
-                r = await client.post(self.url, json=records, headers={"X-API-Key": self.key})
-            except httpx.HTTPError:
-                await asyncio.sleep(0.5)
-                continue
-            self.responses[r.status_code] = self.responses.get(r.status_code, 0) + 1
-            if r.status_code == 202:
-                body = r.json()
-                if body["rejected"]:
-                    raise AssertionError(f"valid readings rejected: {body['rejected'][:3]}")
-                self.accepted += len(records)
-                return
-            if r.status_code != 503:
-                raise AssertionError(f"ingest answered {r.status_code}: {r.text}")
-            await asyncio.sleep(min(float(r.headers.get("Retry-After", "1")), 1.0))
-
-    async def run(self) -> None:
-        self.sent = [0] * len(self.tags)
-        per_tick = max(1, round(self.rate * TICK_S / len(self.tags)))
-        async with httpx.AsyncClient(timeout=30) as client:
-            start = time.monotonic()
-            tick = 0
-            while self.running:
-                records = []
-                for a, tag in enumerate(self.tags):
-                    for _ in range(per_tick):
-                        i = self.sent[a]
-                        self.sent[a] += 1
-                        ts = self.t0 + timedelta(seconds=i)
-                        records.append(
-                            {
-                                "tag": tag,
-                                "timestamp": ts.isoformat(),
-                                "pressure": pressure(a, i),
-                                "temperature": 40.0,
-                            }
-                        )
-                await self.push(client, records)
-                tick += 1
-                await asyncio.sleep(max(0.0, start + tick * TICK_S - time.monotonic()))
 
 
 async def scrape(client: httpx.AsyncClient, settings: Settings, service: str) -> str | None:
@@ -255,15 +177,8 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
             points = (await api.get(f"/annuli/{w['annulus']}/critical-points")).json()
             wellheads += [p["id"] for p in points if p["point_type"] == "wellhead"]
 
-        async def maasp_everywhere() -> bool:
-            for w in wells:
-                cur = (await api.get(f"/annuli/{w['annulus']}/maasp")).json().get("current")
-                if not cur or abs(cur["maasp_bar"] - MAASP_BAR) > 1e-6:
-                    return False
-            return True
-
         deadline = time.monotonic() + 120
-        while not await maasp_everywhere():
+        while not await maasp_known(api, wells, MAASP_BAR):
             if time.monotonic() > deadline:
                 print("MAASP not known for every annulus within 120 s")
                 return 1
@@ -278,8 +193,10 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
         f"http://127.0.0.1:{settings.ingest_port}/ingest/v1/readings",
         key["secret"],
         tags,
-        args.rate,
         t0,
+        pressure,
+        tick_s=TICK_S,
+        per_tick=max(1, round(args.rate * TICK_S / len(tags))),
     )
     flow = asyncio.create_task(pusher.run())
     start = time.monotonic()
@@ -323,9 +240,7 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
             elif what.startswith("kill "):
                 service = what.removeprefix("kill ")
                 await sample_all(client, settings, lives)
-                pid = pid_of(settings, service)
-                os.kill(pid, signal.SIGKILL)
-                await asyncio.to_thread(wait_gone, pid)
+                await asyncio.to_thread(kill, settings, service)
                 again = await asyncio.to_thread(wims, stack, "up", "--timeout", "240")
                 assert again.returncode == 0, again.stdout + again.stderr
             elif what == "broker":
@@ -343,53 +258,37 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
         print(f"  {pushed_s:6.0f} s  push stopped; waiting for everything to be stored")
         await wait_ready(settings)
 
-        def stored() -> int:
-            with psycopg.connect(settings.libpq_url) as conn:
-                return conn.execute(
-                    "SELECT count(*) FROM annulus_measurement WHERE source = %s", (f"soak-{run}",)
-                ).fetchone()[0]
-
-        expected = expected_exceedances(len(tags), pusher.sent)
+        url, sources = settings.libpq_url, [f"soak-{run}"]
+        expected = sum(exceedances(pusher.series(a), MAASP_BAR) for a in range(len(tags)))
 
         async def raised() -> tuple[int, int]:
             rows, ids = 0, set()
             for w in wells:
-                r = await api.get(
-                    "/alerts",
-                    params={"annulus_id": w["annulus"], "kind": "maasp_exceeded", "limit": 500},
-                )
-                rows += len(r.json())
-                ids |= {a["event_id"] for a in r.json()}
+                found = await alert_history(api, w["annulus"], "maasp_exceeded")
+                rows += len(found)
+                ids |= {a["event_id"] for a in found}
             return rows, len(ids)
 
         settle = time.monotonic() + 180
         while time.monotonic() < settle:
-            n_stored = await asyncio.to_thread(stored)
+            n_stored, _ = await asyncio.to_thread(stored_readings, url, sources)
             rows, distinct = await raised()
             await sample_all(client, settings, lives)
-            if n_stored >= pusher.accepted and distinct >= expected:
+            if n_stored >= len(pusher.accepted) and distinct >= expected:
                 break
             await asyncio.sleep(2)
         await asyncio.sleep(5)  # anything late (a double) has time to show
         await sample_all(client, settings, lives)
-        n_stored = await asyncio.to_thread(stored)
+        n_stored, distinct_stored = await asyncio.to_thread(stored_readings, url, sources)
         rows, distinct = await raised()
-        with psycopg.connect(settings.libpq_url) as conn:
-            distinct_stored = conn.execute(
-                "SELECT count(DISTINCT (annulus_id, ts)) FROM annulus_measurement"
-                " WHERE source = %s",
-                (f"soak-{run}",),
-            ).fetchone()[0]
-            open_exceed = conn.execute(
-                "SELECT count(*) FROM task WHERE trigger_type = 'maasp_exceed'"
-                " AND status = 'open' AND well_id = ANY(%s)",
-                ([w["well"] for w in wells],),
-            ).fetchone()[0]
+        open_exceed = open_exceed_tasks(url, [w["well"] for w in wells])
     letters = (await read_dead_letters(settings, timeout_s=60)).letters
     judged = sum(lives["maasp"].judged.values())
 
     print(f"\nsoak result after {pushed_s:.0f} s of push ({args.rate:.0f}/s asked):")
-    print(f"  readings accepted {pusher.accepted}, stored {n_stored} (distinct {distinct_stored})")
+    print(
+        f"  readings accepted {len(pusher.accepted)}, stored {n_stored} (distinct {distinct_stored})"
+    )
     print(f"  readings judged by the MAASP worker {judged:.0f} (summed over its lives; a")
     print("    restart re-judges what its last life had not committed)")
     print(f"  ingest answers {dict(sorted(pusher.responses.items()))}")
@@ -406,7 +305,7 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
         )
         print(f"    {service:<10} {life}")
     failures = []
-    if not (pusher.accepted == n_stored == distinct_stored):
+    if not (len(pusher.accepted) == n_stored == distinct_stored):
         failures.append("accepted != stored exactly once")
     if letters:
         failures.append("dead letters exist")
