@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status demo test test-unit test-fault soak bench lint format clean
+.PHONY: setup up down status demo test test-unit test-fault test-scale soak bench lint format clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ test-unit: setup
 
 test-fault: setup  ## fault-injection end-to-end tests alone
 	$(BIN)/python -m pytest -m fault $(PYTEST_ARGS)
+
+# Not part of `make test` (minutes): two processes of each stream worker and of ingest under
+# load, through a SIGKILL, a start and a graceful stop; prints the pause of each event.
+test-scale: setup  ## scale-out test (tests/scale): nothing lost or doubled as processes come and go
+	$(BIN)/python -m pytest -m scale tests/scale -s $(PYTEST_ARGS)
 
 # Not part of `make test` (and not of CI): minutes of steady load with worker kills and a
 # broker restart; SOAK_ARGS="--minutes 3" shortens it (tests/soak/__main__.py).

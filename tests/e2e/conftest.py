@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -64,10 +65,18 @@ class RunningStack:
 def running_stack(stack: Stack) -> Iterator[RunningStack]:
     # Module-scoped: the services leave when the module is done, so no other test meets them
     # on its ports or in its consumer groups.
+    with services_up(stack) as rs:
+        yield rs
+
+
+@contextmanager
+def services_up(stack: Stack, *up_args: str) -> Iterator[RunningStack]:
+    """`wims up *up_args` on the session's stack; afterwards fails when a valid message was
+    dead-lettered meanwhile, and `wims down --services-only`."""
     rs = RunningStack(stack, stack.settings())
     # The broker outlives the module (one per session): letters of earlier modules are theirs.
     before = {x.id for x in dead_letters(rs.settings)}
-    up = rs.wims("up", "--timeout", "240")
+    up = rs.wims("up", "--timeout", "240", *up_args)
     assert up.returncode == 0, f"wims up failed:\n{up.stdout}\n{up.stderr}"
     try:
         yield rs

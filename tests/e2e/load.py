@@ -202,3 +202,18 @@ async def alert_history(api: httpx.AsyncClient, annulus_id: int, kind: str) -> l
     r = await api.get("/alerts", params={"annulus_id": annulus_id, "kind": kind, "limit": 500})
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def snapshot_series(url: str, well_ids: list[int]) -> dict[int, list[tuple[str, float | None]]]:
+    """Each well's integrity snapshots in the order they were taken: (status, max
+    utilisation)."""
+    out: dict[int, list[tuple[str, float | None]]] = {w: [] for w in well_ids}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT well_id, status::text, max_utilisation FROM integrity_snapshot"
+            " WHERE well_id = ANY(%s) ORDER BY well_id, ts, id",
+            (well_ids,),
+        ).fetchall()
+    for well_id, status, utilisation in rows:
+        out[well_id].append((status, utilisation))
+    return out
