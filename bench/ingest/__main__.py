@@ -77,12 +77,14 @@ def make_bodies(annuli: list[int]) -> list[bytes]:
     return bodies
 
 
-async def push_phase(base_url: str, key: str, bodies: list[bytes]) -> dict[str, Any]:
+async def push_phase(
+    base_url: str, key: str, bodies: list[bytes], concurrency: int = CONCURRENCY
+) -> dict[str, Any]:
     url = f"{base_url}/ingest/v1/readings"
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
     latencies: list[float] = []
     state = {"next": 0, "accepted": 0, "errors": 0}
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=CONCURRENCY)) as c:
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as c:
         # Warm-up: connections, caches, the producer, and the partition leaders of a
         # freshly created topic (until three pushes in a row are accepted, at most 60 s).
         warm_until, accepted_in_row = time.monotonic() + 60, 0
@@ -106,7 +108,7 @@ async def push_phase(base_url: str, key: str, bodies: list[bytes]) -> dict[str, 
                     print(f"  push answered {r.status_code}: {r.text[:300]}", flush=True)
 
         t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.monotonic() - t0
     latencies.sort()
     return {

@@ -151,10 +151,13 @@ def reading(annulus_id: int, ts: float, pressure: float) -> bytes:
     )
 
 
-async def produce_preload(settings: Settings) -> float:
-    """N readings, annuli interleaved, one per annulus per second of event time."""
-    rng = random.Random(7)
-    start = time.time() - 2 * 86400
+async def produce_preload(
+    settings: Settings, n: int = N, start: float | None = None, seed: int = 7
+) -> float:
+    """``n`` readings, annuli interleaved, one per annulus per second of event time from
+    ``start`` (default: two days ago)."""
+    rng = random.Random(seed)
+    start = time.time() - 2 * 86400 if start is None else start
     level = {i: rng.uniform(20.0, 80.0) for i in range(1, ANNULI + 1)}
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20, max_batch_size=262144
@@ -163,7 +166,7 @@ async def produce_preload(settings: Settings) -> float:
     t0 = time.monotonic()
     try:
         futures = []
-        for k in range(N):
+        for k in range(n):
             i = k % ANNULI + 1
             second = k // ANNULI
             # A slow random walk: some annuli wander past warning and back.
@@ -266,6 +269,31 @@ def start_worker(stack: Stack, profile_path: Path | None) -> Any:
         stack._cleanup.append(svc.kill)
     svc.wait_ready(timeout_s=120)
     return svc
+
+
+def apply_configs(stack: Stack) -> None:
+    """Publish every annulus config and have a worker apply them, then stop it cleanly."""
+    settings = stack.settings()
+    worker = start_worker(stack, None)
+
+    async def publish_configs() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            futures = [
+                await producer.send(
+                    topics.ANNULUS_CONFIG.name, value=config(i).encode(), key=annulus_key(i)
+                )
+                for i in range(1, ANNULI + 1)
+            ]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish_configs())
+    wait_metric(worker.base_url, 'wims_maasp_configs_total{outcome="applied"}', ANNULI, 120)
+    worker.terminate(signal.SIGTERM)
+    print(f"{ANNULI} annulus configs applied", flush=True)
 
 
 def faust_floor(stack: Stack) -> float:
@@ -410,27 +438,7 @@ def main() -> int:
         asyncio.run(ensure_topics(settings))
         setup_database(settings)
 
-        # Configs first, applied by a worker that then stops cleanly.
-        worker = start_worker(stack, None)
-
-        async def publish_configs() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-            await producer.start()
-            try:
-                futures = [
-                    await producer.send(
-                        topics.ANNULUS_CONFIG.name, value=config(i).encode(), key=annulus_key(i)
-                    )
-                    for i in range(1, ANNULI + 1)
-                ]
-                await asyncio.gather(*futures)
-            finally:
-                await producer.stop()
-
-        asyncio.run(publish_configs())
-        wait_metric(worker.base_url, 'wims_maasp_configs_total{outcome="applied"}', ANNULI, 120)
-        worker.terminate(signal.SIGTERM)
-        print(f"{ANNULI} annulus configs applied", flush=True)
+        apply_configs(stack)
 
         took = asyncio.run(produce_preload(settings))
         print(f"preloaded {N:,} readings in {took:.1f} s", flush=True)

@@ -1,0 +1,107 @@
+"""Bare aiokafka clients, one per process, for bench.scale's baselines: what Kafka and N
+Python processes deliver on this machine with no work at all.
+
+    python -m bench.scale.bare consume TOPIC PARTITIONS    (PARTITIONS e.g. 0,2,4)
+    python -m bench.scale.bare produce SECONDS START_AT    (START_AT: a time.time() value)
+
+``consume`` reads its partitions from the beginning to their end offsets; ``produce`` reads
+readings back from wims.readings (as bench.ingest's baseline does), waits for START_AT so
+several processes begin together, then sends them to ``bench.scale-baseline`` for SECONDS
+in groups of 1,000 (acks=all, idempotent, the ingest service's linger and batch size), four
+groups in flight. Each prints ``RATE <records/s> <records>``.
+"""
+
+import asyncio
+import contextlib
+import sys
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from bench.ingest.__main__ import read_back
+from shared.settings import get_settings
+
+BASELINE_TOPIC = "bench.scale-baseline"
+GROUP = 1000
+IN_FLIGHT = 4
+
+
+async def consume(topic: str, partitions: list[int]) -> tuple[float, int]:
+    settings = get_settings()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        want = sum(ends.values()) - sum([await consumer.position(tp) for tp in tps])
+        seen, first = 0, None
+        while seen < want:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
+                if first is None and records:
+                    first = time.monotonic()
+                seen += len(records)
+        took = time.monotonic() - (first or time.monotonic())
+        return (seen / took if took > 0 else 0.0), seen
+    finally:
+        await consumer.stop()
+
+
+async def produce(seconds: float, start_at: float) -> tuple[float, int]:
+    settings = get_settings()
+    records = await read_back(settings, limit=200_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(
+                [NewTopic(BASELINE_TOPIC, settings.topic_partitions, replication_factor=1)]
+            )
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=settings.ingest_linger_ms,
+        max_batch_size=settings.ingest_max_batch_bytes,
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(BASELINE_TOPIC, records[0][1], key=records[0][0])
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        groups = [records[i : i + GROUP] for i in range(0, len(records), GROUP)]
+        state = {"next": 0, "sent": 0}
+        stop_at = time.monotonic() + seconds
+
+        async def one() -> None:
+            while time.monotonic() < stop_at:
+                group = groups[state["next"] % len(groups)]
+                state["next"] += 1
+                futures = [await producer.send(BASELINE_TOPIC, v, key=k) for k, v in group]
+                await asyncio.gather(*futures)
+                state["sent"] += len(group)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one() for _ in range(IN_FLIGHT)))
+        return state["sent"] / (time.monotonic() - t0), state["sent"]
+    finally:
+        await producer.stop()
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "consume":
+        rate, n = asyncio.run(consume(argv[1], [int(p) for p in argv[2].split(",")]))
+    else:
+        rate, n = asyncio.run(produce(float(argv[1]), float(argv[2])))
+    print(f"RATE {rate:.1f} {n}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
