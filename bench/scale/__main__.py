@@ -2,7 +2,7 @@
 its bare baseline measured in the same run, and the scaling efficiency
 (2-process rate / (2 x 1-process rate)).
 
-1. MAASP. 1,000 annuli (as bench.maasp). ``BENCH_SCALE_N`` readings (default 400,000)
+1. MAASP. 1,000 annuli (as bench.maasp). ``BENCH_SCALE_N`` readings (default 300,000)
    preloaded, then one worker judges them; then as many newer readings, and two workers
    started together judge those. Rate: from the moment every worker has judged a reading
    (start-up, table recovery and the rebalance the second worker causes are not counted)
@@ -10,7 +10,7 @@ its bare baseline measured in the same run, and the scaling efficiency
    consumers draining the topic, 1 process, then 2 processes at once (half the partitions
    each).
 2. Integrity. The 1,000 wells' configs, then ``BENCH_SCALE_STATES`` annulus states
-   (default 40,000; per well a level change every 10th, so a tenth of them writes a
+   (default 30,000; per well a level change every 10th, so a tenth of them writes a
    snapshot and raises an alert) for 1 worker, as many newer ones for 2 workers, measured
    the same way with ``wims_integrity_events_processed_total{topic="wims.annulus-state"}``.
    Baseline: bare consumers draining wims.annulus-state, 1 and 2 processes.
@@ -66,8 +66,8 @@ from shared.settings import PROJECT_ROOT, Settings
 from shared.topics import entity_key
 from tests.support.stack import ServiceProcess, Stack, local_stack, start_service
 
-N = int(os.environ.get("BENCH_SCALE_N", "400000"))
-STATES = int(os.environ.get("BENCH_SCALE_STATES", "40000"))
+N = int(os.environ.get("BENCH_SCALE_N", "300000"))
+STATES = int(os.environ.get("BENCH_SCALE_STATES", "30000"))
 PUSH_S = float(os.environ.get("BENCH_SCALE_PUSH_S", "8"))
 CONCURRENCY = 8
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -141,7 +141,9 @@ async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
             held = await held_partitions(rs)
             return held if all(len(h) == members and min(h) >= 1 for h in held.values()) else None
 
-        held = await poll(groups_done, f"{members} process(es) per group after the {what}", 120)
+        held = await poll(
+            groups_done, f"{members} process(es) per group after the {what}", 120, interval=1
+        )
 
         async def moving():
             return not progress.recovered(since)
