@@ -32,8 +32,9 @@ GROUPS = {
 MEMBER_GROUPS = {"maasp": "wims-maasp", **{k: v for k, v in GROUPS.items() if k != "maasp"}}
 
 
-async def group_members(settings: Settings, group: str) -> list[int]:
-    """For each member of ``group`` now, how many ``wims.*`` input partitions it holds."""
+async def group_members(settings: Settings, group: str) -> list[int] | None:
+    """For each member of ``group`` now, how many ``wims.*`` input partitions it holds;
+    None while the group is rebalancing (what the members hold is not settled then)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -42,7 +43,9 @@ async def group_members(settings: Settings, group: str) -> list[int]:
         await admin.close()
     held = []
     for response in responses:
-        for _err, _gid, _state, _ptype, _proto, members, *_ in response.groups:
+        for _err, _gid, state, _ptype, _proto, members, *_ in response.groups:
+            if state != "Stable":
+                return None
             for _mid, _cid, _host, _meta, assignment in members:
                 tps = ConsumerProtocolMemberAssignment.decode(assignment).partitions()
                 held.append(sum(1 for tp in tps if tp.topic.startswith("wims.")))

@@ -79,7 +79,7 @@ async def build_wells(api: httpx.AsyncClient, run: str) -> tuple[list[dict], lis
     return wells, tags
 
 
-async def held_partitions(rs: RunningStack) -> dict[str, list[int]]:
+async def held_partitions(rs: RunningStack) -> dict[str, list[int] | None]:
     return {name: await group_members(rs.settings, g) for name, g in MEMBER_GROUPS.items()}
 
 
@@ -127,6 +127,7 @@ async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
     flow = asyncio.create_task(pusher.run())
     watch = asyncio.create_task(progress.run())
     marks: list[tuple[str, float]] = []
+    totals: dict[str, int] = {}  # partitions each group's members hold together
 
     async def steady(seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -139,7 +140,13 @@ async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
 
         async def groups_done():
             held = await held_partitions(rs)
-            return held if all(len(h) == members and min(h) >= 1 for h in held.values()) else None
+            for name, h in held.items():
+                # Stable, each member holding some, and every partition held by someone.
+                if h is None or len(h) != members or min(h) < 1:
+                    return None
+                if sum(h) != totals.setdefault(name, sum(h)):
+                    return None
+            return held
 
         held = await poll(
             groups_done, f"{members} process(es) per group after the {what}", 120, interval=1
