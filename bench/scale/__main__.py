@@ -2,7 +2,8 @@
 its bare baseline measured in the same run, and the scaling efficiency
 (2-process rate / (2 x 1-process rate)).
 
-1. MAASP. 1,000 annuli (as bench.maasp). ``BENCH_SCALE_N`` readings (default 300,000)
+1. MAASP. 1,000 annuli (as bench.maasp). ``BENCH_SCALE_N`` readings (default 600,000;
+   the worker counts a batch of up to 50,000 at once, so fewer would measure coarsely)
    preloaded, then one worker judges them; then as many newer readings, and two workers
    started together judge those. Rate: from the moment every worker has judged a reading
    (start-up, table recovery and the rebalance the second worker causes are not counted)
@@ -10,9 +11,10 @@ its bare baseline measured in the same run, and the scaling efficiency
    consumers draining the topic, 1 process, then 2 processes at once (half the partitions
    each).
 2. Integrity. The 1,000 wells' configs, then ``BENCH_SCALE_STATES`` annulus states
-   (default 30,000; per well a level change every 10th, so a tenth of them writes a
-   snapshot and raises an alert) for 1 worker, as many newer ones for 2 workers, measured
-   the same way with ``wims_integrity_events_processed_total{topic="wims.annulus-state"}``.
+   (default 10,000; a well's level changes every 5th of its states, so a fifth of them
+   writes a snapshot and raises an alert) for 1 worker, as many newer ones for 2 workers,
+   measured the same way with
+   ``wims_integrity_events_processed_total{topic="wims.annulus-state"}``.
    Baseline: bare consumers draining wims.annulus-state, 1 and 2 processes.
 3. Ingest. 1 then 2 ingest processes on the one port (SO_REUSEPORT; the sink off, as in
    bench.ingest), pushed 1,000-reading JSON batches by 8 concurrent requests for
@@ -66,9 +68,10 @@ from shared.settings import PROJECT_ROOT, Settings
 from shared.topics import entity_key
 from tests.support.stack import ServiceProcess, Stack, local_stack, start_service
 
-N = int(os.environ.get("BENCH_SCALE_N", "300000"))
-STATES = int(os.environ.get("BENCH_SCALE_STATES", "30000"))
+N = int(os.environ.get("BENCH_SCALE_N", "600000"))
+STATES = int(os.environ.get("BENCH_SCALE_STATES", "10000"))
 PUSH_S = float(os.environ.get("BENCH_SCALE_PUSH_S", "8"))
+CHANGE_EVERY = 5  # states of a well between two level changes
 CONCURRENCY = 8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -304,15 +307,16 @@ def well_config(i: int) -> ev.WellConfig:
     )
 
 
-async def produce_states(settings: Settings, start: datetime) -> None:
-    """STATES annulus states over the wells, a level change every 10th state of a well."""
+async def produce_states(settings: Settings, start: datetime, first_step: int) -> None:
+    """STATES annulus states over the wells, one per well per second from ``start``; the
+    level of a well changes every CHANGE_EVERY-th state (counted from ``first_step``)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
         futures = []
         for k in range(STATES):
             i, step = k % ANNULI + 1, k // ANNULI
-            high = (step // 10) % 2 == 1
+            high = ((first_step + step) // CHANGE_EVERY) % 2 == 1
             state = ev.AnnulusState(
                 well_id=i,
                 annulus_id=i,
@@ -322,7 +326,7 @@ async def produce_states(settings: Settings, start: datetime) -> None:
                 maasp_bar=100.0,
                 utilisation=0.85 if high else 0.5,
                 level=UtilisationLevel.warning if high else UtilisationLevel.normal,
-                reason="level_change" if step % 10 == 0 else "heartbeat",
+                reason="level_change" if step % CHANGE_EVERY == 0 else "heartbeat",
             )
             futures.append(
                 await producer.send(
@@ -367,7 +371,8 @@ def integrity_figures(stack: Stack) -> dict[str, Any]:
     start = datetime.now(UTC) - timedelta(days=3)
     name = 'wims_integrity_events_processed_total{topic="wims.annulus-state"}'
     for count in (1, 2):
-        asyncio.run(produce_states(settings, start + timedelta(days=count - 1)))
+        first_step = (count - 1) * STATES // ANNULI
+        asyncio.run(produce_states(settings, start + timedelta(days=count - 1), first_step))
         cpu = Cpu(infra_groups(stack))
         base = consume_baseline(stack, topics.ANNULUS_STATE.name, count, cpu)
         out[f"bare {count}"], out[f"bare cpu {count}"] = base, cpu.end()
@@ -377,19 +382,21 @@ def integrity_figures(stack: Stack) -> dict[str, Any]:
     return out
 
 
-def advance_ids(settings: Settings) -> None:
-    """bench.maasp's rows carry explicit ids: move the sequences past them, so rows made
-    the ordinary way afterwards (bench.ingest's wells) get fresh ids."""
+def make_room(settings: Settings) -> None:
+    """bench.maasp's wells carry explicit ids and the names bench.ingest gives its own:
+    move the id sequences past them and rename them, so bench.ingest's setup can add its
+    wells beside them."""
     import psycopg
 
     with psycopg.connect(settings.libpq_url) as conn:
         for table in ("well", "annulus", "critical_point"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 100000)")
+        conn.execute("UPDATE well SET name = 'SCALE-' || id")
 
 
 def ingest_figures(stack: Stack) -> dict[str, Any]:
     settings = stack.settings()
-    advance_ids(settings)
+    make_room(settings)
     annuli, key = setup_ingest(settings)
     bodies = make_bodies(annuli)
     out: dict[str, Any] = {}
