@@ -443,30 +443,34 @@ def print_cpu(label: str, f: dict[str, Any]) -> None:
         print(f"  {label} {key.replace('cpu', 'CPU')}: {busy}")
 
 
-def main() -> int:
+PARTS = {
+    "maasp": (maasp_figures, "maasp worker", "readings/s"),
+    "integrity": (integrity_figures, "integrity worker", "states/s"),
+    "ingest": (ingest_figures, "ingest", "readings/s"),
+}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench.scale [maasp] [integrity] [ingest]``: those parts only."""
+    parts = argv or list(PARTS)
+    if unknown := set(parts) - PARTS.keys():
+        print(f"unknown part(s) {sorted(unknown)}; choose from {list(PARTS)}")
+        return 2
     with local_stack() as stack:
         settings = stack.settings()
         from shared.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         setup_database(settings)
-        figures = {
-            "maasp": maasp_figures(stack),
-            "integrity": integrity_figures(stack),
-            "ingest": ingest_figures(stack),
-        }
+        figures = {part: PARTS[part][0](stack) for part in parts}
     print("\nCPU per process while measuring (100 % = one core; the machine has "
           f"{os.cpu_count()}):")  # fmt: skip
     for label, f in figures.items():
         print_cpu(label, f)
-    rows = [
-        *rows_for("maasp worker", "readings/s", figures["maasp"]),
-        *rows_for("integrity worker", "states/s", figures["integrity"]),
-        *rows_for("ingest", "readings/s", figures["ingest"]),
-    ]
+    rows = [row for part, f in figures.items() for row in rows_for(*PARTS[part][1:], f)]
     print(json.dumps(rows))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
