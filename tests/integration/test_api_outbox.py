@@ -71,7 +71,7 @@ async def test_failed_barrier_test_fails_the_element_and_emits_both_events(
         r = await api.client.post(
             f"{V1}/barrier-elements/{ids['element']}/tests",
             json={
-                "test_type": "leak_rate",
+                "test_type": "leak-rate",
                 "test_date": performed.isoformat(),
                 "result": "fail",
                 "leak_rate": 900.0,
