@@ -324,13 +324,13 @@ def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> 
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from services.ingest.simulator import run
+    from tools.simulator import run
 
     return run(settings.libpq_url, args)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from services.demo import run_demo
+    from tools.demo import run_demo
 
     return run_demo(settings, args)
 
@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser(
         "simulate", help="a SCADA simulator pushing realistic readings to the ingest service"
     )
-    from services.ingest.simulator import add_arguments as add_simulate_arguments
+    from tools.simulator import add_arguments as add_simulate_arguments
 
     add_simulate_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)

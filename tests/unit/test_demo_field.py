@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.demo import sample_field
+from tools.demo import sample_field
 from shared.domain.maasp import CriticalPoint, maasp
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

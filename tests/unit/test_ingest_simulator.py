@@ -3,7 +3,7 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from services.ingest.simulator import (
+from tools.simulator import (
     BUILDUP_S,
     SAP_BLEED_S,
     SAP_BUILD_S,
