@@ -332,7 +332,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from tools.demo import run_demo
 
-    return run_demo(settings, args)
+    return run_demo(settings, args, start_stack=cmd_up)
 
 
 def build_parser() -> argparse.ArgumentParser:

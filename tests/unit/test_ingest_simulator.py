@@ -3,6 +3,8 @@
 import random
 from datetime import UTC, datetime, timedelta
 
+from shared.domain.readings import validate_batch
+from shared.enums import Quality
 from tools.simulator import (
     BUILDUP_S,
     SAP_BLEED_S,
@@ -13,8 +15,6 @@ from tools.simulator import (
     make_profile,
     scenario_pressure,
 )
-from shared.domain.readings import validate_batch
-from shared.enums import Quality
 
 START = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
 
