@@ -299,11 +299,8 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from services.maasp.config import (
-        UnknownAnnulus,
-        annulus_config_from_db,
-        publish_annulus_config,
-    )
+    from services.maasp.pump import publish_annulus_config
+    from services.maasp.store import UnknownAnnulus, annulus_config_from_db
     from shared.db import make_engine
 
     engine = make_engine(settings)

@@ -39,8 +39,8 @@ import numpy as np
 import orjson
 
 from services.maasp.config import ConfigView
-from services.maasp.decode import BAD, NO_WELL
 from shared import events as ev
+from shared.contracts.readings import BAD, NO_WELL
 from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step, sap_step_many
 from shared.domain.sap import STATE_VERSION as SAP_STATE_VERSION
 from shared.domain.utilisation import (
