@@ -110,6 +110,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from shared.domain.ordering import all_in_order
+
 SapFindingKind = Literal["sap_detected", "diagnostic_test_due"]
 SapPhase = Literal["idle", "bled"]
 
@@ -737,6 +739,46 @@ def _lockstep(
     out: list[Any],
 ) -> np.ndarray:
     """Fill ``out`` for the annuli it can step together; returns the mask of the rest."""
+    plan = _lockstep_plan(states, starts, ends, ts, pres, ok, bucket_len)
+    if plan is None:
+        return np.ones(len(states), dtype=bool)
+    return _lockstep_states(plan, _lockstep_columns(plan, states, params), states, out)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The annuli the lockstep steps (``order``: longest first, ``cols`` readings at most)
+    and the usable readings of the batch, annulus after annulus (``ug``/``ut``/``ux``:
+    annulus, time, pressure; ``cnt``/``ustart``: each annulus' run), with each annulus'
+    first look-back bucket and its start values (NaN for None)."""
+
+    order: np.ndarray
+    cols: int
+    ug: np.ndarray
+    ut: np.ndarray
+    ux: np.ndarray
+    cnt: np.ndarray
+    ustart: np.ndarray
+    b_first: np.ndarray
+    last_ts0: np.ndarray
+    s0: np.ndarray
+    ds0: np.ndarray
+    since0: np.ndarray
+    raised0: np.ndarray
+    bidx0: np.ndarray
+
+
+def _lockstep_plan(
+    states: list[SapState],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ts: np.ndarray,
+    pres: np.ndarray,
+    ok: np.ndarray,
+    bucket_len: float,
+) -> _Plan | None:
+    """Which annuli the lockstep can step: idle, all in order, in one look-back bucket for
+    the whole batch; None when too few."""
     g_n = len(states)
     last_ts0, s0, ds0, since0, raised0, bidx0, idle = _state_vectors(states)
     lens = ends - starts
@@ -747,17 +789,15 @@ def _lockstep(
     cnt = np.bincount(ug, minlength=g_n)
     ustart = np.cumsum(cnt) - cnt
     m = ut.shape[0]
-    fine = idle & (cnt > 0)
+    # In order (shared.domain.ordering: none of its usable readings late).
+    newest = np.where(np.isnan(last_ts0), -math.inf, last_ts0)
+    fine = idle & (cnt > 0) & all_in_order(ut, ustart, ustart + cnt, newest)
     if m:
-        same = ug[1:] == ug[:-1]
-        # Strictly increasing event time within an annulus, newer than its last reading.
-        fine[ug[1:][same & ~(ut[1:] > ut[:-1])]] = False
         has = cnt > 0
         first_t = np.full(g_n, np.nan)
         last_t = np.full(g_n, np.nan)
         first_t[has] = ut[ustart[has]]
         last_t[has] = ut[ustart[has] + cnt[has] - 1]
-        fine &= np.isnan(last_ts0) | (first_t > last_ts0)
         # One look-back bucket for the whole batch.
         with np.errstate(invalid="ignore"):
             b_first = np.floor(first_t / bucket_len)
@@ -765,7 +805,7 @@ def _lockstep(
         fine &= b_first == b_last
     cand = np.flatnonzero(fine)
     if cand.size == 0:
-        return np.ones(g_n, dtype=bool)
+        return None
     # Longest first, so each column's annuli are a prefix; the few longest ones beyond
     # the point where a column would hold too few annuli go to sap_step.
     order = cand[np.argsort(-cnt[cand], kind="stable")]
@@ -774,8 +814,37 @@ def _lockstep(
     order = order[cnt[order] <= cols]
     lk = order.size
     if lk == 0 or cols == 0:
-        return np.ones(g_n, dtype=bool)
+        return None
+    return _Plan(
+        order, cols, ug, ut, ux, cnt, ustart, b_first, last_ts0, s0, ds0, since0, raised0, bidx0
+    )
 
+
+@dataclass(slots=True)
+class _Columns:
+    """The lockstep's results per stepped annulus (in ``_Plan.order``): smoothed pressures,
+    the batch's highest and lowest, the last time near the peak, the diagnostic episode,
+    the bucket shift at the first reading and the new bucket, and ``trouble``: the annuli
+    left to sap_step after all."""
+
+    s: np.ndarray
+    ds: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+    last_high: np.ndarray
+    since: np.ndarray
+    raised: np.ndarray
+    shift: np.ndarray
+    b_new: np.ndarray
+    trouble: np.ndarray
+
+
+def _lockstep_columns(plan: _Plan, states: list[SapState], params: SapParams) -> _Columns:
+    """Step every planned annulus one reading position ("column") at a time."""
+    order, cols, ug, ut, ux = plan.order, plan.cols, plan.ug, plan.ut, plan.ux
+    cnt, ustart, last_ts0 = plan.cnt, plan.ustart, plan.last_ts0
+    m = ut.shape[0]
+    lk = order.size
     # Weights of every usable reading, as sap_step computes them: -expm1(-(dt) / tau).
     prev_t = np.empty(m)
     prev_t[1:] = ut[:-1]
@@ -788,15 +857,15 @@ def _lockstep(
         map(expm1, (neg_dt / params.diagnostic_smoothing_tau_s).tolist()), np.float64, m
     )
 
-    s = s0[order].copy()
-    ds = ds0[order].copy()
+    s = plan.s0[order].copy()
+    ds = plan.ds0[order].copy()
     reset_s = np.isnan(s) | np.isnan(last_ts0[order])
     reset_ds = np.isnan(ds) | np.isnan(last_ts0[order])
-    since = since0[order].copy()
-    raised = raised0[order].astype(bool)
+    since = plan.since0[order].copy()
+    raised = plan.raised0[order].astype(bool)
     # Bucket shift at the first reading: the kept buckets' highs give the starting peak.
-    b_new = b_first[order]
-    bidx = bidx0[order]
+    b_new = plan.b_first[order]
+    bidx = plan.bidx0[order]
     shift = np.where(np.isnan(bidx), BUCKETS, b_new - np.nan_to_num(bidx))
     peak = np.full(lk, -math.inf)
     for r, g in enumerate(order.tolist()):
@@ -852,22 +921,31 @@ def _lockstep(
     # Signed zeros and non-finite values are where max/min could differ from sap_step's
     # comparisons: rare, leave them to it.
     trouble |= ~(np.isfinite(hi) & np.isfinite(lo) & np.isfinite(ds)) | (hi == 0) | (lo == 0)
+    return _Columns(s, ds, hi, lo, last_high, since, raised, shift, b_new, trouble)
 
+
+def _lockstep_states(
+    plan: _Plan, c: _Columns, states: list[SapState], out: list[Any]
+) -> np.ndarray:
+    """Fill ``out`` with the new state of each annulus the lockstep stepped without
+    trouble; returns the mask of the rest (for sap_step)."""
+    order, cnt = plan.order, plan.cnt
+    base = plan.ustart[order]
     scalar = np.ones(len(states), dtype=bool)
-    t_end = ut[base + cnt[order] - 1].tolist()
+    t_end = plan.ut[base + cnt[order] - 1].tolist()
     none6: list[float | None] = [None] * (BUCKETS - 1)
     for g, bad, sh, b, sl, dl, h, lw, lh, sn, rs, te in zip(
         order.tolist(),
-        trouble.tolist(),
-        shift.tolist(),
-        b_new.tolist(),
-        s.tolist(),
-        ds.tolist(),
-        hi.tolist(),
-        lo.tolist(),
-        last_high.tolist(),
-        since.tolist(),
-        raised.tolist(),
+        c.trouble.tolist(),
+        c.shift.tolist(),
+        c.b_new.tolist(),
+        c.s.tolist(),
+        c.ds.tolist(),
+        c.hi.tolist(),
+        c.lo.tolist(),
+        c.last_high.tolist(),
+        c.since.tolist(),
+        c.raised.tolist(),
         t_end,
         strict=True,
     ):
