@@ -299,11 +299,8 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from services.maasp.config import (
-        UnknownAnnulus,
-        annulus_config_from_db,
-        publish_annulus_config,
-    )
+    from services.maasp.pump import publish_annulus_config
+    from services.maasp.store import UnknownAnnulus, annulus_config_from_db
     from shared.db import make_engine
 
     engine = make_engine(settings)
@@ -324,15 +321,15 @@ def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> 
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from services.ingest.simulator import run
+    from tools.simulator import run
 
     return run(settings.libpq_url, args)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from services.demo import run_demo
+    from tools.demo import run_demo
 
-    return run_demo(settings, args)
+    return run_demo(settings, args, start_stack=cmd_up)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser(
         "simulate", help="a SCADA simulator pushing realistic readings to the ingest service"
     )
-    from services.ingest.simulator import add_arguments as add_simulate_arguments
+    from tools.simulator import add_arguments as add_simulate_arguments
 
     add_simulate_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.integrity import metrics
-from services.integrity.fold import (
+from services.integrity.core import (
     FoldError,
     Outcome,
     State,

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tasks import metrics
-from services.tasks.triggers import task_event
+from services.tasks.core import task_event
 from shared.domain.task_rules import OpenTask, TaskSpec, merge
 from shared.enums import OPEN_TASK_STATUSES, TaskStatus
 from shared.events import TaskEvent, derived_id

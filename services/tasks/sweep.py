@@ -185,7 +185,7 @@ async def sweep_once(settings: Settings) -> SweepReport:
     """One sweep now against the database and Kafka (``wims sweep``)."""
     from aiokafka import AIOKafkaProducer
 
-    from services.tasks.triggers import rules_from_settings
+    from services.tasks.core import rules_from_settings
     from shared.db import make_async_engine
     from shared.topics import TASK_EVENTS
 

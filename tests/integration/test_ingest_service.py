@@ -24,10 +24,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
-from services.ingest.publisher import reading_value
 from services.ingest.sink import copy_line, write_lines
 from shared import topics
 from shared.auth import create_access_token
+from shared.contracts.readings import encode_reading
 from shared.domain.readings import validate_batch
 from shared.events import decode
 from shared.settings import Settings
@@ -318,7 +318,7 @@ def _sink_lines(annulus_ids: list[int], start: datetime) -> list[str]:
         annulus_exists=lambda a: True,
     )
     assert not result.rejected
-    return [copy_line(reading_value(r, None, datetime.now(UTC))) for r in result.accepted]
+    return [copy_line(encode_reading(r, None, datetime.now(UTC))) for r in result.accepted]
 
 
 def test_sink_batch_with_stored_readings_and_a_deleted_annulus_keeps_only_the_new_rows(

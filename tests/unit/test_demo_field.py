@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.demo import sample_field
 from shared.domain.maasp import CriticalPoint, maasp
+from tools.demo import sample_field
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 FIELD = sample_field(20, seed=7, now=NOW)

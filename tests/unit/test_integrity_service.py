@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.integrity.fold import (
+from services.integrity.core import (
     FoldError,
     State,
     apply_event,

@@ -12,9 +12,9 @@ from services.maasp.config import (
     view_from_table,
     view_to_table,
 )
-from services.maasp.decode import BAD, GOOD, NO_WELL, decode_readings
-from services.maasp.judge import JudgeParams, encode_state, judge_annulus
+from services.maasp.core import JudgeParams, encode_state, judge_annulus
 from shared import events as ev
+from shared.contracts.readings import BAD, GOOD, NO_WELL, decode_readings
 from shared.domain.sap import detect_sap_series
 from shared.enums import Quality
 

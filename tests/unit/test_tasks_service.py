@@ -9,9 +9,9 @@ from uuid import uuid4
 import orjson
 import pytest
 
+from services.tasks.core import prepare_batch, rules_from_settings, spec_for_event, task_event
 from services.tasks.store import task_event_id
 from services.tasks.sweep import SweepReport
-from services.tasks.triggers import prepare_batch, rules_from_settings, spec_for_event, task_event
 from shared import events as ev
 from shared import topics
 from shared.domain.task_rules import DEFAULT_TASK_RULES
