@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.integrity.fold import apply_event, new_state, well_inputs
-from services.tasks.triggers import spec_for_event
+from services.integrity.core import apply_event, new_state, well_inputs
+from services.tasks.core import spec_for_event
 from shared import events as ev
 from shared import topics
 from shared.domain.integrity import (
