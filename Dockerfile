@@ -18,10 +18,11 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 
-# Then the project itself: a regular install (not editable) of the shared and services
-# packages, their Alembic migrations and the `wims` console script.
+# Then the project itself: a regular install (not editable) of the shared, services and
+# tools packages, their Alembic migrations and the `wims` console script.
 COPY shared ./shared
 COPY services ./services
+COPY tools ./tools
 RUN pip install --no-deps . \
  && wims --help > /dev/null
 

@@ -209,14 +209,14 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
                 User(
                     email=args.email.lower(),
                     full_name=args.name or "",
-                    hashed_password=hash_password(password),
+                    password_hash=hash_password(password),
                     role=Role.admin,
                     is_active=True,
                 )
             )
             print(f"admin {args.email} created")
         else:
-            user.hashed_password = hash_password(password)
+            user.password_hash = hash_password(password)
             user.role = Role.admin
             user.is_active = True
             # A reset password revokes the tokens issued with the old one (services/api/deps.py).
@@ -303,11 +303,8 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from services.maasp.config import (
-        UnknownAnnulus,
-        annulus_config_from_db,
-        publish_annulus_config,
-    )
+    from services.maasp.pump import publish_annulus_config
+    from services.maasp.store import UnknownAnnulus, annulus_config_from_db
     from shared.db import make_engine
 
     engine = make_engine(settings)
@@ -328,15 +325,15 @@ def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> 
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from services.ingest.simulator import run
+    from tools.simulator import run
 
     return run(settings.libpq_url, args)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from services.demo import run_demo
+    from tools.demo import run_demo
 
-    return run_demo(settings, args)
+    return run_demo(settings, args, start_stack=cmd_up)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser(
         "simulate", help="a SCADA simulator pushing realistic readings to the ingest service"
     )
-    from services.ingest.simulator import add_arguments as add_simulate_arguments
+    from tools.simulator import add_arguments as add_simulate_arguments
 
     add_simulate_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PageDep, SessionDep, require_role
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
-from services.api.schemas import PathId, Text
+from services.api.schemas import PathId, Text, Timestamp
 from shared.enums import Role
 from shared.models import Base, User
 
@@ -65,6 +65,8 @@ class Resource:
     parent: Parent | None = None
     flat_collection: bool = False
     filters: dict[str, Any] = field(default_factory=dict)  # query name -> type
+    # Date-time columns filtered by range: ``{name}_from`` (inclusive) and ``{name}_to``.
+    range_filters: tuple[str, ...] = ()
     sort_fields: tuple[str, ...] = ("id",)
     read_role: Role = Role.viewer
     write_role: Role = Role.engineer
@@ -135,6 +137,9 @@ def _filter_model(res: Resource) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (_filter_type(res, name, typ) | None, None) for name, typ in res.filters.items()
     }
+    for name in res.range_filters:
+        fields[f"{name}_from"] = (Timestamp | None, Query(None, description=f"{name} >= this"))
+        fields[f"{name}_to"] = (Timestamp | None, Query(None, description=f"{name} < this"))
     fields["sort"] = (
         Literal[sort_values] | None,  # type: ignore[valid-type]
         Query(None, description="sort key; a leading '-' sorts descending"),
@@ -151,128 +156,160 @@ def _list_statement(res: Resource, filters: BaseModel, parent_id: int | None) ->
         value = getattr(filters, name)
         if value is not None:
             stmt = stmt.where(getattr(res.model, name) == value)
+    for name in res.range_filters:
+        column = getattr(res.model, name)
+        low, high = getattr(filters, f"{name}_from"), getattr(filters, f"{name}_to")
+        if low is not None:
+            stmt = stmt.where(column >= low)
+        if high is not None:
+            stmt = stmt.where(column < high)
     return stmt
 
 
 def crud_router(res: Resource) -> APIRouter:
+    """The routes of one resource: list and create (nested under its parent and/or flat),
+    then get, change and delete one item, in that order."""
     router = APIRouter(tags=[res.tag])
-    Filters = _filter_model(res)
-    Create, Update, Read = res.create, res.update, res.read
+    filters = _filter_model(res)
     reader = require_role(res.read_role)
     writer = require_role(res.write_role)
-    deleter = require_role(res.delete_role)
-    one = res.label
-
-    async def _list(
-        session: AsyncSession,
-        response: Response,
-        filters: BaseModel,
-        page: Any,
-        parent_id: int | None,
-    ) -> list[Any]:
-        stmt = _list_statement(res, filters, parent_id)
-        total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
-        response.headers["X-Total-Count"] = str(total)
-        sort = getattr(filters, "sort", None) or "id"
-        column = getattr(res.model, sort.lstrip("-"))
-        order = column.desc() if sort.startswith("-") else column.asc()
-        rows = await session.scalars(
-            stmt.order_by(order, res.model.id).limit(page.limit).offset(page.offset)  # type: ignore[attr-defined]
-        )
-        return list(rows)
-
-    async def _create(
-        request: Request, session: AsyncSession, user: User, body: BaseModel, parent: Any
-    ) -> Any:
-        values = body.model_dump()
-        if res.parent is not None and parent is not None:
-            values[res.parent.fk] = parent.id
-        obj = res.model(**values)
-        ctx = Ctx(user=user, action="create", parent=parent)
-        if res.prepare:
-            await res.prepare(session, obj, ctx)
-        if res.validate:
-            await res.validate(session, obj, ctx)
-        session.add(obj)
-        await session.flush()
-        if res.changed:
-            await res.changed(session, obj, ctx)
-        await commit(request, session)
-        await refresh_or_404(session, obj, one)
-        return obj
-
     if res.parent is not None:
-        parent = res.parent
-        nested = f"/{parent.path}/{{{parent.fk}}}/{res.nested_path or res.path}"
-
-        @router.get(
-            nested,
-            response_model=list[Read],
-            summary=f"List the {one}s of a {parent.label}",
-            responses=ITEM_RESPONSES,
-            dependencies=[reader],
-        )
-        async def list_nested(
-            parent_id: Annotated[PathId, Path(alias=parent.fk)],
-            session: SessionDep,
-            response: Response,
-            filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
-            page: PageDep,
-        ) -> list[Any]:
-            await get_or_404(session, parent.model, parent_id, parent.label)
-            return await _list(session, response, filters, page, parent_id)
-
-        @router.post(
-            nested,
-            response_model=Read,
-            status_code=201,
-            summary=f"Create a {one} in a {parent.label}",
-            description=res.description,
-            responses=WRITE_RESPONSES,
-        )
-        async def create_nested(
-            request: Request,
-            parent_id: Annotated[PathId, Path(alias=parent.fk)],
-            body: Create,  # type: ignore[valid-type]
-            session: SessionDep,
-            user: Annotated[User, writer],
-        ) -> Any:
-            parent_obj = await get_or_404(session, parent.model, parent_id, parent.label)
-            return await _create(request, session, user, body, parent_obj)
-
+        _nested_routes(router, res, filters, reader, writer)
     if res.flat_collection:
+        _flat_routes(router, res, filters, reader, writer)
+    _item_routes(router, res, reader, writer, require_role(res.delete_role))
+    return router
 
-        @router.get(
-            f"/{res.path}",
-            response_model=list[Read],
-            summary=f"List {one}s",
-            responses=ITEM_RESPONSES,
-            dependencies=[reader],
-        )
-        async def list_flat(
-            session: SessionDep,
-            response: Response,
-            filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
-            page: PageDep,
-        ) -> list[Any]:
-            return await _list(session, response, filters, page, None)
 
-        @router.post(
-            f"/{res.path}",
-            response_model=Read,
-            status_code=201,
-            summary=f"Create a {one}",
-            description=res.description,
-            responses=WRITE_RESPONSES,
-        )
-        async def create_flat(
-            request: Request,
-            body: Create,  # type: ignore[valid-type]
-            session: SessionDep,
-            user: Annotated[User, writer],
-        ) -> Any:
-            return await _create(request, session, user, body, None)
+async def _list(
+    res: Resource,
+    session: AsyncSession,
+    response: Response,
+    filters: BaseModel,
+    page: Any,
+    parent_id: int | None,
+) -> list[Any]:
+    stmt = _list_statement(res, filters, parent_id)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    response.headers["X-Total-Count"] = str(total)
+    sort = getattr(filters, "sort", None) or "id"
+    column = getattr(res.model, sort.lstrip("-"))
+    order = column.desc() if sort.startswith("-") else column.asc()
+    rows = await session.scalars(
+        stmt.order_by(order, res.model.id).limit(page.limit).offset(page.offset)  # type: ignore[attr-defined]
+    )
+    return list(rows)
 
+
+async def _create(
+    res: Resource, request: Request, session: AsyncSession, user: User, body: BaseModel, parent: Any
+) -> Any:
+    values = body.model_dump()
+    if res.parent is not None and parent is not None:
+        # The specification's records carry their parent's id; a body may send it, and
+        # then it must be the parent of the path.
+        sent = values.get(res.parent.fk)
+        if sent is not None and sent != parent.id:
+            raise FieldInvalid(
+                res.parent.fk, f"must be the {res.parent.label} of the path ({parent.id})"
+            )
+        values[res.parent.fk] = parent.id
+    obj = res.model(**values)
+    ctx = Ctx(user=user, action="create", parent=parent)
+    if res.prepare:
+        await res.prepare(session, obj, ctx)
+    if res.validate:
+        await res.validate(session, obj, ctx)
+    session.add(obj)
+    await session.flush()
+    if res.changed:
+        await res.changed(session, obj, ctx)
+    await commit(request, session)
+    await refresh_or_404(session, obj, res.label)
+    return obj
+
+
+def _nested_routes(
+    router: APIRouter, res: Resource, Filters: Any, reader: Any, writer: Any
+) -> None:
+    Create, Read, one = res.create, res.read, res.label
+    assert res.parent is not None
+    parent = res.parent
+    nested = f"/{parent.path}/{{{parent.fk}}}/{res.nested_path or res.path}"
+
+    @router.get(
+        nested,
+        response_model=list[Read],
+        summary=f"List the {one}s of a {parent.label}",
+        responses=ITEM_RESPONSES,
+        dependencies=[reader],
+    )
+    async def list_nested(
+        parent_id: Annotated[PathId, Path(alias=parent.fk)],
+        session: SessionDep,
+        response: Response,
+        filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
+        page: PageDep,
+    ) -> list[Any]:
+        await get_or_404(session, parent.model, parent_id, parent.label)
+        return await _list(res, session, response, filters, page, parent_id)
+
+    @router.post(
+        nested,
+        response_model=Read,
+        status_code=201,
+        summary=f"Create a {one} in a {parent.label}",
+        description=res.description,
+        responses=WRITE_RESPONSES,
+    )
+    async def create_nested(
+        request: Request,
+        parent_id: Annotated[PathId, Path(alias=parent.fk)],
+        body: Create,  # type: ignore[valid-type]
+        session: SessionDep,
+        user: Annotated[User, writer],
+    ) -> Any:
+        parent_obj = await get_or_404(session, parent.model, parent_id, parent.label)
+        return await _create(res, request, session, user, body, parent_obj)
+
+
+def _flat_routes(router: APIRouter, res: Resource, Filters: Any, reader: Any, writer: Any) -> None:
+    Create, Read, one = res.create, res.read, res.label
+
+    @router.get(
+        f"/{res.path}",
+        response_model=list[Read],
+        summary=f"List {one}s",
+        responses=ITEM_RESPONSES,
+        dependencies=[reader],
+    )
+    async def list_flat(
+        session: SessionDep,
+        response: Response,
+        filters: Annotated[Filters, Query()],  # type: ignore[valid-type]
+        page: PageDep,
+    ) -> list[Any]:
+        return await _list(res, session, response, filters, page, None)
+
+    @router.post(
+        f"/{res.path}",
+        response_model=Read,
+        status_code=201,
+        summary=f"Create a {one}",
+        description=res.description,
+        responses=WRITE_RESPONSES,
+    )
+    async def create_flat(
+        request: Request,
+        body: Create,  # type: ignore[valid-type]
+        session: SessionDep,
+        user: Annotated[User, writer],
+    ) -> Any:
+        return await _create(res, request, session, user, body, None)
+
+
+def _item_routes(router: APIRouter, res: Resource, reader: Any, writer: Any, deleter: Any) -> None:
+    Update, Read, one = res.update, res.read, res.label
     item = f"/{res.path}/{{item_id}}"
 
     @router.get(
@@ -330,5 +367,3 @@ def crud_router(res: Resource) -> APIRouter:
             await res.changed(session, obj, ctx)
         await commit(request, session)
         return Response(status_code=204)
-
-    return router

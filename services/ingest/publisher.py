@@ -8,8 +8,8 @@ Why not ``producer.send()`` per reading: it costs several microseconds of pure P
 message (serialiser checks, the pure-Python murmur2 partitioner, accumulator bookkeeping),
 a large share of the 50,000 readings/s budget. Here the partition of an annulus is computed
 once (the same murmur2 the default partitioner uses, so readings stay co-partitioned with
-``wims.annulus-config``) and the Reading JSON is built by orjson from a plain dict of the
-same shape ``shared.events.Reading`` produces (a unit test holds the two byte-identical).
+``wims.annulus-config``) and the Reading JSON is written by the readings codec
+(``shared.contracts.readings.encode_reading``, byte-identical to ``shared.events.Reading``).
 
 When Kafka does not acknowledge within ``ingest_kafka_timeout_s`` the request gets
 :class:`KafkaUnavailable` (-> 503) and the producer is *abandoned*: an idempotent aiokafka
@@ -33,8 +33,9 @@ from aiokafka.partitioner import murmur2
 from services.ingest.metrics import DEAD_LETTER_FAILURES, KAFKA_FAILURES, KAFKA_PRODUCE_SECONDS
 from shared import topics
 from shared.compat.producer_batches import send_batch_until
+from shared.contracts.readings import encode_reading
 from shared.domain.readings import NormalisedReading, Rejection
-from shared.events import SCHEMA_VERSION, FieldErrorModel, RejectedReading
+from shared.events import FieldErrorModel, RejectedReading
 from shared.settings import Settings
 from shared.topics import entity_key
 
@@ -102,25 +103,6 @@ async def _outcomes(futures: list[Any], step: int, deadline: _Deadline) -> list[
 
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge in time (or refused): nothing may be claimed as accepted."""
-
-
-def reading_value(reading: NormalisedReading, well_id: int | None, received_at: datetime) -> bytes:
-    """The ``wims.readings`` value of one reading: the bytes ``Reading(...).encode()`` gives."""
-    return _dumps(
-        {
-            "event_id": reading.reading_id,
-            "schema_version": SCHEMA_VERSION,
-            "event_type": "reading",
-            "annulus_id": reading.annulus_id,
-            "well_id": well_id,
-            "ts": reading.ts,
-            "pressure_bar": reading.pressure_bar,
-            "temperature_c": reading.temperature_c,
-            "quality": reading.quality,
-            "source": reading.source,
-            "received_at": received_at,
-        }
-    )
 
 
 # A dead letter bigger than this carries a note instead of the record: Kafka refuses a
@@ -281,7 +263,7 @@ class ReadingPublisher:
         route = self._route
         routes = self._routes
         well_get = well_of.get
-        encode = reading_value
+        encode = encode_reading
         step = self._settings.ingest_slice_records
         for start in range(0, len(readings), step):
             if start:

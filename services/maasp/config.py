@@ -1,73 +1,18 @@
-"""Annulus configs: from the database to an AnnulusConfig event, and from the event to what
-the readings agent needs (MAASP, thresholds), computed once per config version."""
+"""Annulus configs: from the AnnulusConfig event to what the readings agent needs (MAASP,
+thresholds), computed once per config version (pure; reading a config from the database is
+in services.maasp.store)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from shared import events as ev
-from shared.config_events import NEXT_CONFIG_VERSION, annulus_config_event
 from shared.domain.maasp import CriticalPoint, maasp
 from shared.domain.utilisation import Thresholds
-from shared.models import Annulus
-from shared.models import CriticalPoint as CriticalPointRow
 from shared.topics import entity_key
 
-
-class UnknownAnnulus(LookupError):
-    pass
-
-
 annulus_key = entity_key  # the table key is the Kafka key
-
-
-def next_config_version(session: Session) -> int:
-    """A version from the outbox sequence, the one the API's outbox uses for its configs, so
-    a config published by hand orders correctly against the API's."""
-    return int(session.scalar(NEXT_CONFIG_VERSION))
-
-
-def annulus_config_from_db(
-    session: Session, annulus_id: int, version: int | None = None
-) -> ev.AnnulusConfig:
-    """The AnnulusConfig of an annulus as it is in the database now.
-
-    ``version`` None takes the next value of the outbox sequence. Raises UnknownAnnulus when
-    there is no such annulus.
-    """
-    annulus = session.get(Annulus, annulus_id)
-    if annulus is None:
-        raise UnknownAnnulus(f"annulus_id: no annulus {annulus_id} in the database")
-    points = session.scalars(
-        select(CriticalPointRow)
-        .where(CriticalPointRow.annulus_id == annulus_id)
-        .order_by(CriticalPointRow.id)
-    ).all()
-    if version is None:
-        version = next_config_version(session)
-    return annulus_config_event(annulus, points, version)
-
-
-async def publish_annulus_config(settings: Any, config: ev.AnnulusConfig) -> None:
-    """Publish one AnnulusConfig on wims.annulus-config (acks=all), keyed by annulus id."""
-    from aiokafka import AIOKafkaProducer
-
-    from shared.topics import ANNULUS_CONFIG
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            ANNULUS_CONFIG.name, value=config.encode(), key=annulus_key(config.annulus_id)
-        )
-    finally:
-        await producer.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +47,7 @@ def evaluate_config(config: ev.AnnulusConfig) -> ConfigView:
     point_name: str | None = None
     if not config.deleted:
         points = [
-            CriticalPoint(p.id, p.name, p.tvd_m, p.pressure_limit_bar)
+            CriticalPoint(p.id, p.label, p.tvd_m, p.pressure_limit_bar)
             for p in config.critical_points
         ]
         try:

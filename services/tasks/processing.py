@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tasks import metrics, store
-from services.tasks.triggers import Prepared, prepare_batch
+from services.tasks.core import Prepared, prepare_batch
 from shared.domain.task_rules import TaskRules
 from shared.events import TaskEvent
 from shared.retry import retry_transient

@@ -59,7 +59,7 @@ class SweepReport:
             f"{len(self.updated)} updated ({self.seconds:.2f} s)"
         ]
         for e in self.events:
-            due = e.due_at.isoformat() if e.due_at else "-"
+            due = e.due_date.isoformat() if e.due_date else "-"
             out.append(
                 f"  {e.action:<9} task {e.task_id}  {e.target}  {e.priority}  due {due}  {e.title}"
             )
@@ -127,7 +127,7 @@ async def _apply_chunk(
             r = applied.row
             # Deterministic per state change, so a re-run that re-sends it is recognised.
             event_id = derived_id(
-                "task-event", "sweep", r.id, applied.action, r.priority, r.due_at.isoformat()
+                "task-event", "sweep", r.id, applied.action, r.priority, r.due_date.isoformat()
             )
             out.append(applied.event(event_id))
     return out
@@ -185,7 +185,7 @@ async def sweep_once(settings: Settings) -> SweepReport:
     """One sweep now against the database and Kafka (``wims sweep``)."""
     from aiokafka import AIOKafkaProducer
 
-    from services.tasks.triggers import rules_from_settings
+    from services.tasks.core import rules_from_settings
     from shared.db import make_async_engine
     from shared.topics import TASK_EVENTS
 

@@ -15,9 +15,9 @@ from typing import Any
 import faust
 
 from services.tasks import metrics
+from services.tasks.core import SOURCE_TOPICS, rules_from_settings
 from services.tasks.processing import process_batch
 from services.tasks.sweep import run_sweep
-from services.tasks.triggers import SOURCE_TOPICS, rules_from_settings
 from shared.events import TaskEvent
 from shared.faust_app import WorkerContext, make_faust_app, send_dead_letter
 from shared.retry import retry_transient

@@ -110,6 +110,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from shared.domain.ordering import all_in_order
+
 SapFindingKind = Literal["sap_detected", "diagnostic_test_due"]
 SapPhase = Literal["idle", "bled"]
 
@@ -318,60 +320,29 @@ def sap_step(
     temperature; ``good`` is False for bad-quality readings, which are ignored. Returns the
     new state and the findings judged in this batch, in event-time order.
     """
-    ts = np.asarray(ts_s, dtype=np.float64).reshape(-1)
-    pres = np.asarray(pressure_bar, dtype=np.float64).reshape(-1)
-    temp = np.asarray(temperature_c, dtype=np.float64).reshape(-1)
-    ok = np.asarray(good, dtype=bool).reshape(-1)
-    if not ts.shape == pres.shape == temp.shape == ok.shape:
-        raise ValueError(
-            "ts_s, pressure_bar, temperature_c and good must have the same length, got "
-            f"{ts.shape[0]}, {pres.shape[0]}, {temp.shape[0]}, {ok.shape[0]}"
-        )
-    usable = ok & np.isfinite(ts) & np.isfinite(pres)
-    temp = np.where(np.isfinite(temp), temp, np.nan)  # +-inf temperature: no temperature
+    ts, pres, temp = _usable_columns(ts_s, pressure_bar, temperature_c, good)
 
     # Parameters as locals: this loop is the per-reading hot path.
     tau = params.smoothing_tau_s
+    bucket_len = params.bleed_max_duration_s / BUCKETS_PER_BLEED_DURATION
     bleed_max = params.bleed_max_duration_s
-    bucket_len = bleed_max / BUCKETS_PER_BLEED_DURATION
     min_pre = params.min_pre_bleed_bar
     drop_frac = params.bleed_drop_fraction
-    build_frac = params.buildup_fraction
-    window = params.buildup_window_s
-    th_min_r = params.thermal_min_correlation
-    th_min_dt = params.thermal_min_delta_c
-    th_min_n = params.thermal_min_points
     diag_thr = params.diagnostic_threshold_bar
     diag_rearm = diag_thr - params.diagnostic_rearm_band_bar
     diag_sustain = params.diagnostic_sustain_s
     diag_tau = params.diagnostic_smoothing_tau_s
 
-    # State as locals.
-    last_ts = state.last_ts
-    s = state.smoothed_bar
-    bidx = state.bucket_index
-    highs: list[float | None] = list(state.bucket_highs)
-    lows: list[float | None] = list(state.bucket_lows)
-    if len(highs) != BUCKETS or len(lows) != BUCKETS:
-        bidx, highs, lows = None, [], []
-    present = [v for v in highs if v is not None]
-    peak: float | None = max(present) if present else None
-    last_high = state.last_high_ts
-    phase = state.phase
-    pre = state.pre_bleed_bar
-    bstart = state.bleed_start_ts
-    bdet = state.bleed_detected_ts
-    low = state.bleed_low_bar
-    n, p0, t0 = state.th_n, state.th_p0, state.th_t0
-    sp, st, spp, stt, spt = state.th_sp, state.th_st, state.th_spp, state.th_stt, state.th_spt
-    t_last = state.th_t_last
-    diag_since = state.diag_since_ts
-    diag_raised = state.diag_raised
-    ds = state.diag_smoothed_bar
+    # State as locals; a bleed episode and the thermal sums as tuples (see _buildup_step).
+    last_ts, s, ds = state.last_ts, state.smoothed_bar, state.diag_smoothed_bar
+    bidx, highs, lows, peak = _lookback_of(state)
+    last_high, phase = state.last_high_ts, state.phase
+    episode = _episode_of(state)
+    th = _thermal_of(state)
+    diag_since, diag_raised = state.diag_since_ts, state.diag_raised
 
     findings: list[SapFinding] = []
-    idx = np.flatnonzero(usable)
-    for t, x, tc in zip(ts[idx].tolist(), pres[idx].tolist(), temp[idx].tolist(), strict=True):
+    for t, x, tc in zip(ts.tolist(), pres.tolist(), temp.tolist(), strict=True):
         if last_ts is not None and t <= last_ts:
             continue  # late, replayed or duplicate: judged already (or too late to judge)
         # 1. Event-time EWMA (and the slower one of the diagnostic trigger).
@@ -398,13 +369,7 @@ def sap_step(
                 if peak is None or s > peak:
                     peak = s
             else:
-                if 0 < shift < BUCKETS:
-                    pad: list[float | None] = [None] * (shift - 1)
-                    highs = [*highs[shift:], *pad, s]
-                    lows = [*lows[shift:], *pad, s]
-                else:  # first reading, a long gap, or a changed bucket length
-                    highs = [*([None] * (BUCKETS - 1)), s]
-                    lows = [*([None] * (BUCKETS - 1)), s]
+                highs, lows = _shifted(highs, lows, shift, s)
                 bidx = b
                 peak = max(v for v in highs if v is not None)
             assert peak is not None
@@ -418,88 +383,20 @@ def sap_step(
                 and t - last_high <= bleed_max
                 and any(v is not None and v >= near for v in lows)
             ):
-                phase, pre, bstart, bdet, low = "bled", peak, last_high, t, s
-                n = 0
-                sp = st = spp = stt = spt = 0.0
+                phase, episode = "bled", (peak, last_high, t, s)
+                th = _thermal_restart(th)
                 if tc == tc:  # not NaN
-                    n, p0, t0, t_last = 1, s, tc, tc
+                    th = _thermal_add(th, s, tc)
         else:
-            assert pre is not None and low is not None and bdet is not None
-            assert bstart is not None
-            # 3. Build-up: the thermal sums start at the bleed low.
-            if s < low:
-                low = s
-                n = 0
-                sp = st = spp = stt = spt = 0.0
-            if tc == tc:
-                if n == 0:
-                    p0, t0 = s, tc
-                dp, dt = s - p0, tc - t0
-                n += 1
-                sp += dp
-                st += dt
-                spp += dp * dp
-                stt += dt * dt
-                spt += dp * dt
-                t_last = tc
-            end_episode = False
-            if s >= build_frac * pre:
-                # 4. Thermal test.
-                corr: float | None = None
-                delta_t: float | None = None
-                if n >= th_min_n:
-                    var_p = spp - sp * sp / n
-                    var_t = stt - st * st / n
-                    if var_p > 0.0 and var_t > 0.0:
-                        corr = max(-1.0, min(1.0, (spt - sp * st / n) / math.sqrt(var_p * var_t)))
-                    delta_t = t_last - t0
-                thermal = (
-                    corr is not None
-                    and delta_t is not None
-                    and corr > th_min_r
-                    and delta_t > th_min_dt
-                )
-                if not thermal:
-                    if n < th_min_n:
-                        reason = "too few temperature readings to test"
-                    elif corr is None:
-                        reason = "pressure or temperature did not vary"
-                    else:
-                        reason = "rise not explained by temperature"
-                    findings.append(
-                        SapFinding(
-                            kind="sap_detected",
-                            ts=t,
-                            episode_start=bstart,
-                            pre_bleed_bar=pre,
-                            bleed_low_bar=low,
-                            buildup_bar=s,
-                            pressure_bar=x,
-                            details={
-                                "bleed_detected_ts": bdet,
-                                "buildup_duration_s": t - bdet,
-                                "buildup_fraction": s / pre,
-                                "temperature_points": n,
-                                "temperature_correlation": corr,
-                                "temperature_change_c": delta_t,
-                                "thermal_test": reason,
-                            },
-                        )
-                    )
-                end_episode = True
-            elif t - bdet > window:
-                end_episode = True  # bled down and did not come back in time
-            if end_episode:
+            # 3. Build-up and 4. its thermal test (a bleed episode is rare: a call is fine).
+            episode, th, found = _buildup_step(episode, th, t, x, s, tc, params)
+            if found is not None:
+                findings.append(found)
+            if episode is None:
+                # The episode ended: look for the next bleed afresh, from the current level.
                 phase = "idle"
-                pre = bstart = bdet = low = None
-                n = 0
-                p0 = t0 = sp = st = spp = stt = spt = t_last = 0.0
-                # Look for the next bleed afresh, from the current level.
-                bidx = math.floor(t / bucket_len)
-                highs = [*([None] * (BUCKETS - 1)), s]
-                lows = [*([None] * (BUCKETS - 1)), s]
-                peak = s
-                last_high = t
+                bidx, (highs, lows) = math.floor(t / bucket_len), _shifted([], [], BUCKETS, s)
+                peak, last_high = s, t
 
         # 5. Diagnostic test due.
         if ds >= diag_thr:
@@ -507,22 +404,7 @@ def sap_step(
                 diag_since, diag_raised = t, False
             if not diag_raised and t - diag_since >= diag_sustain:
                 diag_raised = True
-                findings.append(
-                    SapFinding(
-                        kind="diagnostic_test_due",
-                        ts=t,
-                        episode_start=diag_since,
-                        pre_bleed_bar=None,
-                        bleed_low_bar=None,
-                        buildup_bar=None,
-                        pressure_bar=x,
-                        details={
-                            "smoothed_bar": ds,
-                            "threshold_bar": diag_thr,
-                            "sustained_s": t - diag_since,
-                        },
-                    )
-                )
+                findings.append(_diagnostic_finding(t, diag_since, x, ds, diag_thr))
         elif ds < diag_rearm:
             diag_since, diag_raised = None, False
 
@@ -534,24 +416,219 @@ def sap_step(
         bucket_lows=tuple(lows),
         last_high_ts=last_high,
         phase=phase,
-        pre_bleed_bar=pre,
-        bleed_start_ts=bstart,
-        bleed_detected_ts=bdet,
-        bleed_low_bar=low,
-        th_n=n,
-        th_p0=p0,
-        th_t0=t0,
-        th_sp=sp,
-        th_st=st,
-        th_spp=spp,
-        th_stt=stt,
-        th_spt=spt,
-        th_t_last=t_last,
         diag_since_ts=diag_since,
         diag_raised=diag_raised,
         diag_smoothed_bar=ds,
+        **dict(zip(_EPISODE_FIELDS, episode or _NO_EPISODE, strict=True)),
+        **dict(zip(_THERMAL_FIELDS, th, strict=True)),
     )
     return new_state, findings
+
+
+def _usable_columns(
+    ts_s: np.ndarray, pressure_bar: np.ndarray, temperature_c: np.ndarray, good: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time, pressure and temperature (NaN: none) of the usable readings: good, with a
+    finite time and pressure."""
+    ts = np.asarray(ts_s, dtype=np.float64).reshape(-1)
+    pres = np.asarray(pressure_bar, dtype=np.float64).reshape(-1)
+    temp = np.asarray(temperature_c, dtype=np.float64).reshape(-1)
+    ok = np.asarray(good, dtype=bool).reshape(-1)
+    if not ts.shape == pres.shape == temp.shape == ok.shape:
+        raise ValueError(
+            "ts_s, pressure_bar, temperature_c and good must have the same length, got "
+            f"{ts.shape[0]}, {pres.shape[0]}, {temp.shape[0]}, {ok.shape[0]}"
+        )
+    usable = ok & np.isfinite(ts) & np.isfinite(pres)
+    temp = np.where(np.isfinite(temp), temp, np.nan)  # +-inf temperature: no temperature
+    idx = np.flatnonzero(usable)
+    return ts[idx], pres[idx], temp[idx]
+
+
+def _lookback_of(
+    state: SapState,
+) -> tuple[int | None, list[float | None], list[float | None], float | None]:
+    """The look-back buckets of a state (index, highs, lows) and their peak."""
+    highs: list[float | None] = list(state.bucket_highs)
+    lows: list[float | None] = list(state.bucket_lows)
+    if len(highs) != BUCKETS or len(lows) != BUCKETS:
+        return None, [], [], None
+    present = [v for v in highs if v is not None]
+    return state.bucket_index, highs, lows, max(present) if present else None
+
+
+def _shifted(
+    highs: list[float | None], lows: list[float | None], shift: int, s: float
+) -> tuple[list[float | None], list[float | None]]:
+    """The look-back buckets after moving ``shift`` buckets on to one holding ``s``."""
+    if 0 < shift < BUCKETS:
+        pad: list[float | None] = [None] * (shift - 1)
+        return [*highs[shift:], *pad, s], [*lows[shift:], *pad, s]
+    # The first reading, a long gap, or a changed bucket length.
+    return [*([None] * (BUCKETS - 1)), s], [*([None] * (BUCKETS - 1)), s]
+
+
+#: The thermal test's running sums as sap_step carries them, in SapState's field order:
+#: count, the shift point (pressure, temperature), Σdp, Σdt, Σdp², Σdt², Σdp·dt and the
+#: last temperature.
+_THERMAL_FIELDS = (
+    "th_n",
+    "th_p0",
+    "th_t0",
+    "th_sp",
+    "th_st",
+    "th_spp",
+    "th_stt",
+    "th_spt",
+    "th_t_last",
+)
+_Thermal = tuple[int, float, float, float, float, float, float, float, float]
+_THERMAL_EMPTY: _Thermal = (0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _thermal_of(state: SapState) -> _Thermal:
+    return (
+        state.th_n,
+        state.th_p0,
+        state.th_t0,
+        state.th_sp,
+        state.th_st,
+        state.th_spp,
+        state.th_stt,
+        state.th_spt,
+        state.th_t_last,
+    )
+
+
+def _thermal_restart(th: _Thermal) -> _Thermal:
+    """The sums counted from zero again (at a new bleed low); the shift point and the last
+    temperature stay until the next reading with a temperature."""
+    return (0, th[1], th[2], 0.0, 0.0, 0.0, 0.0, 0.0, th[8])
+
+
+def _thermal_add(th: _Thermal, s: float, tc: float) -> _Thermal:
+    """The sums with one more (smoothed pressure, temperature) point."""
+    n, p0, t0, sp, st, spp, stt, spt, _ = th
+    if n == 0:
+        p0, t0 = s, tc
+    dp, dt = s - p0, tc - t0
+    return (n + 1, p0, t0, sp + dp, st + dt, spp + dp * dp, stt + dt * dt, spt + dp * dt, tc)
+
+
+#: A bleed episode as sap_step carries it, in SapState's field order: the pre-bleed level,
+#: the episode start, when the bleed was recognised and the bleed low; None when idle.
+_EPISODE_FIELDS = ("pre_bleed_bar", "bleed_start_ts", "bleed_detected_ts", "bleed_low_bar")
+_Episode = tuple[float, float, float, float]
+_NO_EPISODE = (None, None, None, None)
+
+
+def _episode_of(state: SapState) -> _Episode | None:
+    if state.phase != "bled":
+        return None
+    episode = (
+        state.pre_bleed_bar,
+        state.bleed_start_ts,
+        state.bleed_detected_ts,
+        state.bleed_low_bar,
+    )
+    assert None not in episode, "a bled SapState has its episode"
+    return episode  # type: ignore[return-value]
+
+
+def _buildup_step(
+    episode: _Episode | None,
+    th: _Thermal,
+    t: float,
+    x: float,
+    s: float,
+    tc: float,
+    params: SapParams,
+) -> tuple[_Episode | None, _Thermal, SapFinding | None]:
+    """One reading of a bleed episode: the bleed low and the thermal sums follow it; the
+    episode ends (None) when the pressure is back to ``buildup_fraction`` of the pre-bleed
+    level (judged by the thermal test, a finding unless temperature explains the rise) or
+    when ``buildup_window_s`` passed since the bleed without that."""
+    assert episode is not None
+    pre, bstart, bdet, low = episode
+    if s < low:  # the thermal sums start at the bleed low
+        low = s
+        th = _thermal_restart(th)
+    if tc == tc:  # not NaN
+        th = _thermal_add(th, s, tc)
+    if s >= params.buildup_fraction * pre:
+        return None, _THERMAL_EMPTY, _buildup_finding(th, t, x, s, pre, low, bstart, bdet, params)
+    if t - bdet > params.buildup_window_s:
+        return None, _THERMAL_EMPTY, None  # bled down and did not come back in time
+    return (pre, bstart, bdet, low), th, None
+
+
+def _buildup_finding(
+    th: _Thermal,
+    t: float,
+    x: float,
+    s: float,
+    pre: float,
+    low: float,
+    bstart: float,
+    bdet: float,
+    params: SapParams,
+) -> SapFinding | None:
+    """The thermal test of a build-up back to ``buildup_fraction`` of the pre-bleed level:
+    None when temperature explains the rise, else the ``sap_detected`` finding."""
+    n, _, t0, sp, st, spp, stt, spt, t_last = th
+    corr: float | None = None
+    delta_t: float | None = None
+    if n >= params.thermal_min_points:
+        var_p = spp - sp * sp / n
+        var_t = stt - st * st / n
+        if var_p > 0.0 and var_t > 0.0:
+            corr = max(-1.0, min(1.0, (spt - sp * st / n) / math.sqrt(var_p * var_t)))
+        delta_t = t_last - t0
+    thermal = (
+        corr is not None
+        and delta_t is not None
+        and corr > params.thermal_min_correlation
+        and delta_t > params.thermal_min_delta_c
+    )
+    if thermal:
+        return None
+    if n < params.thermal_min_points:
+        reason = "too few temperature readings to test"
+    elif corr is None:
+        reason = "pressure or temperature did not vary"
+    else:
+        reason = "rise not explained by temperature"
+    return SapFinding(
+        kind="sap_detected",
+        ts=t,
+        episode_start=bstart,
+        pre_bleed_bar=pre,
+        bleed_low_bar=low,
+        buildup_bar=s,
+        pressure_bar=x,
+        details={
+            "bleed_detected_ts": bdet,
+            "buildup_duration_s": t - bdet,
+            "buildup_fraction": s / pre,
+            "temperature_points": n,
+            "temperature_correlation": corr,
+            "temperature_change_c": delta_t,
+            "thermal_test": reason,
+        },
+    )
+
+
+def _diagnostic_finding(t: float, since: float, x: float, ds: float, thr: float) -> SapFinding:
+    return SapFinding(
+        kind="diagnostic_test_due",
+        ts=t,
+        episode_start=since,
+        pre_bleed_bar=None,
+        bleed_low_bar=None,
+        buildup_bar=None,
+        pressure_bar=x,
+        details={"smoothed_bar": ds, "threshold_bar": thr, "sustained_s": t - since},
+    )
 
 
 def detect_sap_series(
@@ -662,6 +739,46 @@ def _lockstep(
     out: list[Any],
 ) -> np.ndarray:
     """Fill ``out`` for the annuli it can step together; returns the mask of the rest."""
+    plan = _lockstep_plan(states, starts, ends, ts, pres, ok, bucket_len)
+    if plan is None:
+        return np.ones(len(states), dtype=bool)
+    return _lockstep_states(plan, _lockstep_columns(plan, states, params), states, out)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The annuli the lockstep steps (``order``: longest first, ``cols`` readings at most)
+    and the usable readings of the batch, annulus after annulus (``ug``/``ut``/``ux``:
+    annulus, time, pressure; ``cnt``/``ustart``: each annulus' run), with each annulus'
+    first look-back bucket and its start values (NaN for None)."""
+
+    order: np.ndarray
+    cols: int
+    ug: np.ndarray
+    ut: np.ndarray
+    ux: np.ndarray
+    cnt: np.ndarray
+    ustart: np.ndarray
+    b_first: np.ndarray
+    last_ts0: np.ndarray
+    s0: np.ndarray
+    ds0: np.ndarray
+    since0: np.ndarray
+    raised0: np.ndarray
+    bidx0: np.ndarray
+
+
+def _lockstep_plan(
+    states: list[SapState],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    ts: np.ndarray,
+    pres: np.ndarray,
+    ok: np.ndarray,
+    bucket_len: float,
+) -> _Plan | None:
+    """Which annuli the lockstep can step: idle, all in order, in one look-back bucket for
+    the whole batch; None when too few."""
     g_n = len(states)
     last_ts0, s0, ds0, since0, raised0, bidx0, idle = _state_vectors(states)
     lens = ends - starts
@@ -672,17 +789,15 @@ def _lockstep(
     cnt = np.bincount(ug, minlength=g_n)
     ustart = np.cumsum(cnt) - cnt
     m = ut.shape[0]
-    fine = idle & (cnt > 0)
+    # In order (shared.domain.ordering: none of its usable readings late).
+    newest = np.where(np.isnan(last_ts0), -math.inf, last_ts0)
+    fine = idle & (cnt > 0) & all_in_order(ut, ustart, ustart + cnt, newest)
     if m:
-        same = ug[1:] == ug[:-1]
-        # Strictly increasing event time within an annulus, newer than its last reading.
-        fine[ug[1:][same & ~(ut[1:] > ut[:-1])]] = False
         has = cnt > 0
         first_t = np.full(g_n, np.nan)
         last_t = np.full(g_n, np.nan)
         first_t[has] = ut[ustart[has]]
         last_t[has] = ut[ustart[has] + cnt[has] - 1]
-        fine &= np.isnan(last_ts0) | (first_t > last_ts0)
         # One look-back bucket for the whole batch.
         with np.errstate(invalid="ignore"):
             b_first = np.floor(first_t / bucket_len)
@@ -690,7 +805,7 @@ def _lockstep(
         fine &= b_first == b_last
     cand = np.flatnonzero(fine)
     if cand.size == 0:
-        return np.ones(g_n, dtype=bool)
+        return None
     # Longest first, so each column's annuli are a prefix; the few longest ones beyond
     # the point where a column would hold too few annuli go to sap_step.
     order = cand[np.argsort(-cnt[cand], kind="stable")]
@@ -699,8 +814,37 @@ def _lockstep(
     order = order[cnt[order] <= cols]
     lk = order.size
     if lk == 0 or cols == 0:
-        return np.ones(g_n, dtype=bool)
+        return None
+    return _Plan(
+        order, cols, ug, ut, ux, cnt, ustart, b_first, last_ts0, s0, ds0, since0, raised0, bidx0
+    )
 
+
+@dataclass(slots=True)
+class _Columns:
+    """The lockstep's results per stepped annulus (in ``_Plan.order``): smoothed pressures,
+    the batch's highest and lowest, the last time near the peak, the diagnostic episode,
+    the bucket shift at the first reading and the new bucket, and ``trouble``: the annuli
+    left to sap_step after all."""
+
+    s: np.ndarray
+    ds: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+    last_high: np.ndarray
+    since: np.ndarray
+    raised: np.ndarray
+    shift: np.ndarray
+    b_new: np.ndarray
+    trouble: np.ndarray
+
+
+def _lockstep_columns(plan: _Plan, states: list[SapState], params: SapParams) -> _Columns:
+    """Step every planned annulus one reading position ("column") at a time."""
+    order, cols, ug, ut, ux = plan.order, plan.cols, plan.ug, plan.ut, plan.ux
+    cnt, ustart, last_ts0 = plan.cnt, plan.ustart, plan.last_ts0
+    m = ut.shape[0]
+    lk = order.size
     # Weights of every usable reading, as sap_step computes them: -expm1(-(dt) / tau).
     prev_t = np.empty(m)
     prev_t[1:] = ut[:-1]
@@ -713,15 +857,15 @@ def _lockstep(
         map(expm1, (neg_dt / params.diagnostic_smoothing_tau_s).tolist()), np.float64, m
     )
 
-    s = s0[order].copy()
-    ds = ds0[order].copy()
+    s = plan.s0[order].copy()
+    ds = plan.ds0[order].copy()
     reset_s = np.isnan(s) | np.isnan(last_ts0[order])
     reset_ds = np.isnan(ds) | np.isnan(last_ts0[order])
-    since = since0[order].copy()
-    raised = raised0[order].astype(bool)
+    since = plan.since0[order].copy()
+    raised = plan.raised0[order].astype(bool)
     # Bucket shift at the first reading: the kept buckets' highs give the starting peak.
-    b_new = b_first[order]
-    bidx = bidx0[order]
+    b_new = plan.b_first[order]
+    bidx = plan.bidx0[order]
     shift = np.where(np.isnan(bidx), BUCKETS, b_new - np.nan_to_num(bidx))
     peak = np.full(lk, -math.inf)
     for r, g in enumerate(order.tolist()):
@@ -777,22 +921,31 @@ def _lockstep(
     # Signed zeros and non-finite values are where max/min could differ from sap_step's
     # comparisons: rare, leave them to it.
     trouble |= ~(np.isfinite(hi) & np.isfinite(lo) & np.isfinite(ds)) | (hi == 0) | (lo == 0)
+    return _Columns(s, ds, hi, lo, last_high, since, raised, shift, b_new, trouble)
 
+
+def _lockstep_states(
+    plan: _Plan, c: _Columns, states: list[SapState], out: list[Any]
+) -> np.ndarray:
+    """Fill ``out`` with the new state of each annulus the lockstep stepped without
+    trouble; returns the mask of the rest (for sap_step)."""
+    order, cnt = plan.order, plan.cnt
+    base = plan.ustart[order]
     scalar = np.ones(len(states), dtype=bool)
-    t_end = ut[base + cnt[order] - 1].tolist()
+    t_end = plan.ut[base + cnt[order] - 1].tolist()
     none6: list[float | None] = [None] * (BUCKETS - 1)
     for g, bad, sh, b, sl, dl, h, lw, lh, sn, rs, te in zip(
         order.tolist(),
-        trouble.tolist(),
-        shift.tolist(),
-        b_new.tolist(),
-        s.tolist(),
-        ds.tolist(),
-        hi.tolist(),
-        lo.tolist(),
-        last_high.tolist(),
-        since.tolist(),
-        raised.tolist(),
+        c.trouble.tolist(),
+        c.shift.tolist(),
+        c.b_new.tolist(),
+        c.s.tolist(),
+        c.ds.tolist(),
+        c.hi.tolist(),
+        c.lo.tolist(),
+        c.last_high.tolist(),
+        c.since.tolist(),
+        c.raised.tolist(),
         t_end,
         strict=True,
     ):

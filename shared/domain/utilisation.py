@@ -13,10 +13,11 @@ the highest latch that is set. So from *exceeded*, a utilisation of 0.90 clears 
 0.50 lands on *normal*. A missing utilisation (no MAASP, or no valid reading) is *unknown*,
 and the latches start afresh after it, as from *normal*.
 
-:func:`levels_for_series` is the vectorised form for the stream worker: one time-ordered
-series for one annulus, the same answer as folding :func:`next_level` over it, with no
-Python loop per reading (each latch's value at a reading is that of the last set/reset
-event at or before it, found with ``np.maximum.accumulate``).
+:func:`next_level` is the rule (the reference). :func:`levels_for_segments` is its
+vectorised form for the stream worker, for many annuli's time-ordered series at once, and
+:func:`levels_for_series` for one: the same answer as folding :func:`next_level` over each
+series (property-tested), with no Python loop per reading (each latch's value at a reading
+is that of the last set/reset event at or before it, found with ``np.maximum.accumulate``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ LEVEL_CODES: dict[UtilisationLevel, int] = {
 }
 #: The inverse of :data:`LEVEL_CODES`: ``LEVEL_BY_CODE[code]``.
 LEVEL_BY_CODE: dict[int, UtilisationLevel] = {code: lvl for lvl, code in LEVEL_CODES.items()}
+UNKNOWN = LEVEL_CODES[UtilisationLevel.unknown]
+NORMAL = LEVEL_CODES[UtilisationLevel.normal]
+WARNING = LEVEL_CODES[UtilisationLevel.warning]
+EXCEEDED = LEVEL_CODES[UtilisationLevel.exceeded]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +137,61 @@ def next_level(
     return UtilisationLevel.normal
 
 
-def _latch(initial: bool, set_: np.ndarray, reset: np.ndarray) -> np.ndarray:
-    """A set/reset latch over a series: its value after each element.
+def _latch(
+    set_: np.ndarray, reset: np.ndarray, firsts: np.ndarray, initial: np.ndarray
+) -> np.ndarray:
+    """A set/reset latch over concatenated series: its value (int8 0/1) after each element.
 
-    ``set_`` and ``reset`` must be disjoint. The latch holds the kind of the last event at or
-    before each element (``initial`` before the first event).
+    ``firsts``: where each series starts; ``initial``: each latch's value before its series.
+    ``set_`` and ``reset`` must be disjoint. A latch holds the kind of the last event at or
+    before each element, or its initial value before its first event.
     """
     n = set_.shape[0]
-    positions = np.arange(n, dtype=np.intp)
-    last_event = np.maximum.accumulate(np.where(set_ | reset, positions, -1))
-    return np.where(last_event >= 0, set_[np.maximum(last_event, 0)], initial)
+    if n == 0:
+        return np.zeros(0, dtype=np.int8)
+    v = np.full(n, -1, dtype=np.int8)
+    v[reset] = 0
+    v[set_] = 1
+    at_first = v[firsts]
+    v[firsts] = np.where(at_first >= 0, at_first, np.asarray(initial).astype(np.int8))
+    last = np.maximum.accumulate(np.where(v >= 0, np.arange(n), -1))
+    return v[last]
+
+
+def levels_for_segments(
+    utils: np.ndarray,
+    firsts: np.ndarray,
+    previous: np.ndarray,
+    warning: np.ndarray | float,
+    exceeded: np.ndarray | float,
+    clear_band: np.ndarray | float,
+) -> np.ndarray:
+    """Level codes (int8, see :data:`LEVEL_CODES`) after each reading of many annuli's
+    series at once, each the fold of :func:`next_level` over its own series.
+
+    ``utils`` are the series one after the other (each time-ordered; NaN is unknown),
+    ``firsts`` where each starts (every series non-empty), ``previous`` each one's level
+    code before its first reading. The thresholds are given per reading (or one for all):
+    the fields of each annulus' :class:`Thresholds`. No Python loop per reading: each
+    raised level is a set/reset latch (:func:`_latch`).
+    """
+    u = np.asarray(utils, dtype=np.float64).reshape(-1)
+    prev = np.asarray(previous, dtype=np.int8)
+    unknown = np.isnan(u)
+    with np.errstate(invalid="ignore"):
+        # NaN compares False, so the set masks skip it; it resets both latches (unknown
+        # behaves as normal for what follows).
+        w_set = u >= warning
+        w_reset = (u < np.subtract(warning, clear_band)) | unknown
+        e_set = u >= exceeded
+        e_reset = (u < np.subtract(exceeded, clear_band)) | unknown
+    warn = _latch(w_set, w_reset, firsts, prev >= WARNING)
+    exc = _latch(e_set, e_reset, firsts, prev == EXCEEDED)
+    # exceeded implies warning (setting exceeded sets warning; resetting warning resets
+    # exceeded), so normal + warning + exceeded is the level code.
+    codes = (NORMAL + warn + exc).astype(np.int8)
+    codes[unknown] = UNKNOWN
+    return codes
 
 
 def levels_for_series(
@@ -155,24 +205,11 @@ def levels_for_series(
     u = np.asarray(utils, dtype=np.float64).reshape(-1)
     if u.size == 0:
         return np.empty(0, dtype=np.int8)
-    previous = UtilisationLevel(previous)
-    band = thresholds.clear_band
-    unknown = np.isnan(u)
-    # NaN compares False, so the set masks skip it; it resets both latches (unknown behaves
-    # as normal for what follows).
-    warn = _latch(
-        previous in (UtilisationLevel.warning, UtilisationLevel.exceeded),
-        u >= thresholds.warning,
-        (u < thresholds.warning - band) | unknown,
+    return levels_for_segments(
+        u,
+        np.zeros(1, dtype=np.intp),
+        np.array([LEVEL_CODES[UtilisationLevel(previous)]], dtype=np.int8),
+        thresholds.warning,
+        thresholds.exceeded,
+        thresholds.clear_band,
     )
-    exceeded = _latch(
-        previous is UtilisationLevel.exceeded,
-        u >= thresholds.exceeded,
-        (u < thresholds.exceeded - band) | unknown,
-    )
-    # exceeded implies warning (setting exceeded sets warning; resetting warning resets
-    # exceeded), so normal + warning + exceeded is the level code.
-    codes = LEVEL_CODES[UtilisationLevel.normal] + warn.astype(np.int8) + exceeded.astype(np.int8)
-    codes = codes.astype(np.int8)
-    codes[unknown] = LEVEL_CODES[UtilisationLevel.unknown]
-    return codes

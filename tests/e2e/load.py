@@ -142,7 +142,7 @@ def stored_readings(url: str, sources: list[str]) -> tuple[int, int]:
     """(rows, distinct (annulus, time) pairs) in annulus_measurement from these sources."""
     with psycopg.connect(url) as conn:
         total, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT (annulus_id, ts)) FROM annulus_measurement"
+            "SELECT count(*), count(DISTINCT (annulus_id, timestamp)) FROM annulus_measurement"
             " WHERE source = ANY(%s)",
             (sources,),
         ).fetchone()
@@ -211,7 +211,7 @@ def snapshot_series(url: str, well_ids: list[int]) -> dict[int, list[tuple[str, 
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT well_id, status::text, max_utilisation FROM integrity_snapshot"
-            " WHERE well_id = ANY(%s) ORDER BY well_id, ts, id",
+            " WHERE well_id = ANY(%s) ORDER BY well_id, created_at, id",
             (well_ids,),
         ).fetchall()
     for well_id, status, utilisation in rows:

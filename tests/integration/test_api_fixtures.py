@@ -51,9 +51,7 @@ async def api_fixture(settings: Settings) -> AsyncIterator[Api]:
 
 def make_user(engine: Engine, email: str, role: Role, active: bool = True) -> int:
     with Session(engine) as s, s.begin():
-        user = User(
-            email=email, full_name=email, hashed_password=_HASH, role=role, is_active=active
-        )
+        user = User(email=email, full_name=email, password_hash=_HASH, role=role, is_active=active)
         s.add(user)
         s.flush()
         return user.id
@@ -178,7 +176,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 WELL_BODY = {
     "name": "W-1",
     "field": "North",
-    "well_type": "oil_producer",
+    "type": "oil_producer",
     "location": "platform",
     "measured_depth": 3500.0,
     "true_vertical_depth": 3200.0,
@@ -233,7 +231,7 @@ async def build_well(
     ids["cp_wellhead"] = await post(
         f"/annuli/{ids['annulus']}/critical-points",
         {
-            "name": "wellhead",
+            "label": "wellhead",
             "point_type": "wellhead",
             "depth_md": 0,
             "tvd_m": 0,
@@ -243,7 +241,7 @@ async def build_well(
     ids["cp_packer"] = await post(
         f"/annuli/{ids['annulus']}/critical-points",
         {
-            "name": "packer",
+            "label": "packer",
             "point_type": "packer",
             "depth_md": 3250,
             "tvd_m": 3000,
@@ -251,7 +249,7 @@ async def build_well(
         },
     )
     ids["envelope"] = await post(
-        f"/wells/{w}/barrier-envelopes", {"envelope_type": "primary", "name": "primary"}
+        f"/wells/{w}/barrier-envelopes", {"type": "primary", "name": "primary"}
     )
     ids["element"] = await post(
         f"/barrier-envelopes/{ids['envelope']}/barrier-elements",

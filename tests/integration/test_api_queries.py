@@ -31,7 +31,7 @@ def _reading(
     return AnnulusMeasurement(
         id=uuid4(),
         annulus_id=annulus_id,
-        ts=ts,
+        timestamp=ts,
         source="test",
         pressure_bar=pressure,
         temperature_c=40.0,
@@ -53,10 +53,10 @@ def _snapshot(well_id: int, ts: datetime, status: str, risk: int) -> IntegritySn
     return IntegritySnapshot(
         event_id=uuid4(),
         well_id=well_id,
-        ts=ts,
-        status=status,
-        primary_envelope_status="intact",
-        secondary_envelope_status="degraded",
+        created_at=ts,
+        overall_status=status,
+        primary_status="intact",
+        secondary_status="degraded",
         probability=2,
         consequence=3,
         risk_score=risk,
@@ -98,7 +98,9 @@ async def test_well_state_shows_latest_reading_maasp_utilisation_integrity_and_t
     assert annulus["latest_reading"]["pressure_bar"] == 170.0
     assert annulus["maasp_bar"] == 200.0 and annulus["limiting_point_name"] == "packer"
     assert annulus["utilisation"] == 0.85 and annulus["level"] == "warning"
-    assert state["integrity"]["status"] == "amber" and state["integrity"]["risk_score"] == 24
+    assert (
+        state["integrity"]["overall_status"] == "amber" and state["integrity"]["risk_score"] == 24
+    )
     assert [t["title"] for t in state["open_tasks"]] == ["open"]
 
     missing = await api.client.get(f"{V1}/wells/999/state", headers=users.headers["viewer"])
@@ -135,7 +137,7 @@ async def test_a_user_just_seen_on_a_hot_read_is_demoted_and_deleted_at_once(
     }
     me = await api.client.get(f"{V1}/auth/me", headers=demoted)
     assert me.status_code == 200 and me.json()["role"] == "viewer"
-    well = {"name": "W-2", "field": "F", "well_type": "observation", "location": "onshore"}
+    well = {"name": "W-2", "field": "F", "type": "observation", "location": "onshore"}
     r = await api.client.post(f"{V1}/wells", json=well | {"measured_depth": 100}, headers=demoted)
     assert r.status_code == 403
     assert (await api.client.get(state, headers=demoted)).status_code == 200  # cached again
@@ -177,7 +179,7 @@ async def test_fleet_lists_every_well_with_colour_risk_utilisation_and_tasks(
                     title="a",
                     trigger_type="manual",
                     priority="critical",
-                    due_at=T0,
+                    due_date=T0,
                 ),
                 Task(well_id=first["well"], title="b", trigger_type="manual", priority="normal"),
             ]
@@ -270,7 +272,7 @@ async def test_downsampled_measurements_over_500k_rows_match_numpy(
         dsn = api.settings.libpq_url
         with psycopg.connect(dsn) as conn, conn.cursor() as cur:
             with cur.copy(
-                "COPY annulus_measurement (id, annulus_id, ts, source, pressure_bar, "
+                "COPY annulus_measurement (id, annulus_id, timestamp, source, pressure_bar, "
                 "temperature_c, quality) FROM STDIN"
             ) as copy:
                 copy.write(buf.getvalue())

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.ingest.simulator import Scenario, load_profiles, push
 from shared.settings import Settings
 from tests.support.factories import make_annulus, make_api_key, make_well
 from tests.support.stack import Stack, start_service
+from tools.simulator import Scenario, load_profiles, push
 
 
 def test_simulator_pushes_readings_for_the_annuli_in_the_database(

@@ -62,7 +62,7 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
             fluid_gradient_bar_per_m=0.1,
             critical_points=[
                 ev.CriticalPointConfig(
-                    id=4, name="packer", point_type="packer", tvd_m=2500, pressure_limit_bar=345
+                    id=4, label="packer", point_type="packer", tvd_m=2500, pressure_limit_bar=345
                 )
             ],
         ),
@@ -73,7 +73,7 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
             well_id=2,
             version=3,
             name="W-2",
-            well_type=WellType.gas_producer,
+            type=WellType.gas_producer,
             consequence_level=4,
             annuli=[ev.AnnulusRef(id=1, name="A")],
             elements=[
@@ -132,7 +132,7 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
         topics.BARRIER_EVENTS,
         ev.ElementStatusChanged(
             well_id=2,
-            element_id=5,
+            barrier_element_id=5,
             element_name="SSSV",
             element_type=ElementType.sssv,
             envelope_type=EnvelopeType.primary,
@@ -145,14 +145,14 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
         topics.BARRIER_EVENTS,
         ev.BarrierTestRecorded(
             well_id=2,
-            element_id=5,
+            barrier_element_id=5,
             element_name="SSSV",
             element_type=ElementType.sssv,
             envelope_type=EnvelopeType.primary,
             test_id=9,
             test_type=TestType.inflow,
             result=TestResult.failed,
-            performed_at=NOW,
+            test_date=NOW,
             leak_rate=0.6,
             leak_rate_unit="m3/min",
         ),
@@ -161,14 +161,14 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
         topics.INTEGRITY_SNAPSHOTS,
         ev.IntegritySnapshot(
             well_id=2,
-            ts=NOW,
-            status=IntegrityStatus.amber,
-            primary_envelope_status=EnvelopeStatus.failed,
-            secondary_envelope_status=EnvelopeStatus.intact,
+            created_at=NOW,
+            overall_status=IntegrityStatus.amber,
+            primary_status=EnvelopeStatus.failed,
+            secondary_status=EnvelopeStatus.intact,
             probability=3,
             consequence=4,
             risk_score=48,
-            risk_category=RiskCategory.significant,
+            risk_category=RiskCategory.high,
             findings=[{"code": "element_failed", "subject": "element:5"}],
         ),
     ),
@@ -182,7 +182,7 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
             target="element:5",
             priority=TaskPriority.critical,
             status=TaskStatus.open,
-            due_at=NOW,
+            due_date=NOW,
             title="Repair SSSV",
         ),
     ),

@@ -20,7 +20,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from services.maasp.config import annulus_config_from_db, annulus_key
+from services.maasp.config import annulus_key
+from services.maasp.store import annulus_config_from_db
 from shared import events as ev
 from shared import topics
 from shared.compat.record_batches import refresh_metadata

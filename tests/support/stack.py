@@ -85,6 +85,23 @@ def keep_logs(run_dir: Path) -> None:
         shutil.copytree(run_dir / "logs", Path(target) / run_dir.name, dirs_exist_ok=True)
 
 
+def discard(run_dir: Path, env: dict[str, str]) -> None:
+    """Stop a test stack whose data is deleted next: the broker is killed outright (a
+    controlled shutdown only tidies logs nobody reads again) and PostgreSQL stops without
+    a checkpoint. Seconds per stack, over two dozen stacks per CI run."""
+    pidfile = run_dir / "pids" / "kafka.pid"
+    try:
+        os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pass
+    subprocess.run(["bash", str(PROJECT_ROOT / "deploy/kafka.sh"), "stop"], env=env, check=False)
+    subprocess.run(
+        ["bash", str(PROJECT_ROOT / "deploy/postgres.sh"), "stop"],
+        env={**env, "WIMS_PG_STOP_MODE": "immediate"},
+        check=False,
+    )
+
+
 @contextmanager
 def local_stack() -> Iterator[Stack]:
     run_dir = Path(tempfile.mkdtemp(prefix="wims-test-"))
@@ -107,12 +124,7 @@ def local_stack() -> Iterator[Stack]:
     finally:
         for fn in reversed(stack._cleanup):
             fn()
-        subprocess.run(
-            ["bash", str(PROJECT_ROOT / "deploy/kafka.sh"), "stop"], env=env, check=False
-        )
-        subprocess.run(
-            ["bash", str(PROJECT_ROOT / "deploy/postgres.sh"), "stop"], env=env, check=False
-        )
+        discard(run_dir, env)
         keep_logs(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
 

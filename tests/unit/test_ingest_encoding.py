@@ -2,8 +2,9 @@
 
 from datetime import UTC, datetime
 
-from services.ingest.publisher import partition_of, reading_value
+from services.ingest.publisher import partition_of
 from services.ingest.sink import copy_line
+from shared.contracts.readings import encode_reading
 from shared.domain.readings import validate_batch
 from shared.enums import Quality
 from shared.events import Reading, decode
@@ -40,7 +41,7 @@ def test_reading_value_decodes_to_the_model_pydantic_builds() -> None:
         ]
     )
     for reading, well_id in zip(readings, (3, None, 4), strict=True):
-        value = reading_value(reading, well_id, RECEIVED)
+        value = encode_reading(reading, well_id, RECEIVED)
         model = Reading(
             event_id=reading.reading_id,
             annulus_id=reading.annulus_id,
@@ -54,9 +55,9 @@ def test_reading_value_decodes_to_the_model_pydantic_builds() -> None:
         )
         assert decode("wims.readings", value) == model
         assert value == model.encode()
-    first = decode("wims.readings", reading_value(readings[0], 3, RECEIVED))
+    first = decode("wims.readings", encode_reading(readings[0], 3, RECEIVED))
     assert abs(first.pressure_bar - 68.9476) < 1e-4 and abs(first.temperature_c - 100.0) < 1e-9
-    assert decode("wims.readings", reading_value(readings[2], 4, RECEIVED)).quality == Quality.bad
+    assert decode("wims.readings", encode_reading(readings[2], 4, RECEIVED)).quality == Quality.bad
 
 
 def test_partition_matches_kafkas_default_partitioner() -> None:
@@ -72,7 +73,7 @@ def test_sink_copy_line_round_trips_a_reading_and_refuses_garbage() -> None:
     (reading,) = _normalised(
         [{"annulus_id": 5, "timestamp": "2026-11-25T10:00:00Z", "pressure": "I/O Timeout"}]
     )
-    line = copy_line(reading_value(reading, 1, RECEIVED))
+    line = copy_line(encode_reading(reading, 1, RECEIVED))
     fields = line.rstrip("\n").split("\t")
     assert fields[0] == str(reading.reading_id)
     assert fields[1:4] == ["5", "2026-11-25T10:00:00+00:00", "pi-north"]

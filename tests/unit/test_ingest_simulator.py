@@ -3,7 +3,9 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from services.ingest.simulator import (
+from shared.domain.readings import validate_batch
+from shared.enums import Quality
+from tools.simulator import (
     BUILDUP_S,
     SAP_BLEED_S,
     SAP_BUILD_S,
@@ -13,8 +15,6 @@ from services.ingest.simulator import (
     make_profile,
     scenario_pressure,
 )
-from shared.domain.readings import validate_batch
-from shared.enums import Quality
 
 START = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ import asyncio
 
 from aiokafka import TopicPartition
 
-from services.maasp.decode import decode_readings
-from services.maasp.worker import Fetched, InFlight, ReadingsPump
+from services.maasp.pump import Fetched, InFlight, ReadingsPump
+from shared.contracts.readings import decode_readings
 
 A, B, C = (TopicPartition("wims.readings", p) for p in range(3))
 

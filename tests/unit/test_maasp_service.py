@@ -12,9 +12,9 @@ from services.maasp.config import (
     view_from_table,
     view_to_table,
 )
-from services.maasp.decode import BAD, GOOD, NO_WELL, decode_readings
-from services.maasp.judge import JudgeParams, encode_state, judge_annulus
+from services.maasp.core import JudgeParams, encode_state, judge_annulus
 from shared import events as ev
+from shared.contracts.readings import BAD, GOOD, NO_WELL, decode_readings
 from shared.domain.sap import detect_sap_series
 from shared.enums import Quality
 
@@ -31,10 +31,10 @@ def config(**kw: object) -> ev.AnnulusConfig:
         fluid_gradient_bar_per_m=0.1,
         critical_points=[
             ev.CriticalPointConfig(
-                id=1, name="wellhead", point_type="wellhead", tvd_m=0, pressure_limit_bar=150
+                id=1, label="wellhead", point_type="wellhead", tvd_m=0, pressure_limit_bar=150
             ),
             ev.CriticalPointConfig(
-                id=2, name="shoe", point_type="shoe", tvd_m=1000, pressure_limit_bar=250
+                id=2, label="shoe", point_type="shoe", tvd_m=1000, pressure_limit_bar=250
             ),
         ],
     )

@@ -16,6 +16,7 @@ from shared.domain.utilisation import (
     LEVEL_CODES,
     Thresholds,
     level_for,
+    levels_for_segments,
     levels_for_series,
     next_level,
     utilisation,
@@ -261,6 +262,37 @@ def test_series_can_be_split_anywhere(utils: list[float], cut: int) -> None:
     carry = LEVEL_BY_CODE[int(first[-1])] if cut else U.normal
     second = levels_for_series(carry, np.array(utils[cut:]), T)
     assert np.concatenate([first, second]).tolist() == whole.tolist()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(UtilisationLevel)),
+            st.lists(util_st, min_size=1, max_size=40),
+            thresholds_st,
+        ),
+        max_size=12,
+    )
+)
+def test_many_annuli_at_once_equal_the_rule_folded_per_annulus(
+    series: list[tuple[UtilisationLevel, list[float], Thresholds]],
+) -> None:
+    """The stream worker's whole-batch form: each annulus' series, its own thresholds and
+    level before it, judged together as the rule judges each alone."""
+    utils = [u for _, us, _ in series for u in us]
+    lens = [len(us) for _, us, _ in series]
+    firsts = np.cumsum([0, *lens[:-1]]).astype(np.intp) if series else np.zeros(0, np.intp)
+    per_reading = [th for _, us, th in series for _ in us]
+    codes = levels_for_segments(
+        np.array(utils, dtype=np.float64),
+        firsts,
+        np.array([LEVEL_CODES[p] for p, _, _ in series], dtype=np.int8),
+        np.array([th.warning for th in per_reading]),
+        np.array([th.exceeded for th in per_reading]),
+        np.array([th.clear_band for th in per_reading]),
+    )
+    assert codes.dtype == np.int8
+    assert decode(codes) == [lvl for p, us, th in series for lvl in fold(p, us, th)]
 
 
 def test_30000_readings_well_under_10_ms() -> None:

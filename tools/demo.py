@@ -1,6 +1,7 @@
 """``wims demo``: a realistic sample field seeded through the public API, and incidents.
 
-The field plan is pure data (``sample_field``), so its realism is unit-tested without a
+The field plan is pure data (``sample_field``: the well architecture in demo_field.json,
+varied per well by a seeded random draw), so its realism is unit-tested without a
 stack. Seeding goes through the API only (as an engineer would), so the outbox carries every
 config to the stream processors exactly as in production.
 
@@ -17,12 +18,15 @@ and a formation strength at each shoe; MAASP comes out near 60-210 bar (A, lower
 the deeper wells), 35-60 bar (B) and 8-18 bar (C), which is typical.
 """
 
+import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from shared.enums import ElementType, WellLocation, WellType
+from shared.enums import WellLocation, WellType
 
 BAR_PER_M_PER_SG = 0.0981  # hydrostatic gradient of fresh water, bar/m per specific gravity
 
@@ -83,9 +87,9 @@ def _tests(
         tests.append(
             {
                 "test_type": test_type,
-                "performed_at": performed.isoformat(),
+                "test_date": performed.isoformat(),
                 "result": "pass",
-                "test_pressure_bar": 200.0 if test_type == "pressure" else None,
+                "pressure_applied_bar": 200.0 if test_type == "pressure" else None,
                 "leak_rate": round(rng.uniform(0, 120), 1) if test_type == "inflow" else None,
                 "leak_rate_unit": "cm3/min" if test_type == "inflow" else None,
                 "duration_min": 15.0,
@@ -94,278 +98,117 @@ def _tests(
     return list(reversed(tests))
 
 
+FIELD_DATA = Path(__file__).with_name("demo_field.json")
+
+
+def _fill(template: Any, values: dict[str, Any]) -> Any:
+    """A copy of the JSON ``template`` with each ``"$name"`` string replaced by ``values[name]``."""
+    if isinstance(template, dict):
+        return {k: _fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, values) for v in template]
+    if isinstance(template, str) and template.startswith("$"):
+        return values[template[1:]]
+    return template
+
+
+def _well_values(
+    md: float, tvd: float, fg_int: float, fg_surf: float, collapse_bar: float
+) -> dict[str, Any]:
+    """The depths and limits of one well that the architecture's ``$names`` stand for."""
+    ratio = tvd / md
+    prod_shoe = md - 100
+    tubing_bottom = md - 300
+    packer_md = tubing_bottom - 20
+    int_shoe_tvd = round(2000 * ratio)
+    return {
+        "prod_shoe": prod_shoe,
+        "prod_shoe_tvd": round(prod_shoe * ratio),
+        "prod_cement_top": prod_shoe - 900,
+        "tubing_bottom": tubing_bottom,
+        "packer_md": packer_md,
+        "packer_tvd": round(packer_md * ratio),
+        "int_shoe_tvd": int_shoe_tvd,
+        "wellhead_rating": 345.0,  # 5,000 psi
+        "tubing_collapse_limit": round(collapse_bar * 0.95, 1),
+        "prod_burst_limit": round(548.0 * 0.9, 1),
+        "int_shoe_limit": round(fg_int * BAR_PER_M_PER_SG * int_shoe_tvd, 1),
+        "surf_shoe_limit": round(fg_surf * BAR_PER_M_PER_SG * 790.0, 1),
+    }
+
+
 def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) -> list[WellPlan]:
+    """``n_wells`` wells of the architecture in demo_field.json, their depths, formation
+    strengths, baselines and test dates drawn from ``seed`` (the same field for a seed)."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
+    arch = json.loads(FIELD_DATA.read_text())
     plans: list[WellPlan] = []
     for i in range(n_wells):
         md = float(rng.randrange(3000, 4600, 50))
         tvd = round(md * rng.uniform(0.82, 0.95), 0)
-        ratio = tvd / md
         well_type = WELL_TYPES[i % len(WELL_TYPES)] if i % 4 else WellType.oil_producer
         name = f"NS-{i + 1:02d}"
         location = WellLocation.subsea if i % 7 == 3 else WellLocation.platform
-        prod_shoe = md - 100
-        tubing_bottom = md - 300
-        packer_md = tubing_bottom - 20
-        casings = [
-            {
-                "name": "conductor",
-                "casing_type": "conductor",
-                "outer_diameter_in": 30.0,
-                "inner_diameter_in": 28.0,
-                "top_md": 0.0,
-                "bottom_md": 150.0,
-                "shoe_tvd": 150.0,
-                "grade": "X52",
-            },
-            {
-                "name": "surface",
-                "casing_type": "surface",
-                "outer_diameter_in": 20.0,
-                "inner_diameter_in": 18.73,
-                "top_md": 0.0,
-                "bottom_md": 800.0,
-                "shoe_tvd": 790.0,
-                "grade": "K55",
-                "burst_rating_bar": 146.0,
-                "collapse_rating_bar": 60.0,
-            },
-            {
-                "name": "intermediate",
-                "casing_type": "intermediate",
-                "outer_diameter_in": 13.375,
-                "inner_diameter_in": 12.347,
-                "top_md": 0.0,
-                "bottom_md": 2000.0,
-                "shoe_tvd": round(2000 * ratio),
-                "grade": "L80",
-                "burst_rating_bar": 348.0,
-                "collapse_rating_bar": 181.0,
-            },
-            {
-                "name": "production",
-                "casing_type": "production",
-                "outer_diameter_in": 9.625,
-                "inner_diameter_in": 8.681,
-                "top_md": 0.0,
-                "bottom_md": prod_shoe,
-                "shoe_tvd": round(prod_shoe * ratio),
-                "grade": "L80",
-                "burst_rating_bar": 548.0,
-                "collapse_rating_bar": 326.0,
-            },
-        ]
-        tubing = {
-            "name": "tubing",
-            "outer_diameter_in": 4.5,
-            "inner_diameter_in": 3.958,
-            "top_md": 0.0,
-            "bottom_md": tubing_bottom,
-            "packer_depth_md": packer_md,
-            "grade": "13Cr80",
-            "burst_rating_bar": 580.0,
-            "collapse_rating_bar": 520.0,
-        }
-        cement = [
-            {
-                "casing": "surface",
-                "top_md": 0.0,
-                "bottom_md": 800.0,
-                "verified_by": "returns to surface",
-            },
-            {
-                "casing": "intermediate",
-                "top_md": 1200.0,
-                "bottom_md": 2000.0,
-                "verified_by": "calculated",
-            },
-            {
-                "casing": "production",
-                "top_md": prod_shoe - 900,
-                "bottom_md": prod_shoe,
-                "verified_by": "CBL",
-            },
-        ]
-        packer_tvd = round(packer_md * ratio)
-        int_shoe_tvd = round(2000 * ratio)
         fg_int = rng.uniform(1.55, 1.75)  # formation strength at the intermediate shoe, sg
         fg_surf = rng.uniform(1.45, 1.6)
-        wellhead_rating = 345.0  # 5,000 psi
-        a_points = [
-            {
-                "name": "wellhead A section",
-                "point_type": "wellhead",
-                "depth_md": 0.0,
-                "tvd_m": 0.0,
-                "pressure_limit_bar": wellhead_rating,
-            },
-            {
-                "name": "tubing collapse at packer",
-                "point_type": "inner_string_collapse",
-                "depth_md": packer_md,
-                "tvd_m": packer_tvd,
-                "pressure_limit_bar": round(tubing["collapse_rating_bar"] * 0.95, 1),
-            },
-            {
-                "name": "production packer",
-                "point_type": "packer",
-                "depth_md": packer_md,
-                "tvd_m": packer_tvd,
-                "pressure_limit_bar": 690.0,
-            },
-            {
-                "name": "production casing burst",
-                "point_type": "outer_casing_burst",
-                "depth_md": packer_md,
-                "tvd_m": packer_tvd,
-                "pressure_limit_bar": round(548.0 * 0.9, 1),
-            },
-        ]
-        b_points = [
-            {
-                "name": "wellhead B section",
-                "point_type": "wellhead",
-                "depth_md": 0.0,
-                "tvd_m": 0.0,
-                "pressure_limit_bar": wellhead_rating,
-            },
-            {
-                "name": "formation at intermediate shoe",
-                "point_type": "shoe",
-                "depth_md": 2000.0,
-                "tvd_m": int_shoe_tvd,
-                "pressure_limit_bar": round(fg_int * BAR_PER_M_PER_SG * int_shoe_tvd, 1),
-            },
-            {
-                "name": "intermediate casing burst",
-                "point_type": "outer_casing_burst",
-                "depth_md": 2000.0,
-                "tvd_m": int_shoe_tvd,
-                "pressure_limit_bar": 348.0,
-            },
-        ]
-        c_points = [
-            {
-                "name": "wellhead C section",
-                "point_type": "wellhead",
-                "depth_md": 0.0,
-                "tvd_m": 0.0,
-                "pressure_limit_bar": 207.0,
-            },
-            {
-                "name": "formation at surface shoe",
-                "point_type": "shoe",
-                "depth_md": 800.0,
-                "tvd_m": 790.0,
-                "pressure_limit_bar": round(fg_surf * BAR_PER_M_PER_SG * 790.0, 1),
-            },
-            {
-                "name": "surface casing burst",
-                "point_type": "outer_casing_burst",
-                "depth_md": 800.0,
-                "tvd_m": 790.0,
-                "pressure_limit_bar": 146.0,
-            },
-        ]
+        values = _well_values(md, tvd, fg_int, fg_surf, arch["tubing"]["collapse_limit_bar"])
         annuli = [
             AnnulusPlan(
-                "A",
-                "tubing",
-                "production",
-                0.101,
-                a_points,
-                rng.uniform(15, 35),
-                f"{name}/ANN-A/PT",
-                imposed_pressure=well_type == WellType.oil_producer and i % 8 == 5,
-            ),
-            AnnulusPlan(
-                "B",
-                "production",
-                "intermediate",
-                0.118,
-                b_points,
-                rng.uniform(3, 9),
-                f"{name}/ANN-B/PT",
-            ),
-            AnnulusPlan(
-                "C",
-                "intermediate",
-                "surface",
-                0.118,
-                c_points,
-                rng.uniform(0.5, 2.5),
-                f"{name}/ANN-C/PT",
-            ),
+                a["name"],
+                a["inner"],
+                a["outer"],
+                a["fluid_gradient_bar_per_m"],
+                _fill(a["critical_points"], values),
+                rng.uniform(*a["baseline_bar"]),
+                f"{name}/ANN-{a['name']}/PT",
+                imposed_pressure=a["name"] == "A"
+                and well_type == WellType.oil_producer
+                and i % 8 == 5,
+            )
+            for a in arch["annuli"]
         ]
         due_soon = i % 5 == 1
         overdue = i % 9 == 4
-        primary = [
-            {
-                "name": "SSSV",
-                "element_type": ElementType.sssv.value,
-                "status": "ok",
-                "depth_md": 400.0,
-                "tests": _tests(rng, now, 182, "inflow", due_soon=due_soon, overdue=overdue),
-            },
-            {"name": "production tubing", "element_type": ElementType.tubing.value, "status": "ok"},
-            {
-                "name": "production packer",
-                "element_type": ElementType.packer.value,
-                "status": "ok",
-                "depth_md": packer_md,
-            },
-            {
-                "name": "production casing below packer",
-                "element_type": ElementType.casing.value,
-                "status": "ok",
-            },
-            {
-                "name": "production casing cement",
-                "element_type": ElementType.cement.value,
-                "status": "ok",
-            },
-        ]
-        secondary = [
-            {"name": "production casing", "element_type": ElementType.casing.value, "status": "ok"},
-            {"name": "wellhead", "element_type": ElementType.wellhead.value, "status": "ok"},
-            {
-                "name": "tubing hanger seals",
-                "element_type": ElementType.wellhead_seal.value,
-                "status": "ok",
-                "tests": _tests(rng, now, 365, "pressure", n=2),
-            },
-            {
-                "name": "master valve",
-                "element_type": ElementType.tree_valve.value,
-                "status": "ok",
-                "tests": _tests(rng, now, 182, "leak_rate"),
-            },
-            {
-                "name": "A annulus valve",
-                "element_type": ElementType.annulus_valve.value,
-                "status": "ok",
-                "tests": _tests(rng, now, 365, "functional", n=2),
-            },
-        ]
+        envelopes: dict[str, list[dict[str, Any]]] = {}
+        for envelope, members in arch["envelopes"].items():
+            envelopes[envelope] = []
+            for member in members:
+                element = _fill({k: v for k, v in member.items() if k != "tests"}, values)
+                plan = member.get("tests")
+                if plan is not None:
+                    scheduled = plan.get("scheduled", False)
+                    element["tests"] = _tests(
+                        rng,
+                        now,
+                        plan["interval_days"],
+                        plan["test_type"],
+                        n=plan["n"],
+                        due_soon=due_soon and scheduled,
+                        overdue=overdue and scheduled,
+                    )
+                envelopes[envelope].append(element)
+        spud = now - timedelta(days=rng.randint(400, 6000))
         well = {
             "name": name,
             "field": "North Sea Demo",
-            "well_type": well_type.value,
+            "type": well_type.value,
             "location": location.value,
             "measured_depth": md,
             "true_vertical_depth": tvd,
-            "spud_date": (now - timedelta(days=rng.randint(400, 6000))).isoformat(),
+            "spud_date": spud.isoformat(),
+            "country": "Norway" if i % 3 else "United Kingdom",
+            "completion_date": (spud + timedelta(days=rng.randint(60, 180))).isoformat(),
         }
         incidents = [INCIDENTS[i]] if i in INCIDENTS else []
         plans.append(
             WellPlan(
                 well,
-                casings,
-                tubing,
-                cement,
+                _fill(arch["casing_strings"], values),
+                _fill(arch["tubing"], values),
+                _fill(arch["cement_intervals"], values),
                 annuli,
-                {"primary": primary, "secondary": secondary},
+                envelopes,
                 incidents,
             )
         )
@@ -431,7 +274,7 @@ def seed_well(api: ApiClient, plan: WellPlan) -> SeededWell:
     strings["tubing"] = ("tubing", api.post(f"/wells/{wid}/tubing-strings", plan.tubing)["id"])
     for cement in plan.cement_intervals:
         body = {k: v for k, v in cement.items() if k != "casing"}
-        body["casing_string_id"] = strings[cement["casing"]][1]
+        body["casing_id"] = strings[cement["casing"]][1]
         api.post(f"/wells/{wid}/cement-intervals", body)
     annuli: dict[str, int] = {}
     for a in plan.annuli:
@@ -441,6 +284,7 @@ def seed_well(api: ApiClient, plan: WellPlan) -> SeededWell:
             "inner_tubing_string_id": inner_id if kind == "tubing" else None,
             "inner_casing_string_id": inner_id if kind == "casing" else None,
             "outer_casing_string_id": strings[a.outer][1],
+            "fluid_type": "brine",  # packer fluid and the brine left behind casing
             "fluid_gradient_bar_per_m": a.fluid_gradient_bar_per_m,
             "imposed_pressure": a.imposed_pressure,
         }
@@ -453,7 +297,7 @@ def seed_well(api: ApiClient, plan: WellPlan) -> SeededWell:
     for envelope_type, members in plan.envelopes.items():
         env = api.post(
             f"/wells/{wid}/barrier-envelopes",
-            {"envelope_type": envelope_type, "name": f"{envelope_type} well barrier"},
+            {"type": envelope_type, "name": f"{envelope_type} well barrier"},
         )
         for member in members:
             body = {k: v for k, v in member.items() if k != "tests"}
@@ -473,7 +317,7 @@ def seed_field(api: ApiClient, plans: list[WellPlan], log: Any = print) -> list[
             log(f"  [{n}/{len(plans)}] {plan.well['name']}: already there")
             continue
         seeded.append(seed_well(api, plan))
-        log(f"  [{n}/{len(plans)}] {plan.well['name']}: seeded ({plan.well['well_type']})")
+        log(f"  [{n}/{len(plans)}] {plan.well['name']}: seeded ({plan.well['type']})")
     return seeded
 
 
@@ -483,16 +327,16 @@ DEMO_ADMIN = "demo-admin@wims.example"
 DEMO_PASSWORD = "wims-demo-password"  # a local demo on loopback; say so when printing it
 
 
-def run_demo(settings: Any, args: Any) -> int:
-    """Start the stack, seed the field, then run the SCADA simulator with the incidents."""
+def run_demo(settings: Any, args: Any, start_stack: Callable[[Any, Any], int]) -> int:
+    """Start the stack (``start_stack``: the CLI's ``up``, handed in so this client does not
+    import the CLI that imports it), seed the field, then run the SCADA simulator with the
+    incidents."""
     import subprocess
     import sys
     import threading
     import time
 
-    from services import cli
-
-    if cli.cmd_up(settings, args) != 0:
+    if start_stack(settings, args) != 0:
         return 1
     subprocess.run(
         [
@@ -554,11 +398,11 @@ def run_demo(settings: Any, args: Any) -> int:
             f"/barrier-elements/{sssv_element}/tests",
             {
                 "test_type": "inflow",
-                "performed_at": datetime.now(UTC).isoformat(),
+                "test_date": datetime.now(UTC).isoformat(),
                 "result": "fail",
                 "leak_rate": 0.9,
                 "leak_rate_unit": "m3/min",
-                "notes": "demo: gas leak above the 0.425 m3/min (15 scf/min) acceptance",
+                "comments": "demo: gas leak above the 0.425 m3/min (15 scf/min) acceptance",
             },
         )
         print("\n  recorded a FAILED SSSV inflow test (0.9 m3/min gas)", flush=True)

@@ -1,6 +1,14 @@
-"""Readings from raw Kafka values straight into numpy arrays.
+"""The one codec of the ``wims.readings`` wire form, whose schema is :class:`shared.events.Reading`.
 
-A pydantic model per reading costs more than everything else the worker does for it, so
+Both directions are hot paths, so neither builds a pydantic model per reading; each is held
+to the model by tests (tests/unit/test_reading_codec.py: any reading encodes to the bytes
+``Reading(...).encode()`` gives and decodes to the model's values):
+
+- :func:`encode_reading` (the ingest service): the JSON of a validated reading, built by
+  orjson from a plain dict of the model's fields in the model's order.
+- :func:`decode_readings` (the MAASP worker): raw Kafka values straight into numpy arrays.
+
+Decoding: a pydantic model per reading costs more than everything else the worker does for it, so
 the common, well-formed case is parsed by msgspec into a struct of the few fields the
 worker reads, their types checked as it parses: about half the cost of a whole-message
 ``orjson.loads``. Anything that path does not accept goes through the Reading contract in
@@ -15,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 import numpy as np
@@ -25,10 +33,34 @@ from pydantic import ValidationError
 from shared import events as ev
 from shared.topics import READINGS
 
+if TYPE_CHECKING:
+    from shared.domain.readings import NormalisedReading
+
 GOOD, UNCERTAIN, BAD = 0, 1, 2
 QUALITY_CODES = {"good": GOOD, "uncertain": UNCERTAIN, "bad": BAD}
 QUALITY_NAMES = ("good", "uncertain", "bad")
 NO_WELL = -1
+_dumps = orjson.dumps
+_SCHEMA_VERSION = ev.SCHEMA_VERSION
+
+
+def encode_reading(reading: NormalisedReading, well_id: int | None, received_at: datetime) -> bytes:
+    """The ``wims.readings`` value of one reading: the bytes ``Reading(...).encode()`` gives."""
+    return _dumps(
+        {
+            "event_id": reading.reading_id,
+            "schema_version": _SCHEMA_VERSION,
+            "event_type": "reading",
+            "annulus_id": reading.annulus_id,
+            "well_id": well_id,
+            "ts": reading.ts,
+            "pressure_bar": reading.pressure_bar,
+            "temperature_c": reading.temperature_c,
+            "quality": reading.quality,
+            "source": reading.source,
+            "received_at": received_at,
+        }
+    )
 
 
 @dataclass(slots=True)
