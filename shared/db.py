@@ -1,7 +1,12 @@
 """Database engines and sessions. Created by the caller (no I/O at import time)."""
 
+import functools
+import time
+
+from prometheus_client import Histogram
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from shared.settings import Settings
 
@@ -10,13 +15,42 @@ from shared.settings import Settings
 # SQLAlchemy exception message; the statement itself (placeholders only) stays.
 _DEFAULTS: dict[str, object] = {"pool_pre_ping": True, "hide_parameters": True}
 
+DB_POOL_WAIT = Histogram(
+    "wims_db_pool_wait_seconds",
+    "Time to get a connection from an async engine's pool: waiting for a free one, or "
+    "opening a new one (the pre-ping, where on, is not included)",
+    ["pool"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+
+
+@functools.cache
+def timed_pool_class(label: str) -> type[AsyncAdaptedQueuePool]:
+    """The async engines' queue pool, recording in ``wims_db_pool_wait_seconds{pool=label}``
+    how long each checkout took to get its connection: a request that waits here is waiting
+    for the pool, not for PostgreSQL. (A class per label: the pool re-creates itself from
+    its class when the engine is disposed.)"""
+
+    def _do_get(self: AsyncAdaptedQueuePool):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return AsyncAdaptedQueuePool._do_get(self)
+        finally:
+            wait.observe(time.perf_counter() - start)
+
+    wait = DB_POOL_WAIT.labels(label)
+    return type(f"TimedPool_{label}", (AsyncAdaptedQueuePool,), {"_do_get": _do_get})
+
 
 def make_engine(settings: Settings, **kw: object) -> Engine:
     return create_engine(settings.sqlalchemy_url, **(_DEFAULTS | kw))  # type: ignore[arg-type]
 
 
-def make_async_engine(settings: Settings, **kw: object) -> AsyncEngine:
-    return create_async_engine(settings.sqlalchemy_url, **(_DEFAULTS | kw))  # type: ignore[arg-type]
+def make_async_engine(settings: Settings, pool_label: str = "main", **kw: object) -> AsyncEngine:
+    return create_async_engine(
+        settings.sqlalchemy_url,
+        **(_DEFAULTS | {"poolclass": timed_pool_class(pool_label)} | kw),  # type: ignore[arg-type]
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

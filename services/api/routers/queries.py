@@ -10,13 +10,14 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import text
 
 from services.api import schemas as s
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
-from shared.domain.utilisation import LEVEL_CODES, Thresholds, level_for, utilisation
+from services.api.fleet import fleet_json
+from shared.domain.utilisation import Thresholds, level_for, utilisation
 from shared.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
 
 router = APIRouter(tags=["queries"])
@@ -344,48 +345,14 @@ async def integrity_history(
 
 # --- fleet --------------------------------------------------------------------------------------
 
-_FLEET_WELLS_SQL = text(
-    """
-SELECT w.id, w.name, w.field, w.status, w.well_type,
-       i.status AS colour, i.risk_score, i.risk_category,
-       coalesce(t.open_tasks, 0) AS open_tasks,
-       coalesce(t.critical_open_tasks, 0) AS critical_open_tasks,
-       coalesce(t.overdue_open_tasks, 0) AS overdue_open_tasks
-FROM well w
-LEFT JOIN LATERAL (SELECT status, risk_score, risk_category FROM integrity_snapshot
-                    WHERE well_id = w.id ORDER BY ts DESC, id DESC LIMIT 1) i ON true
-LEFT JOIN (SELECT well_id, count(*) AS open_tasks,
-                  count(*) FILTER (WHERE priority = 'critical') AS critical_open_tasks,
-                  count(*) FILTER (WHERE due_at < now()) AS overdue_open_tasks
-             FROM task WHERE status IN ('open', 'in_progress') GROUP BY well_id) t
-       ON t.well_id = w.id
-WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
-  AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))
-ORDER BY w.name
-"""
-)
-_FLEET_ANNULI_SQL = text(
-    """
-SELECT a.well_id, m.pressure_bar, m.quality, r.maasp_bar,
-       a.warning_threshold, a.exceeded_threshold, a.clear_band
-FROM annulus a
-JOIN well w ON w.id = a.well_id
-LEFT JOIN LATERAL (SELECT pressure_bar, quality FROM annulus_measurement
-                    WHERE annulus_id = a.id ORDER BY ts DESC LIMIT 1) m ON true
-LEFT JOIN LATERAL (SELECT maasp_bar FROM maasp_result WHERE annulus_id = a.id
-                    ORDER BY config_version DESC LIMIT 1) r ON true
-WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
-  AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))
-"""
-)
-
 
 @router.get(
     "/fleet",
     response_model=s.Fleet,
     summary="Every well with its status colour, risk, highest utilisation and open tasks",
-    description="Two SQL queries whatever the number of wells. highest_utilisation is "
-    "computed from each annulus's latest reading and current MAASP (bad readings excluded); "
+    description="Two SQL queries over the fleet read model whatever the number of wells. "
+    "highest_utilisation is computed from each annulus's latest reading and current MAASP "
+    "(bad readings excluded); "
     "an annulus with pressure over a MAASP of 0 is infinitely utilised: highest_level "
     "exceeded, highest_utilisation null (JSON has no infinity).",
     responses=ITEM_RESPONSES,
@@ -396,27 +363,8 @@ async def fleet(
     field: s.Text | None = None,
     status: WellStatus | None = None,
     colour: IntegrityStatus | None = None,
-) -> s.Fleet:
-    params = {"field": field, "status": status.value if status else None}
-    highest: dict[int, float] = {}
-    levels: dict[int, UtilisationLevel] = {}
-    for a in (await session.execute(_FLEET_ANNULI_SQL, params)).mappings():
-        well_id = a["well_id"]
-        level, util = _annulus_level(a["pressure_bar"], a["quality"], a["maasp_bar"], a)
-        if LEVEL_CODES[level] > LEVEL_CODES[levels.get(well_id, UtilisationLevel.unknown)]:
-            levels[well_id] = level
-        if util is not None and util > highest.get(well_id, -1.0):
-            highest[well_id] = util
-    wells = []
-    for r in (await session.execute(_FLEET_WELLS_SQL, params)).mappings():
-        if colour is not None and r["colour"] != colour:
-            continue
-        util = highest.get(r["id"])
-        wells.append(
-            s.FleetWell(
-                **r,
-                highest_utilisation=None if util is None or math.isinf(util) else util,
-                highest_level=levels.get(r["id"], UtilisationLevel.unknown),
-            )
-        )
-    return s.Fleet(wells=wells)
+) -> Response:
+    body = await fleet_json(
+        session, field, status.value if status else None, colour.value if colour else None
+    )
+    return Response(body, media_type="application/json")

@@ -1,0 +1,167 @@
+"""GET /fleet's read path: every well with its colour, risk, highest utilisation and open
+tasks, from the fleet read model.
+
+The latest integrity snapshot of each well and the latest reading and current MAASP of each
+annulus are not aggregated here: PostgreSQL keeps them, one row per well (``fleet_well``)
+and per annulus (``fleet_annulus``), current in the writers' own transactions (migration
+0008; docs/decisions.md, "The fleet read model"). Open-task counts are counted live (a
+task is "overdue" relative to now, and open tasks are few). Utilisation and level are
+judged here, for all annuli at once, by the domain's vectorised rules; the answer is
+serialised once with orjson: at 5,000 wells, building and validating 5,000 pydantic
+objects was most of a request.
+
+The read model's column names are in this module's SQL only; the aggregate it replaces is
+``FLEET_TRUTH_SQL``, which the tests compare it with.
+"""
+
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domain.utilisation import (
+    DEFAULT_THRESHOLDS,
+    LEVEL_BY_CODE,
+    Thresholds,
+    levels_for,
+    utilisation_array,
+)
+from shared.enums import UtilisationLevel
+
+_FILTERS = """
+  (CAST(:field AS text) IS NULL OR w.field = :field)
+  AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))"""
+
+_WELLS_SQL = text(
+    f"""
+SELECT w.id, w.name, w.field, w.status::text, w.well_type::text,
+       f.colour::text, f.risk_score, f.risk_category::text,
+       coalesce(t.open_tasks, 0), coalesce(t.critical_open_tasks, 0),
+       coalesce(t.overdue_open_tasks, 0)
+FROM well w
+LEFT JOIN fleet_well f ON f.well_id = w.id
+LEFT JOIN (SELECT well_id, count(*) AS open_tasks,
+                  count(*) FILTER (WHERE priority = 'critical') AS critical_open_tasks,
+                  count(*) FILTER (WHERE due_at < now()) AS overdue_open_tasks
+             FROM task WHERE status IN ('open', 'in_progress') GROUP BY well_id) t
+       ON t.well_id = w.id
+WHERE {_FILTERS}
+  AND (CAST(:colour AS text) IS NULL OR f.colour = CAST(:colour AS integrity_status))
+ORDER BY w.name
+"""
+)
+_WELL_KEYS = (
+    "id",
+    "name",
+    "field",
+    "status",
+    "well_type",
+    "colour",
+    "risk_score",
+    "risk_category",
+    "open_tasks",
+    "critical_open_tasks",
+    "overdue_open_tasks",
+)
+
+# Bad readings are shown, never used in a calculation: their pressure counts as none.
+_ANNULI_SQL = text(
+    f"""
+SELECT a.well_id, CASE WHEN fa.quality = 'bad' THEN NULL ELSE fa.pressure_bar END,
+       fa.maasp_bar, a.warning_threshold, a.exceeded_threshold, a.clear_band
+FROM annulus a
+JOIN well w ON w.id = a.well_id
+LEFT JOIN fleet_annulus fa ON fa.annulus_id = a.id
+WHERE {_FILTERS}
+"""
+)
+
+#: What the read model stands for, aggregated from the history tables: each annulus's
+#: latest reading and current MAASP, each well's latest snapshot. Tests compare it with the
+#: read model's rows.
+FLEET_TRUTH_SQL = """
+SELECT a.id AS annulus_id, m.ts AS reading_ts, m.pressure_bar, m.quality::text AS quality,
+       r.config_version AS maasp_config_version, r.maasp_bar,
+       i.ts AS snapshot_ts, i.status::text AS colour, i.risk_score,
+       i.risk_category::text AS risk_category
+FROM annulus a
+LEFT JOIN LATERAL (SELECT ts, pressure_bar, quality FROM annulus_measurement
+                    WHERE annulus_id = a.id ORDER BY ts DESC LIMIT 1) m ON true
+LEFT JOIN LATERAL (SELECT config_version, maasp_bar FROM maasp_result WHERE annulus_id = a.id
+                    ORDER BY config_version DESC LIMIT 1) r ON true
+LEFT JOIN LATERAL (SELECT ts, status, risk_score, risk_category FROM integrity_snapshot
+                    WHERE well_id = a.well_id ORDER BY ts DESC, id DESC LIMIT 1) i ON true
+ORDER BY a.id
+"""
+FLEET_MODEL_SQL = """
+SELECT a.id AS annulus_id, fa.reading_ts, fa.pressure_bar, fa.quality::text AS quality,
+       fa.maasp_config_version, fa.maasp_bar,
+       f.snapshot_ts, f.colour::text AS colour, f.risk_score,
+       f.risk_category::text AS risk_category
+FROM annulus a
+LEFT JOIN fleet_annulus fa ON fa.annulus_id = a.id
+LEFT JOIN fleet_well f ON f.well_id = a.well_id
+ORDER BY a.id
+"""
+
+
+def _thresholds(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Warning and exceeded threshold per annulus from its stored (warning, exceeded,
+    clear_band); stored thresholds predating validation count as the WIMS defaults. Each
+    distinct triple is checked once, by ``Thresholds`` itself."""
+    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+    checked = []
+    for warning, exceeded, band in distinct:
+        try:
+            t = Thresholds(float(warning), float(exceeded), float(band))
+        except ValueError:
+            t = DEFAULT_THRESHOLDS
+        checked.append((t.warning, t.exceeded))
+    per_annulus = np.asarray(checked, dtype=np.float64)[inverse.reshape(-1)]
+    return per_annulus[:, 0], per_annulus[:, 1]
+
+
+def highest_by_well(annuli: list[Any]) -> dict[int, tuple[float | None, str]]:
+    """Per well: the highest utilisation over its annuli (None when none has one, or when
+    one is infinitely utilised: JSON has no infinity) and the worst level (no hysteresis).
+
+    ``annuli`` rows: (well_id, usable pressure or None, maasp_bar or None, warning,
+    exceeded, clear_band)."""
+    if not annuli:
+        return {}
+    columns = list(zip(*annuli, strict=True))
+    wells = np.asarray(columns[0], dtype=np.int64)
+    # None becomes NaN: no reading, or no MAASP, is an unknown utilisation.
+    pressure = np.asarray(columns[1], dtype=np.float64)
+    maasp = np.asarray(columns[2], dtype=np.float64)
+    util = utilisation_array(pressure, maasp)
+    warning, exceeded = _thresholds(np.asarray(columns[3:6], dtype=np.float64).T)
+    codes = levels_for(util, warning, exceeded)
+    ids, inverse = np.unique(wells, return_inverse=True)
+    highest = np.full(ids.shape[0], np.nan)
+    np.fmax.at(highest, inverse, util)  # fmax: NaN only where every annulus is NaN
+    worst = np.zeros(ids.shape[0], dtype=np.int8)
+    np.maximum.at(worst, inverse, codes)
+    return {
+        int(well): (None if not np.isfinite(h) else float(h), LEVEL_BY_CODE[int(c)].value)
+        for well, h, c in zip(ids, highest, worst, strict=True)
+    }
+
+
+async def fleet_json(
+    session: AsyncSession, field: str | None, status: str | None, colour: str | None
+) -> bytes:
+    """The body of GET /fleet (schemas.Fleet), serialised."""
+    params = {"field": field, "status": status}
+    annuli = (await session.execute(_ANNULI_SQL, params)).all()
+    wells = (await session.execute(_WELLS_SQL, params | {"colour": colour})).all()
+    per_well = highest_by_well(annuli)
+    unknown = (None, UtilisationLevel.unknown.value)
+    out = []
+    for row in wells:
+        well = dict(zip(_WELL_KEYS, row, strict=True))
+        well["highest_utilisation"], well["highest_level"] = per_well.get(row[0], unknown)
+        out.append(well)
+    return orjson.dumps({"wells": out})
