@@ -64,6 +64,8 @@ _WELL_KEYS = (
     "open_tasks",
     "critical_open_tasks",
     "overdue_open_tasks",
+    "highest_utilisation",
+    "highest_level",
 )
 
 # Bad readings are shown, never used in a calculation: their pressure counts as none.
@@ -107,20 +109,26 @@ ORDER BY a.id
 """
 
 
-def _thresholds(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _checked(warning: float, exceeded: float, band: float) -> tuple[float, float]:
+    try:
+        t = Thresholds(warning, exceeded, band)
+    except ValueError:
+        t = DEFAULT_THRESHOLDS  # stored thresholds predating validation: the WIMS defaults
+    return t.warning, t.exceeded
+
+
+def _thresholds(triples: list[tuple[float, float, float]]) -> tuple[Any, Any]:
     """Warning and exceeded threshold per annulus from its stored (warning, exceeded,
-    clear_band); stored thresholds predating validation count as the WIMS defaults. Each
-    distinct triple is checked once, by ``Thresholds`` itself."""
-    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
-    checked = []
-    for warning, exceeded, band in distinct:
-        try:
-            t = Thresholds(float(warning), float(exceeded), float(band))
-        except ValueError:
-            t = DEFAULT_THRESHOLDS
-        checked.append((t.warning, t.exceeded))
-    per_annulus = np.asarray(checked, dtype=np.float64)[inverse.reshape(-1)]
+    clear_band), each distinct triple checked once by ``Thresholds`` itself; scalars when
+    every annulus has the same (the common case: the defaults)."""
+    checked = {t: _checked(*t) for t in set(triples)}
+    if len(checked) == 1:
+        return next(iter(checked.values()))
+    per_annulus = np.array([checked[t] for t in triples], dtype=np.float64)
     return per_annulus[:, 0], per_annulus[:, 1]
+
+
+_LEVEL_NAMES = [LEVEL_BY_CODE[code].value for code in sorted(LEVEL_BY_CODE)]
 
 
 def highest_by_well(annuli: list[Any]) -> dict[int, tuple[float | None, str]]:
@@ -131,22 +139,22 @@ def highest_by_well(annuli: list[Any]) -> dict[int, tuple[float | None, str]]:
     exceeded, clear_band)."""
     if not annuli:
         return {}
-    columns = list(zip(*annuli, strict=True))
-    wells = np.asarray(columns[0], dtype=np.int64)
-    # None becomes NaN: no reading, or no MAASP, is an unknown utilisation.
-    pressure = np.asarray(columns[1], dtype=np.float64)
-    maasp = np.asarray(columns[2], dtype=np.float64)
+    # Column by column (zip(*rows) over thousands of rows is slower); None becomes NaN: no
+    # reading, or no MAASP, is an unknown utilisation.
+    wells = np.array([r[0] for r in annuli], dtype=np.int64)
+    pressure = np.array([r[1] for r in annuli], dtype=np.float64)
+    maasp = np.array([r[2] for r in annuli], dtype=np.float64)
     util = utilisation_array(pressure, maasp)
-    warning, exceeded = _thresholds(np.asarray(columns[3:6], dtype=np.float64).T)
-    codes = levels_for(util, warning, exceeded)
+    codes = levels_for(util, *_thresholds([(r[3], r[4], r[5]) for r in annuli]))
     ids, inverse = np.unique(wells, return_inverse=True)
     highest = np.full(ids.shape[0], np.nan)
     np.fmax.at(highest, inverse, util)  # fmax: NaN only where every annulus is NaN
+    highest[~np.isfinite(highest)] = np.nan
     worst = np.zeros(ids.shape[0], dtype=np.int8)
     np.maximum.at(worst, inverse, codes)
     return {
-        int(well): (None if not np.isfinite(h) else float(h), LEVEL_BY_CODE[int(c)].value)
-        for well, h, c in zip(ids, highest, worst, strict=True)
+        well: (None if h != h else h, _LEVEL_NAMES[c])  # h != h: NaN
+        for well, h, c in zip(ids.tolist(), highest.tolist(), worst.tolist(), strict=True)
     }
 
 
@@ -159,9 +167,5 @@ async def fleet_json(
     wells = (await session.execute(_WELLS_SQL, params | {"colour": colour})).all()
     per_well = highest_by_well(annuli)
     unknown = (None, UtilisationLevel.unknown.value)
-    out = []
-    for row in wells:
-        well = dict(zip(_WELL_KEYS, row, strict=True))
-        well["highest_utilisation"], well["highest_level"] = per_well.get(row[0], unknown)
-        out.append(well)
-    return orjson.dumps({"wells": out})
+    rows = [(*row, *per_well.get(row[0], unknown)) for row in wells]
+    return orjson.dumps({"wells": [dict(zip(_WELL_KEYS, row, strict=True)) for row in rows]})
