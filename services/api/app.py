@@ -13,6 +13,7 @@ import gc
 import logging
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -83,6 +84,9 @@ async def _startup(app: FastAPI) -> None:
         max_overflow=0,
         isolation_level="AUTOCOMMIT",
         pool_pre_ping=False,
+        # The hot reads build their answers as JSON in PostgreSQL; orjson parses it in a
+        # fraction of the standard library's time.
+        json_deserializer=orjson.loads,
     )
     await _open_pool(app.state.read_engine, READ_POOL_SIZE)
     app.state.user_cache = UserCache(settings.api_user_cache_s)

@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.utilisation import (
     DEFAULT_THRESHOLDS,
@@ -31,11 +29,10 @@ from shared.domain.utilisation import (
 from shared.enums import UtilisationLevel
 
 _FILTERS = """
-  (CAST(:field AS text) IS NULL OR w.field = :field)
-  AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))"""
+  (CAST(%(field)s AS text) IS NULL OR w.field = %(field)s)
+  AND (CAST(%(status)s AS text) IS NULL OR w.status = CAST(%(status)s AS well_status))"""
 
-_WELLS_SQL = text(
-    f"""
+_WELLS_SQL = f"""
 SELECT w.id, w.name, w.field, w.status::text, w.well_type::text,
        f.colour::text, f.risk_score, f.risk_category::text,
        coalesce(t.open_tasks, 0), coalesce(t.critical_open_tasks, 0),
@@ -48,10 +45,9 @@ LEFT JOIN (SELECT well_id, count(*) AS open_tasks,
              FROM task WHERE status IN ('open', 'in_progress') GROUP BY well_id) t
        ON t.well_id = w.id
 WHERE {_FILTERS}
-  AND (CAST(:colour AS text) IS NULL OR f.colour = CAST(:colour AS integrity_status))
+  AND (CAST(%(colour)s AS text) IS NULL OR f.colour = CAST(%(colour)s AS integrity_status))
 ORDER BY w.name
 """
-)
 _WELL_KEYS = (
     "id",
     "name",
@@ -69,8 +65,7 @@ _WELL_KEYS = (
 )
 
 # Bad readings are shown, never used in a calculation: their pressure counts as none.
-_ANNULI_SQL = text(
-    f"""
+_ANNULI_SQL = f"""
 SELECT a.well_id, CASE WHEN fa.quality = 'bad' THEN NULL ELSE fa.pressure_bar END,
        fa.maasp_bar, a.warning_threshold, a.exceeded_threshold, a.clear_band
 FROM annulus a
@@ -78,7 +73,6 @@ JOIN well w ON w.id = a.well_id
 LEFT JOIN fleet_annulus fa ON fa.annulus_id = a.id
 WHERE {_FILTERS}
 """
-)
 
 #: What the read model stands for, aggregated from the history tables: each annulus's
 #: latest reading and current MAASP, each well's latest snapshot. Tests compare it with the
@@ -158,13 +152,12 @@ def highest_by_well(annuli: list[Any]) -> dict[int, tuple[float | None, str]]:
     }
 
 
-async def fleet_json(
-    session: AsyncSession, field: str | None, status: str | None, colour: str | None
-) -> bytes:
-    """The body of GET /fleet (schemas.Fleet), serialised."""
+async def fleet_json(conn: Any, field: str | None, status: str | None, colour: str | None) -> bytes:
+    """The body of GET /fleet (schemas.Fleet), serialised; ``conn`` is a psycopg connection
+    (shared.db.driver_connection)."""
     params = {"field": field, "status": status}
-    annuli = (await session.execute(_ANNULI_SQL, params)).all()
-    wells = (await session.execute(_WELLS_SQL, params | {"colour": colour})).all()
+    annuli = await (await conn.execute(_ANNULI_SQL, params)).fetchall()
+    wells = await (await conn.execute(_WELLS_SQL, params | {"colour": colour})).fetchall()
     per_well = highest_by_well(annuli)
     unknown = (None, UtilisationLevel.unknown.value)
     rows = [(*row, *per_well.get(row[0], unknown)) for row in wells]

@@ -10,20 +10,21 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import text
 
 from services.api import schemas as s
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
 from services.api.fleet import fleet_json
+from shared.db import driver_connection
 from shared.domain.utilisation import Thresholds, level_for, utilisation
 from shared.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
 
 router = APIRouter(tags=["queries"])
 
-_STATE_SQL = text(
-    """
+# psycopg parameters: run on the driver's connection (shared.db.driver_connection).
+_STATE_SQL = """
 SELECT
   row_to_json(w) AS well,
   (SELECT coalesce(json_agg(x ORDER BY x.kind, x.top_md, x.name), '[]') FROM (
@@ -61,9 +62,8 @@ SELECT
                                 ORDER BY ts DESC, id DESC LIMIT 1) i) AS integrity,
   (SELECT coalesce(json_agg(t ORDER BY t.due_at NULLS LAST, t.id), '[]')
      FROM task t WHERE t.well_id = w.id AND t.status IN ('open', 'in_progress')) AS tasks
-FROM well w WHERE w.id = :well_id
+FROM well w WHERE w.id = %(well_id)s
 """
-)
 
 
 def _annulus_level(
@@ -112,17 +112,19 @@ def annulus_state(a: dict[str, Any]) -> s.AnnulusStateOut:
     "integrity, open tasks",
     responses=ITEM_RESPONSES,
 )
-async def well_state(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.WellState:
-    row = (await session.execute(_STATE_SQL, {"well_id": well_id})).mappings().first()
+async def well_state(well_id: s.PathId, request: Request, user: Viewer) -> s.WellState:
+    async with driver_connection(request.app.state.read_engine) as conn:
+        row = await (await conn.execute(_STATE_SQL, {"well_id": well_id})).fetchone()
     if row is None:
         raise NotFound(f"well {well_id} not found")
+    well, strings, elements, annuli, integrity, tasks = row
     return s.WellState(
-        well=row["well"],
-        strings=row["strings"],
-        barrier_elements=row["elements"],
-        annuli=[annulus_state(a) for a in row["annuli"]],
-        integrity=row["integrity"],
-        open_tasks=row["tasks"],
+        well=well,
+        strings=strings,
+        barrier_elements=elements,
+        annuli=[annulus_state(a) for a in annuli],
+        integrity=integrity,
+        open_tasks=tasks,
     )
 
 
@@ -358,13 +360,14 @@ async def integrity_history(
     responses=ITEM_RESPONSES,
 )
 async def fleet(
-    session: SessionDep,
+    request: Request,
     user: Viewer,
     field: s.Text | None = None,
     status: WellStatus | None = None,
     colour: IntegrityStatus | None = None,
 ) -> Response:
-    body = await fleet_json(
-        session, field, status.value if status else None, colour.value if colour else None
-    )
+    async with driver_connection(request.app.state.read_engine) as conn:
+        body = await fleet_json(
+            conn, field, status.value if status else None, colour.value if colour else None
+        )
     return Response(body, media_type="application/json")
