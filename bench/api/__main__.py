@@ -321,9 +321,38 @@ def main() -> None:
             ).fetchone()[0]
         token = create_access_token(user_id, "viewer", settings.jwt_secret, timedelta(hours=1))
         results = asyncio.run(measure(api, bare, token))
+        print_stalls(httpx.get(f"{api.base_url}/metrics", timeout=10).text)
         api.terminate()
 
     print(json.dumps(rows(results)))
+
+
+def print_stalls(metrics: str) -> None:
+    """What the API waited on over the whole run, from its own histograms: the event loop
+    (a ready request waiting behind other work) and the read pool (a request waiting for a
+    connection). Bucket bounds, so "p99 <= x"."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(metrics):
+        if family.name not in ("wims_event_loop_lag_seconds", "wims_db_pool_wait_seconds"):
+            continue
+        series: dict[str, list[tuple[float, float]]] = {}
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                key = sample.labels.get("pool", "loop")
+                series.setdefault(key, []).append((float(sample.labels["le"]), sample.value))
+        for key, buckets in series.items():
+            buckets.sort()
+            total = buckets[-1][1]
+            if not total:
+                continue
+            p50 = next(le for le, n in buckets if n >= 0.5 * total)
+            p99 = next(le for le, n in buckets if n >= 0.99 * total)
+            print(
+                f"{family.name}[{key}]: {total:.0f} samples, p50 <= {p50 * 1000:g} ms, "
+                f"p99 <= {p99 * 1000:g} ms",
+                flush=True,
+            )
 
 
 def verdict(passed: bool) -> str:
