@@ -6,8 +6,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 from prometheus_client import Histogram
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import greenlet_spawn
@@ -66,10 +68,22 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     where an ORM session adds a session, a transaction object, the Core execution context
     and a greenlet switch per statement (measured: a fifth of the api's CPU on a /state
     read). Statements take psycopg's ``%(name)s`` parameters. On an autocommit engine (the
-    api's read engine) each statement is its own transaction."""
+    api's read engine) each statement is its own transaction.
+
+    As through a session, a driver error comes out as SQLAlchemy's ``DBAPIError`` (so the
+    same handlers answer it: 503 for an unreachable database), and a connection the error
+    broke is dropped from the pool rather than handed to the next request."""
     fairy = await engine.raw_connection()
+    conn = fairy.driver_connection
     try:
-        yield fairy.driver_connection
+        yield conn
+    except psycopg.Error as exc:
+        broken = bool(conn.closed or conn.broken)
+        if broken:
+            await greenlet_spawn(fairy.invalidate, exc)
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=broken
+        ) from exc
     finally:
         # Returning it to the pool may reset the connection, which the adapted driver does
         # from inside a greenlet only.
