@@ -72,7 +72,8 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
 
     As through a session, a driver error comes out as SQLAlchemy's ``DBAPIError`` (so the
     same handlers answer it: 503 for an unreachable database), and a connection the error
-    broke is dropped from the pool rather than handed to the next request."""
+    broke makes the pool recycle its connections rather than hand a dead one to the next
+    request."""
     fairy = await engine.raw_connection()
     conn = fairy.driver_connection
     try:
@@ -80,7 +81,10 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     except psycopg.Error as exc:
         broken = bool(conn.closed or conn.broken)
         if broken:
-            await greenlet_spawn(fairy.invalidate, exc)
+            # What SQLAlchemy does on a disconnect through a session: drop this connection
+            # and recycle every other one opened before now (after a database restart they
+            # are all dead), so one read fails, not one per pooled connection.
+            await greenlet_spawn(engine.sync_engine.pool._invalidate, fairy, exc)
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=broken
         ) from exc

@@ -421,3 +421,23 @@ async def test_loop_lag_pool_wait_and_request_timing_on_metrics(
     (state_key,) = [k for k in timed if dict(k[1])["route"].endswith(route)]
     assert delta(state_key[0], **dict(state_key[1])) == 5
     assert delta(state_key[0].replace("_count", "_sum"), **dict(state_key[1])) < 5 * 1.0
+
+
+async def test_a_hot_read_on_connections_the_database_dropped_fails_once_then_recovers(
+    api: Api, users: Users, db_engine: Engine, settings: Settings
+) -> None:
+    """/state reads on the pooled driver connection: when PostgreSQL drops every
+    connection (as a restart does), one read is answered 503 and the pool is renewed, as
+    through a session; never a 500, never one failure per pooled connection."""
+    ids = await build_well(api.client, users.headers["admin"])
+    url = f"{V1}/wells/{ids['well']}/state"
+    viewer = users.headers["viewer"]
+    assert (await api.client.get(url, headers=viewer)).status_code == 200
+    with psycopg.connect(settings.libpq_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+    db_engine.dispose()  # this test process's own pooled connections were dropped too
+    statuses = [(await api.client.get(url, headers=viewer)).status_code for _ in range(5)]
+    assert statuses == [503, 200, 200, 200, 200]
