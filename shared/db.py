@@ -88,6 +88,11 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=broken
         ) from exc
+    except BaseException:
+        # Cancelled mid-statement: the connection may still be busy with it; never pool it.
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await greenlet_spawn(fairy.invalidate)
+        raise
     finally:
         # Returning it to the pool may reset the connection, which the adapted driver does
         # from inside a greenlet only.
