@@ -7,7 +7,9 @@ API documentation (/docs, /redoc, /openapi.json) is served only when
 ``WIMS_METRICS_ENABLED``.
 """
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +27,7 @@ from fastapi.responses import HTMLResponse
 
 from shared.db import database_ready, make_async_engine, make_sessionmaker
 from shared.kafka import KafkaProbe
-from shared.observability import fastapi_health_router
+from shared.observability import fastapi_health_router, sample_event_loop_lag
 from shared.settings import Settings
 
 # Fit for a same-origin web console: its own scripts, styles and images only, no inline
@@ -174,11 +176,15 @@ def make_http_app(
         app.state.engine = make_async_engine(settings, pool_size=10)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
         app.state.kafka_probe = KafkaProbe(settings.kafka_bootstrap)
+        lag_sampler = asyncio.create_task(sample_event_loop_lag(), name="event-loop-lag")
         if startup is not None:
             await startup(app)
         try:
             yield
         finally:
+            lag_sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_sampler
             if shutdown is not None:
                 await shutdown(app)
             await app.state.kafka_probe.close()

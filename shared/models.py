@@ -431,6 +431,43 @@ class IntegritySnapshot(Base):
     __table_args__ = (Index("ix_integrity_snapshot_well_id_created_at", "well_id", "created_at"),)
 
 
+# --- the fleet read model ----------------------------------------------------------------------
+# What GET /fleet shows of each well and annulus, kept current by PostgreSQL triggers on the
+# writers' tables (annulus_measurement, maasp_result, integrity_snapshot: migration 0008) in
+# the writer's own transaction, so the fleet never aggregates the history tables per request
+# and no writer can forget it (docs/decisions.md, "The fleet read model").
+
+
+class FleetAnnulus(Base):
+    """Each annulus's latest reading (by ts) and current MAASP (highest config version)."""
+
+    __tablename__ = "fleet_annulus"
+
+    annulus_id: Mapped[int] = mapped_column(
+        ForeignKey("annulus.id", ondelete="CASCADE"), primary_key=True
+    )
+    reading_ts: Mapped[datetime | None] = _ts(nullable=True)
+    pressure_bar: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[Quality | None] = mapped_column(pg_enum(Quality, "reading_quality"))
+    maasp_config_version: Mapped[int | None] = mapped_column(BigInteger)
+    maasp_bar: Mapped[float | None] = mapped_column(Float)
+
+
+class FleetWell(Base):
+    """Each well's latest integrity snapshot (by ts, then id), as the fleet shows it."""
+
+    __tablename__ = "fleet_well"
+
+    well_id: Mapped[int] = mapped_column(
+        ForeignKey("well.id", ondelete="CASCADE"), primary_key=True
+    )
+    snapshot_ts: Mapped[datetime] = _ts()
+    snapshot_id: Mapped[int] = mapped_column(BigInteger)
+    colour: Mapped[IntegrityStatus] = mapped_column(pg_enum(IntegrityStatus, "integrity_status"))
+    risk_score: Mapped[int] = mapped_column(SmallInteger)
+    risk_category: Mapped[RiskCategory] = mapped_column(pg_enum(RiskCategory, "risk_category"))
+
+
 class RiskMatrixCell(Base):
     """One cell of the 5 x 5 matrix. Its key is the pair of levels, so the specification's
     ``id`` is (probability_level, consequence_level)."""

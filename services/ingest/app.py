@@ -66,6 +66,7 @@ from shared.domain.readings import (
 )
 from shared.gc_tuning import freeze_startup_heap
 from shared.http_app import make_http_app
+from shared.observability import RequestTiming
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -165,24 +166,6 @@ def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> Resp
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-class RequestTiming:
-    """Times requests by route template (never the raw path)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - start)
 
 
 class Ingestor:
@@ -702,7 +685,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_extra=openapi.route_extra(csv=True, settings=settings),
     )
     openapi.document(app, settings, PREFIX)
-    app.add_middleware(RequestTiming)
+    app.add_middleware(RequestTiming, seconds=REQUEST_SECONDS)
     return app
 
 

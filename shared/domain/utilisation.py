@@ -113,6 +113,22 @@ def level_for(util: float | None, thresholds: Thresholds = DEFAULT_THRESHOLDS) -
     return next_level(UtilisationLevel.normal, util, thresholds)
 
 
+def levels_for(utils: np.ndarray, warning: np.ndarray, exceeded: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`level_for`: the level code (int8) of each utilisation on its own,
+    without hysteresis, each against its own thresholds (arrays broadcastable to ``utils``,
+    from valid :class:`Thresholds`). NaN is *unknown*; ``inf`` is *exceeded*.
+
+    For the fleet, which judges thousands of annuli at once from their latest readings."""
+    u = np.asarray(utils, dtype=np.float64)
+    codes = (
+        LEVEL_CODES[UtilisationLevel.normal]
+        + (u >= np.asarray(warning)).astype(np.int8)
+        + (u >= np.asarray(exceeded)).astype(np.int8)
+    ).astype(np.int8)
+    codes[np.isnan(u)] = LEVEL_CODES[UtilisationLevel.unknown]
+    return codes
+
+
 def next_level(
     previous: UtilisationLevel, util: float | None, thresholds: Thresholds
 ) -> UtilisationLevel:

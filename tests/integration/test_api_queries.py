@@ -8,11 +8,14 @@ from uuid import uuid4
 
 import numpy as np
 import psycopg
-from sqlalchemy import Engine
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from services.api.fleet import FLEET_MODEL_SQL, FLEET_TRUTH_SQL
 from shared.auth import create_access_token
 from shared.models import AnnulusMeasurement, IntegritySnapshot, MaaspResult, Task
+from shared.settings import Settings
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,
     Users,
@@ -299,3 +302,144 @@ async def test_downsampled_measurements_over_500k_rows_match_numpy(
         assert b["count"] == len(sel) == expected_count[i]
         assert b["min"] == sel.min() and b["max"] == sel.max()
         assert abs(b["avg"] - sel.mean()) < 1e-9
+
+
+def _fleet_rows(db_engine: Engine, sql: str) -> list[tuple]:
+    with db_engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
+
+
+async def _fleet(api: Api, users: Users) -> dict[str, dict]:
+    r = await api.client.get(f"{V1}/fleet", headers=users.headers["viewer"])
+    assert r.status_code == 200
+    return {w["name"]: w for w in r.json()["wells"]}
+
+
+async def test_fleet_read_model_follows_every_writer_and_equals_the_aggregate(
+    api: Api, users: Users, db_engine: Engine, settings: Settings
+) -> None:
+    """The fleet read model is kept by the writers' own statements (ORM inserts, COPY like
+    the ingest sink's, deletes), replays and late rows included, and always equals what
+    aggregating the history tables gives."""
+    admin = users.headers["admin"]
+    w1 = await build_well(api.client, admin, "W-1")
+    w2 = await build_well(api.client, admin, "W-2")
+    a1, a2 = w1["annulus"], w2["annulus"]
+    with Session(db_engine) as s, s.begin():
+        s.add_all(
+            [
+                _reading(a1, T0, 100.0),
+                _maasp(a1, 1, 200.0),
+                _snapshot(w1["well"], T0, "green", 12),
+                _reading(a2, T0, 50.0),
+                _maasp(a2, 1, 100.0),
+            ]
+        )
+    fleet = await _fleet(api, users)
+    assert (fleet["W-1"]["colour"], fleet["W-1"]["highest_utilisation"]) == ("green", 0.5)
+    assert fleet["W-1"]["highest_level"] == "normal" and fleet["W-2"]["colour"] is None
+
+    # A newer snapshot and reading change the board; an older reading, a snapshot older than
+    # the latest and a lower MAASP version do not.
+    with Session(db_engine) as s, s.begin():
+        s.add_all(
+            [
+                _snapshot(w1["well"], T0 + timedelta(hours=1), "red", 60),
+                _snapshot(w1["well"], T0 - timedelta(hours=1), "amber", 30),
+                _reading(a1, T0 - timedelta(minutes=1), 10.0),
+                _maasp(a1, 2, 100.0),
+            ]
+        )
+    with Session(db_engine) as s, s.begin():
+        s.add(_maasp(a1, 0, 1000.0))
+    # Readings COPYed in bulk, as the ingest sink stores them: the latest of the batch counts.
+    with psycopg.connect(settings.libpq_url, autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY annulus_measurement (id, annulus_id, timestamp, source, pressure_bar, quality) "
+            "FROM STDIN"
+        ) as copy:
+            for minutes, pressure in ((2, 80.0), (3, 85.0), (1, 95.0)):
+                copy.write_row(
+                    (uuid4(), a2, T0 + timedelta(minutes=minutes), "scada", pressure, "good")
+                )
+    fleet = await _fleet(api, users)
+    assert (fleet["W-1"]["colour"], fleet["W-1"]["risk_score"]) == ("red", 60)
+    assert fleet["W-1"]["highest_utilisation"] == 1.0  # 100 bar over MAASP v2, 100 bar
+    assert fleet["W-1"]["highest_level"] == "exceeded"
+    assert (
+        fleet["W-2"]["highest_utilisation"] == 0.85 and fleet["W-2"]["highest_level"] == "warning"
+    )
+
+    # Deleting the latest reading falls back to the one before it.
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM annulus_measurement WHERE annulus_id = :a AND pressure_bar = 85"),
+            {"a": a2},
+        )
+    fleet = await _fleet(api, users)
+    assert fleet["W-2"]["highest_utilisation"] == 0.8
+    assert _fleet_rows(db_engine, FLEET_MODEL_SQL) == _fleet_rows(db_engine, FLEET_TRUTH_SQL)
+
+
+async def test_loop_lag_pool_wait_and_request_timing_on_metrics(
+    api: Api, users: Users, db_engine: Engine
+) -> None:
+    """After some reads, /metrics shows the event-loop lag sampled, the read pool's
+    checkout waits and each request timed by its route template, all with sensible values
+    (milliseconds on an idle test API, not seconds)."""
+
+    async def scrape() -> dict[tuple[str, tuple], float]:
+        text_ = (await api.client.get("/metrics")).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text_)
+            for s in family.samples
+        }
+
+    ids = await build_well(api.client, users.headers["admin"])
+    before = await scrape()
+    for _ in range(5):
+        r = await api.client.get(f"{V1}/wells/{ids['well']}/state", headers=users.headers["viewer"])
+        assert r.status_code == 200
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # the lag sampler wakes every 100 ms
+        after = await scrape()
+        lag = ("wims_event_loop_lag_seconds_count", ())
+        if after.get(lag, 0) > before.get(lag, 0) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("wims_event_loop_lag_seconds_count") >= 1
+    assert after[("wims_event_loop_lag_seconds_sum", ())] / after[lag] < 0.5
+    waits = delta("wims_db_pool_wait_seconds_count", pool="read")
+    assert waits >= 5  # every GET checked a read connection out
+    assert delta("wims_db_pool_wait_seconds_sum", pool="read") / waits < 0.5
+    route = "/wells/{well_id}/state"
+    timed = [k for k in after if k[0] == "wims_api_request_duration_seconds_count"]
+    (state_key,) = [k for k in timed if dict(k[1])["route"].endswith(route)]
+    assert delta(state_key[0], **dict(state_key[1])) == 5
+    assert delta(state_key[0].replace("_count", "_sum"), **dict(state_key[1])) < 5 * 1.0
+
+
+async def test_a_hot_read_on_connections_the_database_dropped_fails_once_then_recovers(
+    api: Api, users: Users, db_engine: Engine, settings: Settings
+) -> None:
+    """/state reads on the pooled driver connection: when PostgreSQL drops every
+    connection (as a restart does), one read is answered 503 and the pool is renewed, as
+    through a session; never a 500, never one failure per pooled connection."""
+    ids = await build_well(api.client, users.headers["admin"])
+    url = f"{V1}/wells/{ids['well']}/state"
+    viewer = users.headers["viewer"]
+    assert (await api.client.get(url, headers=viewer)).status_code == 200
+    with psycopg.connect(settings.libpq_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+    db_engine.dispose()  # this test process's own pooled connections were dropped too
+    statuses = [(await api.client.get(url, headers=viewer)).status_code for _ in range(5)]
+    assert statuses == [503, 200, 200, 200, 200]

@@ -6,6 +6,7 @@ from services.api.alert_feed import format_position, parse_position, sse_message
 from services.api.errors import FieldInvalid, _field_of
 from services.api.ratelimit import SlidingWindowLimiter
 from services.api.routers.queries import parse_resolution
+from shared.domain.utilisation import LEVEL_CODES
 
 
 class Clock:
@@ -76,3 +77,87 @@ def test_error_field_names_drop_the_location() -> None:
     assert _field_of(("query", "limit")) == "limit"
     assert _field_of(("body", "cells", 3, "category")) == "cells.3.category"
     assert _field_of(("body",)) == "body"
+
+
+async def test_one_request_timing_layer_times_by_route_template_for_api_and_ingest() -> None:
+    """The api (timed and counted, streams untimed) and ingest (timed only) share one
+    request-timing layer: a request is timed under its route template, never its raw path,
+    and counted with its status class."""
+    import httpx
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from shared.observability import RequestTiming
+
+    registry = CollectorRegistry()
+    seconds = Histogram("t_seconds", "", ["route"], registry=registry)
+    requests = Counter("t_requests", "", ["method", "route", "status"], registry=registry)
+    app = FastAPI()
+
+    @app.get("/wells/{well_id}")
+    async def well(well_id: int) -> dict[str, int]:
+        return {"id": well_id}
+
+    @app.get("/alerts/stream")
+    async def stream() -> dict[str, str]:
+        return {}
+
+    api_style = RequestTiming(
+        app, seconds=seconds, requests=requests, untimed_suffixes=("/stream",)
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api_style), base_url="http://t"
+    ) as client:
+        for path in ("/wells/1", "/wells/2", "/wells/x", "/alerts/stream", "/nowhere"):
+            await client.get(path)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("t_seconds_count", route="/wells/{well_id}") == 3
+    assert value("t_requests_total", method="GET", route="/wells/{well_id}", status="2xx") == 2
+    assert value("t_requests_total", method="GET", route="/wells/{well_id}", status="4xx") == 1
+    assert value("t_requests_total", method="GET", route="unmatched", status="4xx") == 1
+    assert value("t_requests_total", method="GET", route="/alerts/stream", status="2xx") == 1
+    assert value("t_seconds_count", route="/alerts/stream") is None  # counted, not timed
+    ingest_style = RequestTiming(app, seconds=seconds)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=ingest_style), base_url="http://t"
+    ) as client:
+        await client.get("/alerts/stream")
+    assert value("t_seconds_count", route="/alerts/stream") == 1
+
+
+def test_fleet_levels_per_well_match_the_single_annulus_rule() -> None:
+    """/fleet's vectorised judgement gives, per well, what judging each annulus with
+    _annulus_level (the /state rule) and taking the worst gives."""
+    from services.api.fleet import highest_by_well
+    from services.api.routers.queries import _annulus_level
+
+    thresholds = (0.8, 1.0, 0.05)
+    annuli = [
+        (1, 90.0, 100.0, *thresholds),  # warning
+        (1, 50.0, 100.0, *thresholds),
+        (2, None, 100.0, *thresholds),  # no (usable) reading: unknown
+        (3, 5.0, 0.0, *thresholds),  # over a MAASP of 0: infinitely utilised
+        (3, 10.0, 100.0, *thresholds),
+        (4, 70.0, 100.0, 0.6, 0.7, 0.05),  # its own thresholds: exceeded
+        (5, 70.0, 100.0, 0.9, 0.5, 0.05),  # invalid stored thresholds: the defaults
+        (6, 70.0, None, *thresholds),  # no MAASP yet
+    ]
+    got = highest_by_well(annuli)
+    for well in {a[0] for a in annuli}:
+        judged = [
+            _annulus_level(
+                p, "good", m, {"warning_threshold": w, "exceeded_threshold": e, "clear_band": c}
+            )
+            for wid, p, m, w, e, c in annuli
+            if wid == well
+        ]
+        utils = [u for _, u in judged if u is not None]
+        worst = max((lvl for lvl, _ in judged), key=lambda lvl: LEVEL_CODES[lvl])
+        highest = max(utils) if utils else None
+        expected = None if highest is None or highest == float("inf") else highest
+        assert got[well] == (expected, worst.value), well
+    assert got[1] == (0.9, "warning") and got[3] == (None, "exceeded")
+    assert got[4][1] == "exceeded" and got[5] == (0.7, "normal")

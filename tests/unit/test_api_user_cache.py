@@ -97,3 +97,42 @@ def test_the_cache_stays_bounded(clock: Clock, monkeypatch: pytest.MonkeyPatch) 
         cache.put(user(i), cache.generation)
     assert sum(cache.get(i) is not None for i in range(1, 5)) <= 3
     assert cache.get(4) is not None
+
+
+def test_a_token_is_verified_once_but_its_expiry_on_every_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The memo of verified tokens saves the signature check, never the expiry check: past
+    its expiry a memoised token goes through the full verification again (which refuses an
+    expired token). A forged token is refused whatever is memoised; with the cache off
+    nothing is kept."""
+    from datetime import timedelta
+
+    import jwt
+
+    from shared import auth
+
+    secret = "s" * 40
+    token = auth.create_access_token(7, "viewer", secret, timedelta(minutes=5))
+    checks: list[str] = []
+
+    def counted(t: str, s: list[str]) -> dict:
+        checks.append(t)
+        return auth.decode_access_token(t, s)
+
+    monkeypatch.setattr(deps, "decode_access_token", counted)
+    cache = UserCache(ttl_s=60)
+    assert cache.verified_claims(token, [secret])["sub"] == "7"
+    assert cache.verified_claims(token, [secret])["sub"] == "7"
+    assert len(checks) == 1  # the second use came from the memo
+    forged = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(jwt.InvalidSignatureError):
+        cache.verified_claims(forged, [secret])
+    six_minutes_on = (datetime.now(UTC) + timedelta(minutes=6)).timestamp()
+    monkeypatch.setattr(deps.time, "time", lambda: six_minutes_on)
+    cache.verified_claims(token, [secret])
+    assert len(checks) == 3  # past its expiry: verified again, not answered from the memo
+    off = UserCache(ttl_s=0)
+    off.verified_claims(token, [secret])
+    off.verified_claims(token, [secret])
+    assert len(checks) == 5

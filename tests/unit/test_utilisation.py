@@ -16,6 +16,7 @@ from shared.domain.utilisation import (
     LEVEL_CODES,
     Thresholds,
     level_for,
+    levels_for,
     levels_for_segments,
     levels_for_series,
     next_level,
@@ -306,3 +307,17 @@ def test_30000_readings_well_under_10_ms() -> None:
         levels_for_series(U.normal, utils, T)
         best = min(best, time.perf_counter() - start)
     assert best < 0.005, f"{best * 1e3:.2f} ms"
+
+
+@given(st.lists(st.tuples(util_st, thresholds_st), max_size=100))
+def test_levels_for_is_level_for_on_each_annulus(annuli: list[tuple[float, Thresholds]]) -> None:
+    """The fleet's vectorised levels: each annulus judged alone, against its own thresholds,
+    exactly as level_for judges it (NaN is unknown, inf exceeded)."""
+    utils = np.array([u for u, _ in annuli], dtype=np.float64)
+    codes = levels_for(
+        utils,
+        np.array([t.warning for _, t in annuli]),
+        np.array([t.exceeded for _, t in annuli]),
+    )
+    expected = [level_for(None if math.isnan(u) else u, t) for u, t in annuli]
+    assert [LEVEL_BY_CODE[int(c)] for c in codes] == expected

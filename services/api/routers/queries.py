@@ -10,19 +10,21 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import text
 
 from services.api import schemas as s
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
-from shared.domain.utilisation import LEVEL_CODES, Thresholds, level_for, utilisation
+from services.api.fleet import fleet_json
+from shared.db import driver_connection
+from shared.domain.utilisation import Thresholds, level_for, utilisation
 from shared.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
 
 router = APIRouter(tags=["queries"])
 
-_STATE_SQL = text(
-    """
+# psycopg parameters: run on the driver's connection (shared.db.driver_connection).
+_STATE_SQL = """
 SELECT
   row_to_json(w) AS well,
   (SELECT coalesce(json_agg(x ORDER BY x.kind, x.top_md, x.name), '[]') FROM (
@@ -60,9 +62,8 @@ SELECT
                                 ORDER BY created_at DESC, id DESC LIMIT 1) i) AS integrity,
   (SELECT coalesce(json_agg(t ORDER BY t.due_date NULLS LAST, t.id), '[]')
      FROM task t WHERE t.well_id = w.id AND t.status IN ('open', 'in_progress')) AS tasks
-FROM well w WHERE w.id = :well_id
+FROM well w WHERE w.id = %(well_id)s
 """
-)
 
 
 def _annulus_level(
@@ -111,17 +112,19 @@ def annulus_state(a: dict[str, Any]) -> s.AnnulusStateOut:
     "integrity, open tasks",
     responses=ITEM_RESPONSES,
 )
-async def well_state(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.WellState:
-    row = (await session.execute(_STATE_SQL, {"well_id": well_id})).mappings().first()
+async def well_state(well_id: s.PathId, request: Request, user: Viewer) -> s.WellState:
+    async with driver_connection(request.app.state.read_engine) as conn:
+        row = await (await conn.execute(_STATE_SQL, {"well_id": well_id})).fetchone()
     if row is None:
         raise NotFound(f"well {well_id} not found")
+    well, strings, elements, annuli, integrity, tasks = row
     return s.WellState(
-        well=row["well"],
-        strings=row["strings"],
-        barrier_elements=row["elements"],
-        annuli=[annulus_state(a) for a in row["annuli"]],
-        integrity=row["integrity"],
-        open_tasks=row["tasks"],
+        well=well,
+        strings=strings,
+        barrier_elements=elements,
+        annuli=[annulus_state(a) for a in annuli],
+        integrity=integrity,
+        open_tasks=tasks,
     )
 
 
@@ -346,82 +349,32 @@ async def integrity_history(
 
 # --- fleet --------------------------------------------------------------------------------------
 
-_FLEET_WELLS_SQL = text(
-    """
-SELECT w.id, w.name, w.field, w.country, w.status, w.type,
-       i.overall_status AS colour, i.risk_score, i.risk_category,
-       coalesce(t.open_tasks, 0) AS open_tasks,
-       coalesce(t.critical_open_tasks, 0) AS critical_open_tasks,
-       coalesce(t.overdue_open_tasks, 0) AS overdue_open_tasks
-FROM well w
-LEFT JOIN LATERAL (SELECT overall_status, risk_score, risk_category FROM integrity_snapshot
-                    WHERE well_id = w.id ORDER BY created_at DESC, id DESC LIMIT 1) i ON true
-LEFT JOIN (SELECT well_id, count(*) AS open_tasks,
-                  count(*) FILTER (WHERE priority = 'critical') AS critical_open_tasks,
-                  count(*) FILTER (WHERE due_date < now()) AS overdue_open_tasks
-             FROM task WHERE status IN ('open', 'in_progress') GROUP BY well_id) t
-       ON t.well_id = w.id
-WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
-  AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))
-  AND (CAST(:country AS text) IS NULL OR w.country = :country)
-ORDER BY w.name
-"""
-)
-_FLEET_ANNULI_SQL = text(
-    """
-SELECT a.well_id, m.pressure_bar, m.quality, r.maasp_bar,
-       a.warning_threshold, a.exceeded_threshold, a.clear_band
-FROM annulus a
-JOIN well w ON w.id = a.well_id
-LEFT JOIN LATERAL (SELECT pressure_bar, quality FROM annulus_measurement
-                    WHERE annulus_id = a.id ORDER BY timestamp DESC LIMIT 1) m ON true
-LEFT JOIN LATERAL (SELECT maasp_bar FROM maasp_result WHERE annulus_id = a.id
-                    ORDER BY config_version DESC LIMIT 1) r ON true
-WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
-  AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))
-  AND (CAST(:country AS text) IS NULL OR w.country = :country)
-"""
-)
-
 
 @router.get(
     "/fleet",
     response_model=s.Fleet,
     summary="Every well with its status colour, risk, highest utilisation and open tasks",
-    description="Two SQL queries whatever the number of wells. highest_utilisation is "
-    "computed from each annulus's latest reading and current MAASP (bad readings excluded); "
+    description="Two SQL queries over the fleet read model whatever the number of wells. "
+    "highest_utilisation is computed from each annulus's latest reading and current MAASP "
+    "(bad readings excluded); "
     "an annulus with pressure over a MAASP of 0 is infinitely utilised: highest_level "
     "exceeded, highest_utilisation null (JSON has no infinity).",
     responses=ITEM_RESPONSES,
 )
 async def fleet(
-    session: SessionDep,
+    request: Request,
     user: Viewer,
     field: s.Text | None = None,
     country: s.Text | None = None,
     status: WellStatus | None = None,
     colour: IntegrityStatus | None = None,
-) -> s.Fleet:
-    params = {"field": field, "country": country, "status": status.value if status else None}
-    highest: dict[int, float] = {}
-    levels: dict[int, UtilisationLevel] = {}
-    for a in (await session.execute(_FLEET_ANNULI_SQL, params)).mappings():
-        well_id = a["well_id"]
-        level, util = _annulus_level(a["pressure_bar"], a["quality"], a["maasp_bar"], a)
-        if LEVEL_CODES[level] > LEVEL_CODES[levels.get(well_id, UtilisationLevel.unknown)]:
-            levels[well_id] = level
-        if util is not None and util > highest.get(well_id, -1.0):
-            highest[well_id] = util
-    wells = []
-    for r in (await session.execute(_FLEET_WELLS_SQL, params)).mappings():
-        if colour is not None and r["colour"] != colour:
-            continue
-        util = highest.get(r["id"])
-        wells.append(
-            s.FleetWell(
-                **r,
-                highest_utilisation=None if util is None or math.isinf(util) else util,
-                highest_level=levels.get(r["id"], UtilisationLevel.unknown),
-            )
+) -> Response:
+    async with driver_connection(request.app.state.read_engine) as conn:
+        body = await fleet_json(
+            conn,
+            field,
+            country,
+            status.value if status else None,
+            colour.value if colour else None,
         )
-    return s.Fleet(wells=wells)
+    return Response(body, media_type="application/json")
