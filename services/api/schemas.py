@@ -219,6 +219,12 @@ class WellCreate(In):
         None, ge=1, le=5, description="1-5; default from the well type"
     )
     spud_date: Timestamp | None = None
+    data_stale_after_s: int | None = Field(
+        None,
+        gt=0,
+        le=INT32_MAX,
+        description="s without a good reading before data_stale; null: the default",
+    )
 
 
 class WellUpdate(In):
@@ -231,6 +237,12 @@ class WellUpdate(In):
     true_vertical_depth: PositiveDepth | None = None
     consequence_level: int = Field(None, ge=1, le=5)
     spud_date: Timestamp | None = None
+    data_stale_after_s: int | None = Field(
+        None,
+        gt=0,
+        le=INT32_MAX,
+        description="s without a good reading before data_stale; null: the default",
+    )
 
 
 class WellRead(Stamped):
@@ -243,6 +255,7 @@ class WellRead(Stamped):
     true_vertical_depth: float | None
     consequence_level: int
     spud_date: datetime | None
+    data_stale_after_s: int | None
 
 
 # --- strings and cement -----------------------------------------------------------------------

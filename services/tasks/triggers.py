@@ -26,6 +26,15 @@ from shared.domain.task_rules import (
 from shared.enums import ElementType, TaskStatus, TestResult
 from shared.settings import Settings
 
+FINDING_FACTS = (
+    "test_pressure_bar",
+    "last_good_reading",
+    "step_bar",
+    "response_bar",
+    "other_annulus_id",
+    "other_annulus_name",
+)
+
 SOURCE_TOPICS: tuple[str, ...] = (
     topics.ALERTS.name,
     topics.BARRIER_EVENTS.name,
@@ -60,6 +69,8 @@ def spec_for_event(event: Any, rules: TaskRules) -> TaskSpec | None:
             "limiting_point": event.limiting_point,
             "annulus_name": event.details.get("annulus_name"),
         }
+        # The daily findings' own facts (services/findings), absent from other alerts.
+        facts.update({k: event.details.get(k) for k in FINDING_FACTS})
         return task_for_alert(
             event.kind, event.well_id, event.annulus_id, event.ts, facts, rules=rules
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from services.findings.worker import register_findings
 from services.tasks import metrics
 from services.tasks.processing import process_batch
 from services.tasks.sweep import run_sweep
@@ -100,6 +101,11 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
             return
         for line in report.lines():
             log.info("tasks: %s", line)
+
+    # The daily findings sweep (services/findings) runs here: this service already runs the
+    # periodic sweeps over the database, and the alerts it raises come back to its own
+    # consumer as tasks (docs/decisions.md "Daily findings run as a sweep").
+    register_findings(app, ctx, settings)
 
     ctx.extra["rules"] = rules
     ctx.extra["emit"] = emit

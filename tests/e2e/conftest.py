@@ -63,6 +63,15 @@ class RunningStack:
 def running_stack(stack: Stack) -> Iterator[RunningStack]:
     # Module-scoped: the services leave when the module is done, so no other test meets them
     # on its ports or in its consumer groups.
+    yield from run_services(stack)
+
+
+def run_services(stack: Stack, **env: str) -> Iterator[RunningStack]:
+    """The services up on the session's Kafka and PostgreSQL, with ``env`` added to their
+    settings (a module that needs, e.g., a faster sweep overrides ``running_stack`` with it),
+    down again after; valid messages dead-lettered meanwhile fail the module."""
+    if env:
+        stack = Stack({**stack.env, **env}, stack.run_dir)
     rs = RunningStack(stack, stack.settings())
     # The broker outlives the module (one per session): letters of earlier modules are theirs.
     before = {x.id for x in dead_letters(rs.settings)}
