@@ -509,7 +509,12 @@ class AlertRecord(Base):
         ForeignKey("app_user.id", ondelete="SET NULL")
     )
 
-    __table_args__ = (Index("ix_alert_well_id_ts", "well_id", "ts"), Index("ix_alert_ts", "ts"))
+    __table_args__ = (
+        Index("ix_alert_well_id_ts", "well_id", "ts"),
+        Index("ix_alert_ts", "ts"),
+        # The findings sweep reads each annulus' newest alert of one kind (its last test).
+        Index("ix_alert_kind_annulus_id_ts", "kind", "annulus_id", "ts"),
+    )
 
 
 # --- daily findings (written by the findings sweep) ---------------------------------------------

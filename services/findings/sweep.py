@@ -439,10 +439,11 @@ async def _save(engine: AsyncEngine, changes: Sequence[Change], now: datetime) -
             assert c.alert is not None, "a raised finding has its alert"
             values = {"episode": c.episode, "raised_at": now, "well_id": c.alert.well_id}
             stmt = insert(STATE).values(kind=c.kind, subject=c.subject, **values)
-            # A well deleted since the check: its row would have nothing to refer to.
             stmt = stmt.on_conflict_do_update(index_elements=["kind", "subject"], set_=values)
+            # A well deleted since the check has nothing to record; the lock keeps one that
+            # exists from being deleted before the commit.
             exists = await conn.execute(
-                text("SELECT 1 FROM well WHERE id = :w"), {"w": c.alert.well_id}
+                text("SELECT 1 FROM well WHERE id = :w FOR KEY SHARE"), {"w": c.alert.well_id}
             )
             if exists.first() is not None:
                 await conn.execute(stmt)

@@ -2,7 +2,8 @@
 
 Reviewed by hand: well.data_stale_after_s is a nullable integer (existing wells keep the
 global default); finding_state is new and empty (the first sweep raises what is true then);
-trigger_type gains data_stale, maasp_missing and annulus_communication. Downgrade drops the
+trigger_type gains data_stale, maasp_missing and annulus_communication; alert gains an
+index on (kind, annulus_id, ts) for the sweep's look-up of each annulus' last test. Downgrade drops the
 column and the table; PostgreSQL cannot drop an enum label, so the three labels stay (unused
 by the older code, harmless).
 
@@ -53,11 +54,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("kind", "subject", name=op.f("pk_finding_state")),
     )
     op.create_index(op.f("ix_finding_state_well_id"), "finding_state", ["well_id"], unique=False)
+    op.create_index(
+        op.f("ix_alert_kind_annulus_id_ts"), "alert", ["kind", "annulus_id", "ts"], unique=False
+    )
     for label in NEW_TRIGGERS:
         op.execute(f"ALTER TYPE trigger_type ADD VALUE IF NOT EXISTS '{label}'")
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_alert_kind_annulus_id_ts"), table_name="alert")
     op.drop_index(op.f("ix_finding_state_well_id"), table_name="finding_state")
     op.drop_table("finding_state")
     op.drop_constraint(op.f("ck_well_data_stale_after_positive"), "well", type_="check")
