@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.domain.communication import (
@@ -143,6 +144,7 @@ def _alert(
         ts=ts,
         message=message,
         pressure_bar=details.pop("pressure_bar", None),
+        maasp_bar=details.pop("maasp_bar", None),
         details={"annulus_name": row.annulus_name, **details},
     )
 
@@ -283,7 +285,7 @@ SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pressure_bar) FROM annulus_me
  WHERE annulus_id = :a AND {GOOD} AND {TS} <= :t AND {TS} > :t - make_interval(secs => :held)
 """
 _AFTER_TEST = f"""
-SELECT extract(epoch FROM {TS}) AS t, pressure_bar AS p FROM annulus_measurement
+SELECT extract(epoch FROM {TS}) AS at_s, pressure_bar AS p FROM annulus_measurement
  WHERE annulus_id = :a AND {GOOD} AND {TS} > :t ORDER BY {TS} DESC LIMIT {RETEST_MAX_READINGS}
 """
 
@@ -307,7 +309,8 @@ async def _retests(
         rows = (await conn.execute(text(_AFTER_TEST), params)).all()
         if not rows:
             continue
-        t = np.fromiter((float(r.t) for r in rows), np.float64, len(rows))
+        # (``Row.t`` is the row as a tuple: the column is named ``at_s``.)
+        t = np.fromiter((float(r.at_s) for r in rows), np.float64, len(rows))
         p = np.fromiter((r.p for r in rows), np.float64, len(rows))
         due = retest_due(
             test_at.timestamp(), test_p, t, p, cfg.retest_rise_bar, cfg.retest_sustain_s
@@ -348,7 +351,8 @@ SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_nam
  WHERE w.status <> 'abandoned'
 """
 _WINDOW = f"""
-SELECT annulus_id, extract(epoch FROM {TS}) AS t, pressure_bar AS p FROM annulus_measurement
+SELECT annulus_id, extract(epoch FROM {TS}) AS at_s, pressure_bar AS p
+  FROM annulus_measurement
  WHERE annulus_id = ANY(:ids) AND {GOOD} AND {TS} >= :since ORDER BY annulus_id, {TS}
 """
 
@@ -370,7 +374,7 @@ async def _communication(
         params = {"ids": [r.annulus_id for r in annuli], "since": since}
         series: dict[int, list[tuple[float, float]]] = defaultdict(list)
         for r in (await conn.execute(text(_WINDOW), params)).all():
-            series[r.annulus_id].append((float(r.t), r.p))
+            series[r.annulus_id].append((float(r.at_s), r.p))
         pairs: dict[str, tuple[Any, Any, Communication]] = {}
         for src, resp in permutations(annuli, 2):
             s, r = np.array(series[src.annulus_id]), np.array(series[resp.annulus_id])
@@ -458,9 +462,16 @@ async def run_findings(
     report = FindingsReport()
     state = await _load_state(engine)
     changes: list[Change] = []
-    async with engine.connect() as conn:
-        for check in CHECKS:
-            changes.extend(await check(conn, cfg, state, now))
+    for check in CHECKS:
+        # Each check on its own: one that fails (logged) does not keep the others from
+        # raising; it is judged again on the next sweep.
+        try:
+            async with engine.connect() as conn:
+                changes.extend(await check(conn, cfg, state, now))
+        except (OSError, DBAPIError):
+            raise  # the database is away: the caller retries the sweep
+        except Exception:
+            log.exception("findings: %s failed", check.__name__)
     alerts = [c.alert for c in changes if c.alert is not None]
     if alerts:
         await publish(alerts)  # acked before the state says they were sent

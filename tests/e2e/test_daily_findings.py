@@ -70,6 +70,17 @@ class Clients:
         items = body["items"] if isinstance(body, dict) else body
         return [t for t in items if t["trigger_type"] == trigger]
 
+    async def wait_maasp(self, annulus_id: int, maasp_bar: float) -> None:
+        """Wait until the maasp worker knows the annulus' limit: readings judged before
+        its configuration arrived would not be judged for SAP."""
+
+        async def known():
+            r = await self.api.get(f"/annuli/{annulus_id}/maasp")
+            cur = r.json().get("current") if r.status_code == 200 else None
+            return bool(cur and cur["maasp_bar"] == pytest.approx(maasp_bar))
+
+        await poll(known, f"MAASP {maasp_bar} bar of annulus {annulus_id}", within_s=WITHIN_S)
+
     async def wait_alert(self, well_id: int, kind: str, what: str) -> dict[str, Any]:
         async def found():
             return await self.alerts(well_id, kind)
@@ -158,7 +169,7 @@ async def test_an_annulus_without_a_maasp_is_raised_once_and_cleared_by_a_limit(
         assert len(await c.alerts(well, "maasp_missing")) == 1
 
 
-def sap_then_rise(start: datetime) -> list[float]:
+def sap_then_rise() -> list[float]:
     """1-minute pressures: 20 bar held 2 h, bled to 1 bar in 10 min, held 20 min, built back
     to 20 bar over 30 min and on to 40 bar (20 bar above the test), held 90 min."""
     held = [20.0] * 120
@@ -177,7 +188,8 @@ async def test_a_rise_of_200_psig_after_a_diagnostic_test_makes_it_due_again(
     async with Clients(running_stack, headers) as c:
         ids = await build_well(c.api, tag)
         well = ids["well"]
-        pressures = sap_then_rise(datetime.now(UTC))
+        await c.wait_maasp(ids["annulus"], 100.0)
+        pressures = sap_then_rise()
         start = datetime.now(UTC) - timedelta(minutes=len(pressures) + 1)
         await c.push(readings(tag, pressures, start, step_s=60.0))
 
@@ -236,6 +248,8 @@ async def test_b_answering_a_bleed_of_a_is_annulus_communication(
         ids = await build_well(c.api, tag_a)
         well = ids["well"]
         b = await add_b_annulus(c, ids, tag_b)
+        await c.wait_maasp(ids["annulus"], 100.0)
+        await c.wait_maasp(b, 310.5)
         # 1-minute series over 4 h: A at 40 bar, bled to 2 bar in 10 min at 2 h and left
         # there; B at 20 bar follows a quarter of A's drop with a 15-minute lag.
         a_p = [40.0] * 120 + [40.0 - 3.8 * i for i in range(1, 11)] + [2.0] * 110
