@@ -164,6 +164,11 @@ class AlertKind(StrEnum):
     sap_detected = "sap_detected"
     diagnostic_test_due = "diagnostic_test_due"
     integrity_status_changed = "integrity_status_changed"
+    data_stale = "data_stale"
+    data_stale_cleared = "data_stale_cleared"
+    maasp_missing = "maasp_missing"
+    maasp_missing_cleared = "maasp_missing_cleared"
+    annulus_communication = "annulus_communication"
 
 
 class Severity(StrEnum):
@@ -185,6 +190,9 @@ class TriggerType(StrEnum):
     inconclusive_test = "inconclusive_test"  # a barrier test that proved nothing: retest
     integrity_red = "integrity_red"
     test_due = "test_due"
+    data_stale = "data_stale"
+    maasp_missing = "maasp_missing"
+    annulus_communication = "annulus_communication"
 
 
 class TaskPriority(StrEnum):

@@ -141,9 +141,13 @@ class Well(TimestampMixin, Base):
     consequence_level: Mapped[int] = mapped_column(SmallInteger, comment="1-5")
     spud_date: Mapped[datetime | None] = _ts(nullable=True)
     completion_date: Mapped[datetime | None] = _ts(nullable=True)
+    data_stale_after_s: Mapped[int | None] = mapped_column(
+        Integer, comment="no good reading this long is data_stale; None: the global default"
+    )
 
     __table_args__ = (
         CheckConstraint("measured_depth > 0", name="measured_depth_positive"),
+        CheckConstraint("data_stale_after_s > 0", name="data_stale_after_positive"),
         CheckConstraint("consequence_level BETWEEN 1 AND 5", name="consequence_level_range"),
     )
 
@@ -569,7 +573,29 @@ class AlertRecord(Base):
         ForeignKey("app_user.id", ondelete="SET NULL")
     )
 
-    __table_args__ = (Index("ix_alert_well_id_ts", "well_id", "ts"), Index("ix_alert_ts", "ts"))
+    __table_args__ = (
+        Index("ix_alert_well_id_ts", "well_id", "ts"),
+        Index("ix_alert_ts", "ts"),
+        # The findings sweep reads each annulus' newest alert of one kind (its last test).
+        Index("ix_alert_kind_annulus_id_ts", "kind", "annulus_id", "ts"),
+    )
+
+
+# --- daily findings (written by the findings sweep) ---------------------------------------------
+
+
+class FindingState(Base):
+    """The daily findings raised and not yet cleared, one row per (kind, subject), so a
+    finding is raised once and cleared once across sweeps and restarts. ``episode`` names the
+    raised episode (what its alert id is derived from)."""
+
+    __tablename__ = "finding_state"
+
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(100), primary_key=True, comment="annulus:17")
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    episode: Mapped[str] = mapped_column(String(100))
+    raised_at: Mapped[datetime] = _ts()
 
 
 # --- transactional outbox ----------------------------------------------------------------------

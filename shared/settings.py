@@ -112,6 +112,26 @@ class Settings(BaseSettings):
         30, ge=1, description="days an applied event id is remembered for replay detection"
     )
 
+    # Daily findings (services/tasks/findings.py, run by the tasks service; docs/domain.md).
+    findings_sweep_seconds: float = Field(
+        60.0, gt=0, description="how often missing data, re-tests and communication are checked"
+    )
+    data_stale_after_s: float = Field(
+        86400.0,
+        gt=0,
+        description="no good reading for this long raises data_stale (a well's own "
+        "data_stale_after_s overrides it)",
+    )
+    maasp_missing_grace_s: float = Field(
+        3600.0, ge=0, description="an annulus may have no MAASP this long before maasp_missing"
+    )
+    retest_rise_bar: float = Field(
+        13.8, gt=0, description="rise above the last diagnostic test that makes a re-test due"
+    )
+    retest_sustain_s: float = Field(
+        1800.0, ge=0, description="event-time seconds the rise must last"
+    )
+
     # maasp worker: readings are judged in batches (bulk getmany) so numpy does the work.
     maasp_batch_size: int = Field(50000, ge=1, description="most readings judged in one batch")
     maasp_batch_within_s: float = Field(

@@ -228,6 +228,12 @@ class WellCreate(In):
     )
     spud_date: Timestamp | None = None
     completion_date: Timestamp | None = None
+    data_stale_after_s: int | None = Field(
+        None,
+        gt=0,
+        le=INT32_MAX,
+        description="s without a good reading before data_stale; null: the default",
+    )
 
 
 class WellUpdate(In):
@@ -242,6 +248,12 @@ class WellUpdate(In):
     consequence_level: int = Field(None, ge=1, le=5)
     spud_date: Timestamp | None = None
     completion_date: Timestamp | None = None
+    data_stale_after_s: int | None = Field(
+        None,
+        gt=0,
+        le=INT32_MAX,
+        description="s without a good reading before data_stale; null: the default",
+    )
 
 
 class WellRead(Stamped):
@@ -256,6 +268,7 @@ class WellRead(Stamped):
     consequence_level: int
     spud_date: datetime | None
     completion_date: datetime | None
+    data_stale_after_s: int | None
 
 
 # --- strings and cement -----------------------------------------------------------------------

@@ -32,6 +32,14 @@ _TEST_RULES = {
     TestResult.failed: task_for_failed_test,
     TestResult.inconclusive: task_for_inconclusive_test,
 }
+FINDING_FACTS = (
+    "test_pressure_bar",
+    "last_good_reading",
+    "step_bar",
+    "response_bar",
+    "other_annulus_id",
+    "other_annulus_name",
+)
 
 SOURCE_TOPICS: tuple[str, ...] = (
     topics.ALERTS.name,
@@ -67,6 +75,8 @@ def spec_for_event(event: Any, rules: TaskRules) -> TaskSpec | None:
             "limiting_point": event.limiting_point,
             "annulus_name": event.details.get("annulus_name"),
         }
+        # The daily findings' own facts (services/tasks/findings.py), absent from other alerts.
+        facts.update({k: event.details.get(k) for k in FINDING_FACTS})
         return task_for_alert(
             event.kind, event.well_id, event.annulus_id, event.ts, facts, rules=rules
         )

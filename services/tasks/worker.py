@@ -16,6 +16,7 @@ import faust
 
 from services.tasks import metrics
 from services.tasks.core import SOURCE_TOPICS, rules_from_settings
+from services.tasks.findings_timer import register_findings
 from services.tasks.processing import process_batch
 from services.tasks.sweep import run_sweep
 from shared.events import TaskEvent
@@ -100,6 +101,11 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
             return
         for line in report.lines():
             log.info("tasks: %s", line)
+
+    # The daily findings sweep (services/tasks/findings.py) runs here: this service already runs the
+    # periodic sweeps over the database, and the alerts it raises come back to its own
+    # consumer as tasks (docs/decisions.md "Daily findings run as a sweep").
+    register_findings(app, ctx, settings)
 
     ctx.extra["rules"] = rules
     ctx.extra["emit"] = emit

@@ -43,6 +43,11 @@ class TaskRules:
     # 30 CFR 250.520-523: a diagnostic test within 30 days of the pressure being seen.
     sap_due: timedelta = timedelta(days=30)
     diagnostic_test_due: timedelta = timedelta(days=30)
+    # WIMS defaults for the daily findings: restore a silent gauge within a day, enter a
+    # MAASP within a week, investigate a communication between annuli within a week.
+    data_stale_due: timedelta = timedelta(hours=24)
+    maasp_missing_due: timedelta = timedelta(days=7)
+    annulus_communication_due: timedelta = timedelta(days=7)
     failed_test_due: timedelta = timedelta(days=7)
     integrity_red_due: timedelta = timedelta(hours=24)
     reminder_days: int = 14
@@ -108,8 +113,17 @@ _FACT_FORMATS: tuple[tuple[str, str], ...] = (
     ("test_type", "test type {}"),
     ("leak_rate", "leak rate {}"),
     ("acceptance", "acceptance {}"),
+    ("test_pressure_bar", "pressure at the last diagnostic test {:.1f} bar"),
+    ("last_good_reading", "last good reading {}"),
+    ("step_bar", "step {:+.1f} bar"),
+    ("response_bar", "response {:+.1f} bar"),
 )
-_KNOWN_FACTS = {k for k, _ in _FACT_FORMATS} | {"annulus_name", "element_name"}
+_KNOWN_FACTS = {k for k, _ in _FACT_FORMATS} | {
+    "annulus_name",
+    "element_name",
+    "other_annulus_id",
+    "other_annulus_name",
+}
 
 
 def _format_facts(facts: Mapping[str, Any]) -> str:
@@ -206,6 +220,10 @@ def task_for_alert(
             f"Annulus pressure calls for a diagnostic test on {on}. Run a bleed-down/"
             "build-up diagnostic test and record the result"
         )
+    elif kind in _DAILY_FINDINGS:
+        trigger, priority, due, title, text, target = _daily_finding(
+            kind, annulus_id, target, on, facts, rules
+        )
     else:
         return None
     return TaskSpec(
@@ -218,6 +236,58 @@ def task_for_alert(
         due_date=ts + due,
         title=title,
         description=_with_facts(text, facts),
+    )
+
+
+_DAILY_FINDINGS = frozenset(
+    {AlertKind.data_stale, AlertKind.maasp_missing, AlertKind.annulus_communication}
+)
+
+
+def _daily_finding(
+    kind: AlertKind,
+    annulus_id: int | None,
+    target: str,
+    on: str,
+    facts: Mapping[str, Any],
+    rules: TaskRules,
+) -> tuple[TriggerType, TaskPriority, timedelta, str, str, str]:
+    """Trigger, priority, time allowed, title, text and target of a daily-finding task."""
+    if kind is AlertKind.data_stale:
+        return (
+            TriggerType.data_stale,
+            TaskPriority.high,
+            rules.data_stale_due,
+            f"No data: {on}",
+            f"The SCADA tag of {on} has sent no good reading. Restore the gauge or its "
+            "link; until then the annulus is not monitored",
+            target,
+        )
+    if kind is AlertKind.maasp_missing:
+        return (
+            TriggerType.maasp_missing,
+            TaskPriority.normal,
+            rules.maasp_missing_due,
+            f"No MAASP: {on}",
+            f"The {on} has no MAASP. Enter (or accept) its critical points so its pressure "
+            "can be judged",
+            target,
+        )
+    other_id = facts.get("other_annulus_id")
+    if annulus_id is not None and other_id is not None:
+        # One task per pair of annuli, whichever of the two was seen answering the other.
+        lo, hi = sorted((int(annulus_id), int(other_id)))
+        target = f"annuli:{lo}-{hi}"
+    other_name = facts.get("other_annulus_name")
+    other = f"{other_name} annulus" if other_name else f"annulus {other_id}"
+    return (
+        TriggerType.annulus_communication,
+        TaskPriority.high,
+        rules.annulus_communication_due,
+        f"Annulus communication: {on}",
+        f"The {on} answers pressure changes of the {other}: the barrier between them may "
+        "leak. Confirm with a bleed-down/build-up test and review both MAASPs",
+        target,
     )
 
 

@@ -70,9 +70,13 @@ def running_stack(stack: Stack) -> Iterator[RunningStack]:
 
 
 @contextmanager
-def services_up(stack: Stack, *up_args: str) -> Iterator[RunningStack]:
-    """`wims up *up_args` on the session's stack; afterwards fails when a valid message was
-    dead-lettered meanwhile, and `wims down --services-only`."""
+def services_up(stack: Stack, *up_args: str, **env: str) -> Iterator[RunningStack]:
+    """`wims up *up_args` on the session's stack, with ``env`` added to the services'
+    settings (a module that needs, e.g., a faster sweep overrides ``running_stack`` with
+    it); afterwards fails when a valid message was dead-lettered meanwhile, and `wims down
+    --services-only`."""
+    if env:
+        stack = Stack({**stack.env, **env}, stack.run_dir)
     rs = RunningStack(stack, stack.settings())
     # The broker outlives the module (one per session): letters of earlier modules are theirs.
     before = {x.id for x in dead_letters(rs.settings)}

@@ -355,3 +355,74 @@ def test_repeat_warning_with_new_numbers_updates_description() -> None:
 )
 def test_is_escalation(old, new, expected: bool) -> None:
     assert is_escalation(old, new) is expected
+
+
+# ---------------------------------------------------------------- daily findings
+
+
+@pytest.mark.parametrize(
+    ("kind", "trigger", "priority", "due", "says"),
+    [
+        (
+            AlertKind.data_stale,
+            TriggerType.data_stale,
+            TaskPriority.high,
+            timedelta(hours=24),
+            "Restore the gauge",
+        ),
+        (
+            AlertKind.maasp_missing,
+            TriggerType.maasp_missing,
+            TaskPriority.normal,
+            timedelta(days=7),
+            "critical points",
+        ),
+    ],
+)
+def test_missing_data_tasks(kind, trigger, priority, due, says) -> None:
+    spec = task_for_alert(kind, 3, 17, TS, {"annulus_name": "B"})
+    assert spec is not None
+    assert (spec.trigger_type, spec.priority, spec.due_date) == (trigger, priority, TS + due)
+    assert spec.target == "annulus:17" and "B annulus" in spec.title
+    assert says in spec.description
+
+
+@pytest.mark.parametrize("kind", [AlertKind.data_stale_cleared, AlertKind.maasp_missing_cleared])
+def test_cleared_findings_open_no_task(kind) -> None:
+    assert task_for_alert(kind, 3, 17, TS, {}) is None
+
+
+def test_communication_task_names_both_annuli_and_is_one_per_pair() -> None:
+    ab = task_for_alert(
+        AlertKind.annulus_communication,
+        3,
+        18,
+        TS,
+        {
+            "annulus_name": "B",
+            "other_annulus_id": 17,
+            "other_annulus_name": "A",
+            "step_bar": -38.0,
+            "response_bar": -7.5,
+        },
+    )
+    ba = task_for_alert(
+        AlertKind.annulus_communication,
+        3,
+        17,
+        TS,
+        {"annulus_name": "A", "other_annulus_id": 18, "other_annulus_name": "B"},
+    )
+    assert ab is not None and ba is not None
+    assert ab.dedupe_key == ba.dedupe_key == (TriggerType.annulus_communication, "annuli:17-18")
+    assert ab.priority is TaskPriority.high and ab.due_date == TS + timedelta(days=7)
+    assert "B annulus" in ab.description and "A annulus" in ab.description
+    assert "step -38.0 bar" in ab.description and "response -7.5 bar" in ab.description
+
+
+def test_retest_task_states_the_pressure_of_the_last_test() -> None:
+    spec = task_for_alert(
+        AlertKind.diagnostic_test_due, 3, 17, TS, {"pressure_bar": 35.0, "test_pressure_bar": 20.0}
+    )
+    assert spec is not None and spec.trigger_type is TriggerType.diagnostic_test_due
+    assert "pressure at the last diagnostic test 20.0 bar" in spec.description

@@ -18,7 +18,7 @@ of one of them must recreate these functions. Upgrade back-fills both tables fro
 history; downgrade drops them with their triggers.
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-02 06:00:00
 """
 
@@ -29,7 +29,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
-down_revision: str | None = "0003"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
