@@ -152,8 +152,7 @@ def pg_sizes(settings: Settings, partition: str) -> dict[str, float]:
             "raw_indexes": one(f"SELECT pg_indexes_size('{partition}')") / rows,
             "hourly_row": one("SELECT pg_total_relation_size('annulus_measurement_hourly')")
             / hourly,
-            "daily_row": one("SELECT pg_total_relation_size('annulus_measurement_daily')")
-            / daily,
+            "daily_row": one("SELECT pg_total_relation_size('annulus_measurement_daily')") / daily,
         }
 
 
@@ -202,31 +201,62 @@ def main() -> int:
         pg = pg_sizes(settings, f"annulus_measurement_p{week_start(start):%Y%m%d}")
     f = fleet(k_plain, pg)
     print(f"{READINGS:,} readings, {ANNULI} annuli at 1 Hz (loaded machine for the rate)")
-    print(f"Kafka   value {value_len:.0f} B (JSON); on disk {k_plain:.1f} B/reading "
-          f"uncompressed, {k_gzip:.1f} B/reading with gzip")
-    print(f"Postgres raw {pg['raw_total']:.1f} B/reading (heap {pg['raw_heap']:.1f}, "
-          f"indexes {pg['raw_indexes']:.1f}); hourly roll-up {pg['hourly_row']:.0f} B/row, "
-          f"daily {pg['daily_row']:.0f} B/row; sink path with trigger {rate:,.0f} rows/s")
-    print(f"Fleet {FLEET_WELLS:,} wells x {TAGS_PER_WELL} tags at {HZ:g} Hz = "
-          f"{f['readings_per_s']:,.0f} readings/s")
+    print(
+        f"Kafka   value {value_len:.0f} B (JSON); on disk {k_plain:.1f} B/reading "
+        f"uncompressed, {k_gzip:.1f} B/reading with gzip"
+    )
+    print(
+        f"Postgres raw {pg['raw_total']:.1f} B/reading (heap {pg['raw_heap']:.1f}, "
+        f"indexes {pg['raw_indexes']:.1f}); hourly roll-up {pg['hourly_row']:.0f} B/row, "
+        f"daily {pg['daily_row']:.0f} B/row; sink path with trigger {rate:,.0f} rows/s"
+    )
+    print(
+        f"Fleet {FLEET_WELLS:,} wells x {TAGS_PER_WELL} tags at {HZ:g} Hz = "
+        f"{f['readings_per_s']:,.0f} readings/s"
+    )
     print(f"  Kafka per day (one replica, uncompressed): {tb(f['kafka_day'])}")
-    print(f"  PostgreSQL raw per day {tb(f['raw_day'])}, per {MONTH_DAYS}-day month "
-          f"{tb(f['raw_month'])}; roll-ups per month {tb(f['rollups_month'])}")
-    print(f"  steady state with retention (raw {RETENTION_DAYS} d, hourly "
-          f"{HOURLY_RETENTION_DAYS} d, daily 10 y): {tb(f['steady'])}; "
-          f"one year without retention: {tb(f['year_no_retention'])}")
+    print(
+        f"  PostgreSQL raw per day {tb(f['raw_day'])}, per {MONTH_DAYS}-day month "
+        f"{tb(f['raw_month'])}; roll-ups per month {tb(f['rollups_month'])}"
+    )
+    print(
+        f"  steady state with retention (raw {RETENTION_DAYS} d, hourly "
+        f"{HOURLY_RETENTION_DAYS} d, daily 10 y): {tb(f['steady'])}; "
+        f"one year without retention: {tb(f['year_no_retention'])}"
+    )
     rows = [
-        {"name": "storage: Kafka bytes/reading", "value": round(k_plain, 1), "unit": "B",
-         "baseline": round(k_gzip, 1), "ratio": round(k_gzip / k_plain, 2),
-         "target": "baseline: gzip"},
-        {"name": "storage: PostgreSQL bytes/reading (with indexes)",
-         "value": round(pg["raw_total"], 1), "unit": "B", "baseline": None, "ratio": None,
-         "target": ""},
-        {"name": "storage: fleet month raw (150k readings/s)",
-         "value": round(f["raw_month"] / 1e12, 1), "unit": "TB", "baseline": None,
-         "ratio": None, "target": ""},
-        {"name": "storage: fleet month roll-ups", "value": round(f["rollups_month"] / 1e9, 1),
-         "unit": "GB", "baseline": None, "ratio": None, "target": ""},
+        {
+            "name": "storage: Kafka bytes/reading",
+            "value": round(k_plain, 1),
+            "unit": "B",
+            "baseline": round(k_gzip, 1),
+            "ratio": round(k_gzip / k_plain, 2),
+            "target": "baseline: gzip",
+        },
+        {
+            "name": "storage: PostgreSQL bytes/reading (with indexes)",
+            "value": round(pg["raw_total"], 1),
+            "unit": "B",
+            "baseline": None,
+            "ratio": None,
+            "target": "",
+        },
+        {
+            "name": "storage: fleet month raw (150k readings/s)",
+            "value": round(f["raw_month"] / 1e12, 1),
+            "unit": "TB",
+            "baseline": None,
+            "ratio": None,
+            "target": "",
+        },
+        {
+            "name": "storage: fleet month roll-ups",
+            "value": round(f["rollups_month"] / 1e9, 1),
+            "unit": "GB",
+            "baseline": None,
+            "ratio": None,
+            "target": "",
+        },
     ]
     print(json.dumps(rows))
     return 0
