@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
+from shared.measurement_storage import include_name
 from shared.migrate import downgrade, upgrade
 from shared.models import Base
 from shared.settings import Settings
@@ -47,7 +48,10 @@ def test_upgrade_downgrade_upgrade_leaves_no_drift(empty_database: Settings) -> 
     try:
         with engine.connect() as conn:
             diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+                MigrationContext.configure(
+                    conn, opts={"compare_type": True, "include_name": include_name}
+                ),
+                Base.metadata,
             )
             seeded = conn.exec_driver_sql("SELECT count(*) FROM risk_matrix_cell").scalar()
     finally:

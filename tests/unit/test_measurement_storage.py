@@ -103,3 +103,16 @@ def test_hourly_rollups_must_outlive_raw_readings() -> None:
     for raw, hourly in ((90, 30), (0, 365)):
         with pytest.raises(ValueError, match="HOURLY_RETENTION"):
             Settings(measurement_retention_days=raw, measurement_hourly_retention_days=hourly)
+
+
+def test_the_drift_check_skips_partitions_only() -> None:
+    from shared.measurement_storage import include_name
+
+    for name in (
+        "annulus_measurement_p20261130",
+        "annulus_measurement_default",
+        "annulus_measurement_p20261130_pkey",
+    ):
+        assert not include_name(name, "table", {})
+    for name in ("annulus_measurement", "annulus_measurement_hourly", "pk_annulus_measurement"):
+        assert include_name(name, "table", {})
