@@ -154,7 +154,7 @@ def upgrade() -> None:
         ),
         {"epoch": EPOCH, "since": this_week - WEEK * HISTORY_WEEKS, "until": this_week},
     )
-    weeks.update(r[0] for r in rows)
+    weeks.update(r[0].astimezone(UTC) for r in rows)  # named by their UTC date
     for start in sorted(weeks):
         _create_week(start)
     for name in ("annulus_measurement_hourly", "annulus_measurement_daily"):
