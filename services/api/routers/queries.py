@@ -18,6 +18,7 @@ from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
 from shared.domain.utilisation import LEVEL_CODES, Thresholds, level_for, utilisation
 from shared.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
+from shared.measurement_storage import TS
 
 router = APIRouter(tags=["queries"])
 
@@ -174,23 +175,23 @@ def rollup_for(width: timedelta, from_: datetime) -> tuple[str, timedelta] | Non
 # Whole roll-up buckets from `from` to `edge`, raw readings from `edge` to `to` (the
 # unfinished last roll-up bucket, if any), merged into the answer's buckets. min, max and
 # count are those of the raw readings; avg is sum / count (equal up to rounding).
-_ROLLUP_BUCKETS_SQL = """
+_ROLLUP_BUCKETS_SQL = f"""
 SELECT date_bin(:width, b, :from) AS bucket_start, min(mn) AS min, max(mx) AS max,
        sum(s) / sum(c)::float8 AS avg, sum(c)::bigint AS count
 FROM (
   SELECT bucket_start AS b, min_bar AS mn, max_bar AS mx, sum_bar AS s, reading_count AS c
-    FROM {table} WHERE annulus_id = :a AND bucket_start >= :from AND bucket_start < :edge
+    FROM {{table}} WHERE annulus_id = :a AND bucket_start >= :from AND bucket_start < :edge
   UNION ALL
-  SELECT ts, pressure_bar, pressure_bar, pressure_bar, 1
-    FROM annulus_measurement WHERE annulus_id = :a AND ts >= :edge AND ts < :to
+  SELECT {TS}, pressure_bar, pressure_bar, pressure_bar, 1
+    FROM annulus_measurement WHERE annulus_id = :a AND {TS} >= :edge AND {TS} < :to
      AND quality <> 'bad' AND pressure_bar IS NOT NULL
 ) x
 GROUP BY 1 ORDER BY 1
 """
 _RAW_BUCKETS_SQL = (
-    "SELECT date_bin(:width, ts, :from) AS bucket_start, min(pressure_bar) AS min, "
+    f"SELECT date_bin(:width, {TS}, :from) AS bucket_start, min(pressure_bar) AS min, "
     "max(pressure_bar) AS max, avg(pressure_bar) AS avg, count(*) AS count "
-    "FROM annulus_measurement WHERE annulus_id = :a AND ts >= :from AND ts < :to "
+    f"FROM annulus_measurement WHERE annulus_id = :a AND {TS} >= :from AND {TS} < :to "
     "AND quality <> 'bad' AND pressure_bar IS NOT NULL "
     "GROUP BY bucket_start ORDER BY bucket_start"
 )

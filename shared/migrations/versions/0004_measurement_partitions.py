@@ -134,10 +134,10 @@ def upgrade() -> None:
     op.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_old")
     op.execute(f"ALTER TABLE {TABLE}_old RENAME CONSTRAINT pk_{TABLE} TO pk_{TABLE}_old")
     op.execute(
-        f"ALTER TABLE {TABLE}_old RENAME CONSTRAINT uq_{TABLE}_annulus_id_ts_source "
+        f"ALTER TABLE {TABLE}_old RENAME CONSTRAINT uq_{TABLE}_annulus_id_{TS}_source "
         f"TO uq_{TABLE}_old"
     )
-    op.execute(f"DROP INDEX ix_{TABLE}_annulus_id_ts")
+    op.execute(f"DROP INDEX ix_{TABLE}_annulus_id_{TS}")
     op.execute(
         f"CREATE TABLE {TABLE} ({_COLUMNS_DDL},\n"
         f"    CONSTRAINT pk_{TABLE} PRIMARY KEY (annulus_id, {TS}, source)\n"
@@ -176,9 +176,9 @@ def downgrade() -> None:
     op.execute(
         f"CREATE TABLE {TABLE} ({_COLUMNS_DDL},\n"
         f"    CONSTRAINT pk_{TABLE} PRIMARY KEY (id),\n"
-        f"    CONSTRAINT uq_{TABLE}_annulus_id_ts_source UNIQUE (annulus_id, {TS}, source)\n)"
+        f"    CONSTRAINT uq_{TABLE}_annulus_id_{TS}_source UNIQUE (annulus_id, {TS}, source)\n)"
     )
-    op.execute(f"CREATE INDEX ix_{TABLE}_annulus_id_ts ON {TABLE} (annulus_id, {TS})")
+    op.execute(f"CREATE INDEX ix_{TABLE}_annulus_id_{TS} ON {TABLE} (annulus_id, {TS})")
     op.execute(f"INSERT INTO {TABLE} ({COLUMNS}) SELECT {COLUMNS} FROM {TABLE}_partitioned")
     op.execute(f"DROP TABLE {TABLE}_partitioned")  # its partitions and trigger with it
     op.execute("DROP FUNCTION annulus_measurement_rollup()")
