@@ -300,6 +300,20 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maintenance(settings: Settings, args: argparse.Namespace) -> int:
+    from services.ingest.maintenance import run_once
+    from shared.observability import configure_logging
+
+    configure_logging("WARNING")
+    try:
+        report = run_once(settings)
+    except Exception as exc:  # the database unreachable: say so, not a traceback
+        print(f"error: maintenance: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
@@ -405,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "sweep", help="open task reminders for barrier tests coming due, escalate overdue ones"
     ).set_defaults(func=cmd_sweep)
+    sub.add_parser(
+        "maintenance",
+        help="make the measurement partitions ahead and apply retention (the ingest service "
+        "also does it periodically)",
+    ).set_defaults(func=cmd_maintenance)
     from services.deadletters import add_arguments as add_dead_letter_arguments
 
     add_dead_letter_arguments(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.compat import faust_worker
 from shared.db import database_ready, make_async_engine
 from shared.dead_letters import dead_letter
-from shared.kafka import CONSUMER_LAG, ConsumerLag, KafkaProbe
+from shared.kafka import COMMITTED_OFFSET, CONSUMER_LAG, ConsumerLag, KafkaProbe
 from shared.observability import add_faust_health_pages
 from shared.retry import retry_transient
 from shared.settings import Settings
@@ -84,6 +84,7 @@ def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerC
             await lag.export([app.conf.id, *ctx.extra.get("lag_groups", [])])
         else:
             CONSUMER_LAG.clear()
+            COMMITTED_OFFSET.clear()
 
     add_faust_health_pages(
         app,

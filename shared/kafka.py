@@ -86,7 +86,15 @@ class KafkaProbe:
 CONSUMER_LAG = Gauge(
     "wims_consumer_lag_records",
     "Records on a partition its consumer group has not committed yet (end offset minus "
-    "committed offset), by group, topic and partition; exported by one worker of each group",
+    "committed offset), by group, topic and partition; exported by one worker of each "
+    "faust group and by every process of the ingest sink's and the API's groups (take the "
+    "max by group, topic and partition before summing)",
+    ["group", "topic", "partition"],
+)
+COMMITTED_OFFSET = Gauge(
+    "wims_consumer_committed_offset",
+    "A consumer group's committed offset on a partition: its rate is how fast the group "
+    "consumes, so lag / rate is the lag in seconds",
     ["group", "topic", "partition"],
 )
 
@@ -101,7 +109,8 @@ class ConsumerLag:
         self._admin: AIOKafkaAdminClient | None = None
         self._ends: AIOKafkaConsumer | None = None
 
-    async def measure(self, group: str) -> dict[TopicPartition, int]:
+    async def measure(self, group: str) -> dict[TopicPartition, tuple[int, int]]:
+        """Per partition the group has committed on: (lag, committed offset)."""
         if self._admin is None or self._ends is None:
             self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
             await self._admin.start()
@@ -112,15 +121,16 @@ class ConsumerLag:
         if not wims:
             return {}
         ends = await self._ends.end_offsets(wims)
-        return {tp: max(0, ends[tp] - committed[tp].offset) for tp in wims}
+        return {tp: (max(0, ends[tp] - committed[tp].offset), committed[tp].offset) for tp in wims}
 
     async def export(self, groups: list[str]) -> None:
         """Measure each group and set ``wims_consumer_lag_records``; a broker that is away
         leaves the last values and is tried again next time."""
         try:
             for group in groups:
-                for tp, lag in (await self.measure(group)).items():
+                for tp, (lag, offset) in (await self.measure(group)).items():
                     CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(lag)
+                    COMMITTED_OFFSET.labels(group, tp.topic, str(tp.partition)).set(offset)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("consumer lag not measured: %s", type(exc).__name__)
             await self.close()
@@ -132,3 +142,17 @@ class ConsumerLag:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await (client.close() if client is admin else client.stop())
+
+
+async def export_lag_periodically(bootstrap: str, groups: list[str], interval_s: float) -> None:
+    """For a group whose processes are not faust workers (the ingest sink, the API's alert
+    history): every process exports the whole group's lag, as the broker sees it. The
+    numbers are the same from each, so dashboards and alert rules take the max per
+    partition; a process that stops takes its series with it."""
+    lag = ConsumerLag(bootstrap)
+    try:
+        while True:
+            await lag.export(groups)
+            await asyncio.sleep(interval_s)
+    finally:
+        await lag.close()

@@ -299,25 +299,53 @@ class ScadaTag(TimestampMixin, Base):
 
 
 class AnnulusMeasurement(Base):
-    """One reading. Its id is derived from (annulus, timestamp, source), so a replay stores
-    one row. (The ingest wire format and the readings topic call the timestamp ``ts``.)"""
+    """One reading, stored once: (annulus, timestamp, source) is its key, so a replay stores no
+    second row. Its id (the reading's event id) is derived from the same three fields.
+    (The ingest wire format and the readings topic call the timestamp ``ts``.)
+
+    Partitioned by week of ``timestamp``, with a default partition for readings no week covers,
+    and rolled up into the hourly and daily tables below by a trigger (migration 0004;
+    partitions and retention: shared/measurement_storage.py). The key's index serves the
+    range and latest-reading queries on its (annulus_id, timestamp) prefix."""
 
     __tablename__ = "annulus_measurement"
 
-    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    annulus_id: Mapped[int] = mapped_column(ForeignKey("annulus.id", ondelete="CASCADE"))
-    timestamp: Mapped[datetime] = _ts()
-    source: Mapped[str] = mapped_column(String(100))
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    annulus_id: Mapped[int] = mapped_column(
+        ForeignKey("annulus.id", ondelete="CASCADE"), primary_key=True
+    )
+    timestamp: Mapped[datetime] = _ts(primary_key=True)
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
     pressure_bar: Mapped[float | None] = mapped_column(Float)
     temperature_c: Mapped[float | None] = mapped_column(Float)
     quality: Mapped[Quality] = mapped_column(pg_enum(Quality, "reading_quality"))
     received_at: Mapped[datetime] = _ts(server_default=func.now())
 
-    __table_args__ = (
-        UniqueConstraint("annulus_id", "timestamp", "source"),
-        # The history and downsampling queries read one annulus over a time range.
-        Index("ix_annulus_measurement_annulus_id_timestamp", "annulus_id", "timestamp"),
+    __table_args__ = ({"postgresql_partition_by": "RANGE (timestamp)"},)
+
+
+class _MeasurementRollup:
+    """Usable (not bad, with a value) pressure of one annulus over one UTC hour or day, kept
+    equal to an aggregation of its raw readings by the insert trigger of migration 0004."""
+
+    annulus_id: Mapped[int] = mapped_column(
+        ForeignKey("annulus.id", ondelete="CASCADE"), primary_key=True
     )
+    bucket_start: Mapped[datetime] = _ts(primary_key=True)
+    min_bar: Mapped[float] = mapped_column(Float)
+    max_bar: Mapped[float] = mapped_column(Float)
+    sum_bar: Mapped[float] = mapped_column(Float)  # avg = sum_bar / reading_count
+    reading_count: Mapped[int] = mapped_column(BigInteger)
+    last_ts: Mapped[datetime] = _ts()
+    last_bar: Mapped[float] = mapped_column(Float)  # pressure of the newest reading
+
+
+class AnnulusMeasurementHourly(_MeasurementRollup, Base):
+    __tablename__ = "annulus_measurement_hourly"
+
+
+class AnnulusMeasurementDaily(_MeasurementRollup, Base):
+    __tablename__ = "annulus_measurement_daily"
 
 
 class MaaspResult(Base):

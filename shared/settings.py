@@ -254,6 +254,40 @@ class Settings(BaseSettings):
         256, ge=8, description="most columns of a CSV header (400 above)"
     )
 
+    # --- measurement storage (issue 20): partitions, retention, roll-ups ---
+    measurement_retention_days: int = Field(
+        90,
+        ge=0,
+        description="raw readings older than this are dropped, a whole week's partition at a "
+        "time (0: kept forever); hourly and daily roll-ups stay",
+    )
+    measurement_hourly_retention_days: int = Field(
+        1825,
+        ge=0,
+        description="hourly roll-ups older than this are deleted (0: kept forever; daily "
+        "roll-ups are always kept); at least measurement_retention_days",
+    )
+    measurement_partitions_ahead_weeks: int = Field(
+        4, ge=1, le=52, description="weekly partitions made ahead of the current week"
+    )
+    measurement_maintenance_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="how often the ingest service makes partitions and applies retention",
+    )
+
+    @model_validator(mode="after")
+    def _hourly_outlives_raw(self) -> "Settings":
+        # Long ranges are answered from the hourly roll-ups: deleting them before the raw
+        # readings would leave ranges that neither answers.
+        raw, hourly = self.measurement_retention_days, self.measurement_hourly_retention_days
+        if hourly and (raw == 0 or hourly < raw):
+            raise ValueError(
+                "WIMS_MEASUREMENT_HOURLY_RETENTION_DAYS must be 0 (forever) or at least "
+                "WIMS_MEASUREMENT_RETENTION_DAYS (with raw readings kept forever, 0)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _resolve_jwt_secret(self) -> "Settings":
         # A forged token would let anyone edit well data, so no secret is ever shared between

@@ -202,10 +202,12 @@ async def sink_phase(settings: Settings, expected: int) -> float:
 
 
 def baseline_copy(settings: Settings) -> tuple[float, int]:
-    cols = "id, annulus_id, ts, source, pressure_bar, temperature_c, quality, received_at"
+    cols = "id, annulus_id, timestamp, source, pressure_bar, temperature_c, quality, received_at"
     with psycopg.connect(settings.libpq_url) as conn:
         buf = io.BytesIO()
-        with conn.cursor().copy(f"COPY annulus_measurement ({cols}) TO STDOUT") as copy:
+        # A partitioned table is copied out through a query.
+        query = f"COPY (SELECT {cols} FROM annulus_measurement) TO STDOUT"
+        with conn.cursor().copy(query) as copy:
             for data in copy:
                 buf.write(data)
         lines = buf.getvalue().splitlines(keepends=True)

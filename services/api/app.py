@@ -1,10 +1,12 @@
 """The api HTTP service (FastAPI): reference data, queries, alerts, under ``/api/v1``.
 
-Besides the HTTP routes the process runs two background tasks, started in the lifespan and
+Besides the HTTP routes the process runs background tasks, started in the lifespan and
 never awaited by a request, so reads keep working while Kafka is away:
 
 - the outbox relay (services/api/outbox.py), publishing config and barrier events;
-- the alert history consumer (services/api/alert_feed.py), filling the alert table.
+- the alert history consumer (services/api/alert_feed.py), filling the alert table;
+- the live-alert fan-out for the SSE streams, and the export of the alert history group's
+  consumer lag (wims_consumer_lag_records).
 """
 
 import asyncio
@@ -20,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.alert_feed import AlertFanout, AlertHistoryConsumer
+from services.api.alert_feed import HISTORY_GROUP, AlertFanout, AlertHistoryConsumer
 from services.api.deps import UserCache
 from services.api.errors import install_error_handlers
 from services.api.guard import BodyGuard
@@ -31,6 +33,7 @@ from services.api.routers import admin, alerts, auth, queries, resources
 from shared.db import make_async_engine, make_sessionmaker
 from shared.gc_tuning import freeze_startup_heap
 from shared.http_app import make_http_app
+from shared.kafka import export_lag_periodically
 from shared.observability import RequestTiming
 from shared.settings import Settings, get_settings
 
@@ -103,6 +106,12 @@ async def _startup(app: FastAPI) -> None:
         asyncio.create_task(app.state.relay.run(), name="outbox-relay"),
         asyncio.create_task(history.run(), name="alert-history"),
         asyncio.create_task(app.state.alert_fanout.run(), name="alert-fanout"),
+        asyncio.create_task(
+            export_lag_periodically(
+                settings.kafka_bootstrap, [HISTORY_GROUP], settings.consumer_lag_interval_s
+            ),
+            name="alert-history-lag",
+        ),
     ]
     # Everything alive now (modules, routes, schemas, engines) lives as long as the process.
     freeze_startup_heap()

@@ -29,7 +29,8 @@ producer is abandoned, not left retrying: see publisher.py). Malformed bodies:
 with ``{"detail", "errors": [{"field", "reason", "code"}]}``. Auth: see auth.py.
 
 The same process runs the sink (sink.py) unless ``WIMS_INGEST_SINK_ENABLED=false``; then
-``wims serve ingest-sink`` runs it alone (``create_sink_app``).
+``wims serve ingest-sink`` runs it alone (``create_sink_app``). Wherever the sink runs, the
+maintenance of its table runs too (maintenance.py: partitions ahead, retention).
 """
 
 import asyncio
@@ -52,9 +53,10 @@ from services.ingest import openapi
 from services.ingest.auth import Authenticator, AuthError, Principal
 from services.ingest.errors import describe
 from services.ingest.lookups import ReferenceCache
+from services.ingest.maintenance import run_periodically
 from services.ingest.metrics import READINGS_ACCEPTED, READINGS_REJECTED, REQUEST_SECONDS
 from services.ingest.publisher import KafkaUnavailable, ReadingPublisher
-from services.ingest.sink import MeasurementSink
+from services.ingest.sink import SINK_GROUP, MeasurementSink
 from shared.domain.readings import (
     REASON_UNKNOWN_ANNULUS,
     REASON_UNKNOWN_TAG,
@@ -66,6 +68,7 @@ from shared.domain.readings import (
 )
 from shared.gc_tuning import freeze_startup_heap
 from shared.http_app import make_http_app
+from shared.kafka import export_lag_periodically
 from shared.observability import RequestTiming
 from shared.settings import Settings, get_settings
 
@@ -632,9 +635,7 @@ async def _startup(app: FastAPI) -> None:
     app.state.collection_pause = CollectionPause()
     app.state.background = [asyncio.create_task(cache.run_refresher(), name="reference-refresh")]
     if settings.ingest_sink_enabled:
-        app.state.background.append(
-            asyncio.create_task(MeasurementSink(settings).run(), name="readings-sink")
-        )
+        app.state.background += _sink_tasks(settings)
     # What lives as long as the process (modules, app, routes, engine, producer) is never
     # walked by a collection again (shared/gc_tuning.py).
     freeze_startup_heap()
@@ -689,10 +690,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _sink_startup(app: FastAPI) -> None:
-    app.state.background = [
-        asyncio.create_task(MeasurementSink(app.state.settings).run(), name="readings-sink")
+def _sink_tasks(settings: Settings) -> list[asyncio.Task[None]]:
+    """The sink, and the maintenance of the table it writes (maintenance.py)."""
+    return [
+        asyncio.create_task(MeasurementSink(settings).run(), name="readings-sink"),
+        asyncio.create_task(run_periodically(settings), name="measurement-maintenance"),
+        asyncio.create_task(
+            export_lag_periodically(
+                settings.kafka_bootstrap, [SINK_GROUP], settings.consumer_lag_interval_s
+            ),
+            name="sink-consumer-lag",
+        ),
     ]
+
+
+async def _sink_startup(app: FastAPI) -> None:
+    app.state.background = _sink_tasks(app.state.settings)
 
 
 def create_sink_app(settings: Settings | None = None) -> FastAPI:

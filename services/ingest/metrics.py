@@ -42,3 +42,15 @@ SINK_DROPPED = Counter(
     "wims_ingest_sink_dropped_total",
     "Readings skipped by the sink because their annulus no longer exists",
 )
+MAINTENANCE_FAILURES = Counter(
+    "wims_measurement_maintenance_failures_total",
+    "Measurement maintenance runs (partitions, retention) that failed",
+)
+MAINTENANCE_LAST_SUCCESS = Gauge(
+    "wims_measurement_maintenance_last_success_timestamp_seconds",
+    "When measurement maintenance last completed (Unix time)",
+)
+PARTITIONS_COVERED_UNTIL = Gauge(
+    "wims_measurement_partitions_covered_until_timestamp_seconds",
+    "End of the weekly annulus_measurement partitions prepared from this week on (Unix time)",
+)

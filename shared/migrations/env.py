@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from shared.measurement_storage import include_name
 from shared.models import Base
 from shared.settings import Settings
 
@@ -14,7 +15,12 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url") or Settings().sqlalchemy_url
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            include_name=include_name,
+        )
         with context.begin_transaction():
             context.run_migrations()
 

@@ -1,5 +1,6 @@
 """What users look at: well state, fleet, MAASP history, integrity, and measurements
-downsampled in SQL over 500,000 rows (checked against numpy)."""
+downsampled in SQL over 500,000 rows, from the raw readings and from the hourly and daily
+roll-ups (checked against numpy)."""
 
 import asyncio
 import io
@@ -281,27 +282,37 @@ async def test_downsampled_measurements_over_500k_rows_match_numpy(
                 copy.write(buf.getvalue())
 
     await asyncio.to_thread(copy_rows)
-    start, end = T0 + timedelta(hours=7), T0 + timedelta(days=340, hours=7)
-    r = await api.client.get(
-        f"{V1}/annuli/{annulus}/measurements",
-        params={"from": start.isoformat(), "to": end.isoformat(), "resolution": "1d"},
-        headers=users.headers["viewer"],
-    )
-    assert r.status_code == 200, r.text
-    buckets = r.json()["buckets"]
 
-    in_range = (seconds >= (start - T0).total_seconds()) & (seconds < (end - T0).total_seconds())
-    good = in_range & (quality == "good")
-    bucket_of = (seconds[good] - int((start - T0).total_seconds())) // 86_400
-    values = pressure[good]
-    expected_count = np.bincount(bucket_of)
-    assert len(buckets) == len(expected_count) == 340
-    for i, b in enumerate(buckets):
-        sel = values[bucket_of == i]
-        assert b["bucket_start"].startswith((start + timedelta(days=i)).strftime("%Y-%m-%dT%H:%M"))
-        assert b["count"] == len(sel) == expected_count[i]
-        assert b["min"] == sel.min() and b["max"] == sel.max()
-        assert abs(b["avg"] - sel.mean()) < 1e-9
+    async def check(start: datetime, end: datetime, resolution: str, width_s: int) -> None:
+        r = await api.client.get(
+            f"{V1}/annuli/{annulus}/measurements",
+            params={"from": start.isoformat(), "to": end.isoformat(), "resolution": resolution},
+            headers=users.headers["viewer"],
+        )
+        assert r.status_code == 200, r.text
+        buckets = r.json()["buckets"]
+        lo, hi = (start - T0).total_seconds(), (end - T0).total_seconds()
+        good = (seconds >= lo) & (seconds < hi) & (quality == "good")
+        bucket_of = (seconds[good] - int(lo)) // width_s
+        values = pressure[good]
+        expected_count = np.bincount(bucket_of)
+        assert len(buckets) == len(expected_count)
+        for i, b in enumerate(buckets):
+            sel = values[bucket_of == i]
+            bucket_start = start + timedelta(seconds=i * width_s)
+            assert b["bucket_start"].startswith(bucket_start.strftime("%Y-%m-%dT%H:%M"))
+            assert b["count"] == len(sel) == expected_count[i]
+            assert b["min"] == sel.min() and b["max"] == sel.max()
+            assert abs(b["avg"] - sel.mean()) < 1e-9
+
+    day = 86_400
+    # Not on a UTC hour: raw readings, aggregated in SQL.
+    await check(T0 + timedelta(hours=7), T0 + timedelta(days=340, hours=7), "1d", day)
+    # On a UTC day: the daily roll-ups, then raw readings for the last, unfinished day.
+    await check(T0 + timedelta(days=1), T0 + timedelta(days=340, hours=5), "1d", day)
+    await check(T0 + timedelta(days=1), T0 + timedelta(days=337), "7d", 7 * day)
+    # On a UTC hour: the hourly roll-ups, and a raw tail of 25 minutes.
+    await check(T0 + timedelta(hours=3), T0 + timedelta(days=20, minutes=25), "6h", 6 * 3600)
 
 
 def _fleet_rows(db_engine: Engine, sql: str) -> list[tuple]:

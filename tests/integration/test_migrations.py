@@ -1,6 +1,6 @@
 """Alembic migrations on a real PostgreSQL: up, down, up again, and no drift from the models."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from psycopg.rows import dict_row
 from sqlalchemy import create_engine, inspect
 
+from shared.measurement_storage import include_name
 from shared.migrate import downgrade, upgrade
 from shared.models import Base
 from shared.settings import Settings
@@ -49,7 +50,10 @@ def test_upgrade_downgrade_upgrade_leaves_no_drift(empty_database: Settings) -> 
     try:
         with engine.connect() as conn:
             diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+                MigrationContext.configure(
+                    conn, opts={"compare_type": True, "include_name": include_name}
+                ),
+                Base.metadata,
             )
             seeded = conn.exec_driver_sql("SELECT count(*) FROM risk_matrix_cell").scalar()
     finally:
@@ -235,3 +239,69 @@ def test_0003_renames_in_place_keeping_every_row_and_value(empty_database: Setti
 
     downgrade(empty_database, "0001")
     assert _dump(empty_database) == before
+
+
+def test_partitioning_keeps_the_readings_both_ways(empty_database: Settings) -> None:
+    """0004 turns annulus_measurement into weekly partitions: the readings stored before are
+    all there after, rolled up, and all there again after a downgrade."""
+    upgrade(empty_database, "0002")
+    now = datetime.now(UTC).replace(microsecond=0)
+    times = [now - timedelta(days=d, minutes=d) for d in range(0, 60, 3)]
+    times.append(datetime(2001, 1, 1, tzinfo=UTC))  # older than any partition made
+    with psycopg.connect(empty_database.libpq_url) as conn:
+        well = conn.execute(
+            "INSERT INTO well (name, field, well_type, status, location, measured_depth,"
+            " consequence_level) VALUES ('MIG-2', 'F', 'gas_producer', 'active', 'platform',"
+            " 3000, 3) RETURNING id"
+        ).fetchone()[0]
+        a = conn.execute(
+            "INSERT INTO annulus (well_id, name, fluid_gradient_bar_per_m) VALUES (%s, 'A', 0.1)"
+            " RETURNING id",
+            (well,),
+        ).fetchone()[0]
+        for i, t in enumerate(times):
+            conn.execute(
+                "INSERT INTO annulus_measurement (id, annulus_id, ts, source, pressure_bar,"
+                " quality) VALUES (gen_random_uuid(), %s, %s, 'pi', %s, 'good')",
+                (a, t, float(i)),
+            )
+        before = conn.execute(
+            "SELECT id, annulus_id, ts, source, pressure_bar, quality FROM annulus_measurement"
+            " ORDER BY ts"
+        ).fetchall()
+    assert len(before) == len(times)
+
+    upgrade(empty_database)
+    with psycopg.connect(empty_database.libpq_url) as conn:
+        # At head the column has the specification's name (0003).
+        after = conn.execute(
+            "SELECT id, annulus_id, timestamp, source, pressure_bar, quality"
+            " FROM annulus_measurement ORDER BY timestamp"
+        ).fetchall()
+        partitions = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT tableoid::regclass::text FROM annulus_measurement"
+            ).fetchall()
+        }
+        rolled = conn.execute(
+            "SELECT sum(reading_count), sum(sum_bar) FROM annulus_measurement_daily"
+        ).fetchone()
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE relname = 'annulus_measurement'"
+        ).fetchone()[0]
+    assert after == before
+    assert kind == "p"
+    assert "annulus_measurement_default" in partitions and len(partitions) > 5
+    assert rolled == (len(times), float(sum(range(len(times)))))
+
+    downgrade(empty_database, "0002")
+    with psycopg.connect(empty_database.libpq_url) as conn:
+        again = conn.execute(
+            "SELECT id, annulus_id, ts, source, pressure_bar, quality FROM annulus_measurement"
+            " ORDER BY ts"
+        ).fetchall()
+        kind = conn.execute(
+            "SELECT relkind FROM pg_class WHERE relname = 'annulus_measurement'"
+        ).fetchone()[0]
+    assert again == before and kind == "r"

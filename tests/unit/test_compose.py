@@ -319,3 +319,32 @@ def test_dockerfile_builds_a_slim_non_root_production_image() -> None:
     packages = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"]["find"]
     for pattern in ["pyproject.toml", *packages["include"]]:
         assert pattern.rstrip("*") in copied, f"the build does not copy {pattern}"
+
+
+def test_grafana_is_provisioned_with_the_dashboards_and_the_compose_prometheus(
+    services: dict[str, Any],
+) -> None:
+    """`docker compose up` brings the dashboard up by itself: Grafana mounts the
+    provisioning folder, the dashboard provider reads the folder the dashboards are mounted
+    at, and the datasource every panel names is the compose Prometheus."""
+    grafana = services["grafana"]
+    mounts = {}
+    for volume in grafana["volumes"]:
+        source, target, *_ = str(volume).split(":")
+        mounts[source] = target
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    grafana_dir = ROOT / "deploy" / "grafana"
+    providers = yaml.safe_load((grafana_dir / "provisioning/dashboards/wims.yml").read_text())
+    assert [p["options"]["path"] for p in providers["providers"]] == [
+        mounts["./deploy/grafana/dashboards"]
+    ]
+    sources = yaml.safe_load((grafana_dir / "provisioning/datasources/prometheus.yml").read_text())
+    (source,) = sources["datasources"]
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in services
+    assert "prometheus" in grafana["depends_on"]
+    dashboards = sorted((grafana_dir / "dashboards").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        for panel in json.loads(path.read_text())["panels"]:
+            uids = {panel["datasource"]["uid"]} | {t["datasource"]["uid"] for t in panel["targets"]}
+            assert uids == {source["uid"]}, (path.name, panel["title"])

@@ -20,6 +20,7 @@ from services.api.fleet import fleet_json
 from shared.db import driver_connection
 from shared.domain.utilisation import Thresholds, level_for, utilisation
 from shared.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
+from shared.measurement_storage import TS
 
 router = APIRouter(tags=["queries"])
 
@@ -155,6 +156,62 @@ def parse_resolution(value: str) -> timedelta | None:
     return timedelta(seconds=int(m.group("n")) * _UNIT_SECONDS[m.group("unit")])
 
 
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+_ROLLUPS = ((_DAY, "annulus_measurement_daily"), (_HOUR, "annulus_measurement_hourly"))
+
+
+def rollup_for(width: timedelta, from_: datetime) -> tuple[str, timedelta] | None:
+    """The roll-up table (and its bucket) that answers buckets of ``width`` aligned on
+    ``from_`` exactly, or None: each roll-up bucket must fall inside one answer bucket, so
+    the width must be a whole number of roll-up buckets and ``from_`` on a roll-up bucket
+    boundary (UTC hours, UTC days)."""
+    utc = from_.astimezone(UTC)
+    for unit, table in _ROLLUPS:
+        aligned = utc == datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + (
+            timedelta(hours=utc.hour) if unit == _HOUR else timedelta(0)
+        )
+        if width % unit == timedelta(0) and aligned:
+            return table, unit
+    return None
+
+
+# Whole roll-up buckets from `from` to `edge`, raw readings from `edge` to `to` (the
+# unfinished last roll-up bucket, if any), merged into the answer's buckets. min, max and
+# count are those of the raw readings; avg is sum / count (equal up to rounding).
+_ROLLUP_BUCKETS_SQL = f"""
+SELECT date_bin(:width, b, :from) AS bucket_start, min(mn) AS min, max(mx) AS max,
+       sum(s) / sum(c)::float8 AS avg, sum(c)::bigint AS count
+FROM (
+  SELECT bucket_start AS b, min_bar AS mn, max_bar AS mx, sum_bar AS s, reading_count AS c
+    FROM {{table}} WHERE annulus_id = :a AND bucket_start >= :from AND bucket_start < :edge
+  UNION ALL
+  SELECT {TS}, pressure_bar, pressure_bar, pressure_bar, 1
+    FROM annulus_measurement WHERE annulus_id = :a AND {TS} >= :edge AND {TS} < :to
+     AND quality <> 'bad' AND pressure_bar IS NOT NULL
+) x
+GROUP BY 1 ORDER BY 1
+"""
+_RAW_BUCKETS_SQL = (
+    f"SELECT date_bin(:width, {TS}, :from) AS bucket_start, min(pressure_bar) AS min, "
+    "max(pressure_bar) AS max, avg(pressure_bar) AS avg, count(*) AS count "
+    f"FROM annulus_measurement WHERE annulus_id = :a AND {TS} >= :from AND {TS} < :to "
+    "AND quality <> 'bad' AND pressure_bar IS NOT NULL "
+    "GROUP BY bucket_start ORDER BY bucket_start"
+)
+
+
+def buckets_query(width: timedelta, from_: datetime, to: datetime) -> tuple[str, dict[str, Any]]:
+    """The SQL for min/max/avg buckets, and its extra parameters: from a roll-up when one
+    fits (long ranges then read a row per hour or day rather than every reading; raw
+    readings past the retention period are gone, their roll-ups are not), else raw."""
+    fit = rollup_for(width, from_)
+    if fit is None:
+        return _RAW_BUCKETS_SQL, {"width": width}
+    table, unit = fit
+    edge = from_ + unit * ((to - from_) // unit)
+    return _ROLLUP_BUCKETS_SQL.format(table=table), {"width": width, "edge": edge}
+
+
 async def _annulus_exists(session: Any, annulus_id: int) -> None:
     if await session.scalar(text("SELECT 1 FROM annulus WHERE id = :a"), {"a": annulus_id}) is None:
         raise NotFound(f"annulus {annulus_id} not found")
@@ -167,7 +224,9 @@ async def _annulus_exists(session: Any, annulus_id: int) -> None:
     description="resolution=raw returns the readings (at most `limit`, 10000); a duration "
     "(30s, 5m, 1h, 1d...) returns min/max/avg pressure per bucket, aligned on `from`, over "
     "good and uncertain readings (bad readings are never used in a calculation). Buckets "
-    "without readings are left out. Default range: the last 24 hours.",
+    "without readings are left out. Default range: the last 24 hours. Whole hours or days "
+    "from a `from` on a UTC hour or day are read from the hourly or daily roll-ups, which "
+    "outlive the raw readings (see the retention settings).",
     responses=ITEM_RESPONSES,
 )
 async def measurements(
@@ -225,19 +284,8 @@ async def measurements(
         raise FieldInvalid(
             "resolution", f"too fine for this range: more than {MAX_BUCKETS} buckets"
         )
-    rows = (
-        await session.execute(
-            text(
-                "SELECT date_bin(:width, timestamp, :from) AS bucket_start, min(pressure_bar) AS min, "
-                "max(pressure_bar) AS max, avg(pressure_bar) AS avg, count(*) AS count "
-                "FROM annulus_measurement WHERE annulus_id = :a "
-                "AND timestamp >= :from AND timestamp < :to "
-                "AND quality <> 'bad' AND pressure_bar IS NOT NULL "
-                "GROUP BY bucket_start ORDER BY bucket_start"
-            ),
-            params | {"width": width},
-        )
-    ).mappings()
+    sql, extra = buckets_query(width, from_, to)
+    rows = (await session.execute(text(sql), params | extra)).mappings()
     return s.Measurements(
         annulus_id=annulus_id,
         resolution=resolution,

@@ -11,7 +11,7 @@ import { taskStatusControl } from "./tasks.js";
 export const RANGES = {
   "1h": { ms: 3600e3, resolution: "raw" },
   "24h": { ms: 86400e3, resolution: "5m" },
-  "7d": { ms: 7 * 86400e3, resolution: "30m" },
+  "7d": { ms: 7 * 86400e3, resolution: "1h" },
   "30d": { ms: 30 * 86400e3, resolution: "2h" },
 };
 const FALLBACK_RESOLUTION = "10s"; // 1 h of raw readings over the raw limit
@@ -67,7 +67,11 @@ function findingsHtml(findings) {
 async function annulusTrend(annulus, config, range) {
   const r = RANGES[range];
   const to = new Date();
-  const from = new Date(to.getTime() - r.ms);
+  // Whole-hour buckets starting on a whole UTC hour are read from the hourly roll-ups
+  // (a row per hour, and kept longer than the raw readings): start on the hour.
+  const hourly = /^[0-9]+h$/.test(r.resolution);
+  const start = to.getTime() - r.ms;
+  const from = new Date(hourly ? Math.floor(start / 3600e3) * 3600e3 : start);
   const q = { from: from.toISOString(), to: to.toISOString(), resolution: r.resolution };
   let m = await get(`/annuli/${annulus.id}/measurements`, q);
   if (m.truncated) m = await get(`/annuli/${annulus.id}/measurements`, { ...q, resolution: FALLBACK_RESOLUTION });
