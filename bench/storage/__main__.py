@@ -109,7 +109,7 @@ async def kafka_bytes(settings: Settings, values: list[bytes], compression: str 
 def setup_annuli(settings: Settings) -> None:
     with psycopg.connect(settings.libpq_url) as conn:
         conn.execute(
-            "INSERT INTO well (id, name, field, well_type, status, location, measured_depth,"
+            "INSERT INTO well (id, name, field, type, status, location, measured_depth,"
             " consequence_level) SELECT g, 'S-' || g, 'F',"
             " 'oil_producer', 'active', 'platform', 3000, 3 FROM generate_series(1, %s) g",
             (ANNULI // 3 + 1,),

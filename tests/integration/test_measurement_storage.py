@@ -43,7 +43,7 @@ def conn(settings: Settings, clean_db: None):
 @pytest.fixture
 def annulus(conn: psycopg.Connection) -> int:
     well = conn.execute(
-        "INSERT INTO well (name, field, well_type, status, location, measured_depth,"
+        "INSERT INTO well (name, field, type, status, location, measured_depth,"
         " consequence_level) VALUES ('STORE-1', 'F', 'oil_producer', 'active', 'platform',"
         " 3000, 3) RETURNING id"
     ).fetchone()[0]
