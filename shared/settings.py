@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         30, ge=1, description="days an applied event id is remembered for replay detection"
     )
 
+    auto_accept_derived_points: bool = Field(
+        False,
+        description="accept the critical points derived from a well's architecture on every "
+        "architecture change; false: they are proposals until an engineer accepts them",
+    )
+
     # maasp worker: readings are judged in batches (bulk getmany) so numpy does the work.
     maasp_batch_size: int = Field(50000, ge=1, description="most readings judged in one batch")
     maasp_batch_within_s: float = Field(
