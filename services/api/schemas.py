@@ -890,12 +890,6 @@ class SurveyRead(BaseModel):
     stations: list[SurveyStationOut] = Field(description="empty: a vertical well (TVD = MD)")
 
 
-class TvdRead(BaseModel):
-    well_id: int
-    md_m: float
-    tvd_m: float
-
-
 class DerivedPointRead(BaseModel):
     kind: str = Field(description="one per element and depth, e.g. tubing_collapse_at_packer")
     point_type: CriticalPointType

@@ -6,13 +6,13 @@ import io
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy import delete
 
 from services.api import schemas as s
 from services.api.crud import commit, get_or_404
 from services.api.deps import Admin, Engineer, SessionDep, Viewer
-from services.api.derived import accept, accept_well_if_auto, proposals, survey_stations, well_tvd
+from services.api.derived import accept, accept_well_if_auto, proposals, survey_stations
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid
 from shared.domain.maasp import CriticalPoint as Point
 from shared.domain.maasp import maasp
@@ -119,6 +119,13 @@ async def put_survey(
 def parse_survey_csv(text: str) -> list[Station]:
     """Stations from CSV with a header row naming md_m (or md), inclination_deg (inclination,
     inc) and azimuth_deg (azimuth, azi); other columns are ignored."""
+    try:
+        return _parse_csv(text)
+    except csv.Error as exc:
+        raise FieldInvalid("body", f"not readable as CSV: {exc}") from None
+
+
+def _parse_csv(text: str) -> list[Station]:
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
     index = {}
@@ -184,23 +191,6 @@ async def delete_survey(
     )
     await commit(request, session)
     return Response(status_code=204)
-
-
-@router.get(
-    "/wells/{well_id}/tvd",
-    response_model=s.TvdRead,
-    summary="TVD of a measured depth, from the survey (vertical without one)",
-    responses=ITEM_RESPONSES,
-)
-async def get_tvd(
-    well_id: s.PathId,
-    session: SessionDep,
-    user: Viewer,
-    md_m: Annotated[float, Query(ge=0, le=1e6, allow_inf_nan=False)],
-) -> s.TvdRead:
-    await get_or_404(session, Well, well_id, "well")
-    tvd = await well_tvd(session, well_id)
-    return s.TvdRead(well_id=well_id, md_m=md_m, tvd_m=tvd(md_m))
 
 
 def _read(annulus: Annulus, props: list[Any], missing: dict[str, list[str]]) -> s.DerivedPointsRead:
