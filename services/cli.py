@@ -210,14 +210,14 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
                 User(
                     email=args.email.lower(),
                     full_name=args.name or "",
-                    hashed_password=hash_password(password),
+                    password_hash=hash_password(password),
                     role=Role.admin,
                     is_active=True,
                 )
             )
             print(f"admin {args.email} created")
         else:
-            user.hashed_password = hash_password(password)
+            user.password_hash = hash_password(password)
             user.role = Role.admin
             user.is_active = True
             # A reset password revokes the tokens issued with the old one (services/api/deps.py).

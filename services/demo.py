@@ -83,9 +83,9 @@ def _tests(
         tests.append(
             {
                 "test_type": test_type,
-                "performed_at": performed.isoformat(),
+                "test_date": performed.isoformat(),
                 "result": "pass",
-                "test_pressure_bar": 200.0 if test_type == "pressure" else None,
+                "pressure_applied_bar": 200.0 if test_type == "pressure" else None,
                 "leak_rate": round(rng.uniform(0, 120), 1) if test_type == "inflow" else None,
                 "leak_rate_unit": "cm3/min" if test_type == "inflow" else None,
                 "duration_min": 15.0,
@@ -128,8 +128,8 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
                 "bottom_md": 800.0,
                 "shoe_tvd": 790.0,
                 "grade": "K55",
-                "burst_rating_bar": 146.0,
-                "collapse_rating_bar": 60.0,
+                "burst_limit_bar": 146.0,
+                "collapse_limit_bar": 60.0,
             },
             {
                 "name": "intermediate",
@@ -140,8 +140,8 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
                 "bottom_md": 2000.0,
                 "shoe_tvd": round(2000 * ratio),
                 "grade": "L80",
-                "burst_rating_bar": 348.0,
-                "collapse_rating_bar": 181.0,
+                "burst_limit_bar": 348.0,
+                "collapse_limit_bar": 181.0,
             },
             {
                 "name": "production",
@@ -152,8 +152,8 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
                 "bottom_md": prod_shoe,
                 "shoe_tvd": round(prod_shoe * ratio),
                 "grade": "L80",
-                "burst_rating_bar": 548.0,
-                "collapse_rating_bar": 326.0,
+                "burst_limit_bar": 548.0,
+                "collapse_limit_bar": 326.0,
             },
         ]
         tubing = {
@@ -164,8 +164,8 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
             "bottom_md": tubing_bottom,
             "packer_depth_md": packer_md,
             "grade": "13Cr80",
-            "burst_rating_bar": 580.0,
-            "collapse_rating_bar": 520.0,
+            "burst_limit_bar": 580.0,
+            "collapse_limit_bar": 520.0,
         }
         cement = [
             {
@@ -184,6 +184,8 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
                 "casing": "production",
                 "top_md": prod_shoe - 900,
                 "bottom_md": prod_shoe,
+                "compressive_strength_mpa": 24.0,
+                "quality_flag": "OK",
                 "verified_by": "CBL",
             },
         ]
@@ -194,28 +196,28 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
         wellhead_rating = 345.0  # 5,000 psi
         a_points = [
             {
-                "name": "wellhead A section",
+                "label": "wellhead A section",
                 "point_type": "wellhead",
                 "depth_md": 0.0,
                 "tvd_m": 0.0,
                 "pressure_limit_bar": wellhead_rating,
             },
             {
-                "name": "tubing collapse at packer",
+                "label": "tubing collapse at packer",
                 "point_type": "inner_string_collapse",
                 "depth_md": packer_md,
                 "tvd_m": packer_tvd,
-                "pressure_limit_bar": round(tubing["collapse_rating_bar"] * 0.95, 1),
+                "pressure_limit_bar": round(tubing["collapse_limit_bar"] * 0.95, 1),
             },
             {
-                "name": "production packer",
+                "label": "production packer",
                 "point_type": "packer",
                 "depth_md": packer_md,
                 "tvd_m": packer_tvd,
                 "pressure_limit_bar": 690.0,
             },
             {
-                "name": "production casing burst",
+                "label": "production casing burst",
                 "point_type": "outer_casing_burst",
                 "depth_md": packer_md,
                 "tvd_m": packer_tvd,
@@ -224,21 +226,21 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
         ]
         b_points = [
             {
-                "name": "wellhead B section",
+                "label": "wellhead B section",
                 "point_type": "wellhead",
                 "depth_md": 0.0,
                 "tvd_m": 0.0,
                 "pressure_limit_bar": wellhead_rating,
             },
             {
-                "name": "formation at intermediate shoe",
+                "label": "formation at intermediate shoe",
                 "point_type": "shoe",
                 "depth_md": 2000.0,
                 "tvd_m": int_shoe_tvd,
                 "pressure_limit_bar": round(fg_int * BAR_PER_M_PER_SG * int_shoe_tvd, 1),
             },
             {
-                "name": "intermediate casing burst",
+                "label": "intermediate casing burst",
                 "point_type": "outer_casing_burst",
                 "depth_md": 2000.0,
                 "tvd_m": int_shoe_tvd,
@@ -247,21 +249,21 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
         ]
         c_points = [
             {
-                "name": "wellhead C section",
+                "label": "wellhead C section",
                 "point_type": "wellhead",
                 "depth_md": 0.0,
                 "tvd_m": 0.0,
                 "pressure_limit_bar": 207.0,
             },
             {
-                "name": "formation at surface shoe",
+                "label": "formation at surface shoe",
                 "point_type": "shoe",
                 "depth_md": 800.0,
                 "tvd_m": 790.0,
                 "pressure_limit_bar": round(fg_surf * BAR_PER_M_PER_SG * 790.0, 1),
             },
             {
-                "name": "surface casing burst",
+                "label": "surface casing burst",
                 "point_type": "outer_casing_burst",
                 "depth_md": 800.0,
                 "tvd_m": 790.0,
@@ -339,7 +341,7 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
                 "name": "master valve",
                 "element_type": ElementType.tree_valve.value,
                 "status": "ok",
-                "tests": _tests(rng, now, 182, "leak_rate"),
+                "tests": _tests(rng, now, 182, "leak-rate"),
             },
             {
                 "name": "A annulus valve",
@@ -348,14 +350,17 @@ def sample_field(n_wells: int = 20, seed: int = 7, now: datetime | None = None) 
                 "tests": _tests(rng, now, 365, "functional", n=2),
             },
         ]
+        spud = now - timedelta(days=rng.randint(400, 6000))
         well = {
             "name": name,
             "field": "North Sea Demo",
-            "well_type": well_type.value,
+            "country": "Norway" if i % 3 else "United Kingdom",
+            "type": well_type.value,
             "location": location.value,
             "measured_depth": md,
             "true_vertical_depth": tvd,
-            "spud_date": (now - timedelta(days=rng.randint(400, 6000))).isoformat(),
+            "spud_date": spud.isoformat(),
+            "completion_date": (spud + timedelta(days=rng.randint(60, 180))).isoformat(),
         }
         incidents = [INCIDENTS[i]] if i in INCIDENTS else []
         plans.append(
@@ -431,7 +436,7 @@ def seed_well(api: ApiClient, plan: WellPlan) -> SeededWell:
     strings["tubing"] = ("tubing", api.post(f"/wells/{wid}/tubing-strings", plan.tubing)["id"])
     for cement in plan.cement_intervals:
         body = {k: v for k, v in cement.items() if k != "casing"}
-        body["casing_string_id"] = strings[cement["casing"]][1]
+        body["casing_id"] = strings[cement["casing"]][1]
         api.post(f"/wells/{wid}/cement-intervals", body)
     annuli: dict[str, int] = {}
     for a in plan.annuli:
@@ -441,6 +446,7 @@ def seed_well(api: ApiClient, plan: WellPlan) -> SeededWell:
             "inner_tubing_string_id": inner_id if kind == "tubing" else None,
             "inner_casing_string_id": inner_id if kind == "casing" else None,
             "outer_casing_string_id": strings[a.outer][1],
+            "fluid_type": "brine",  # packer fluid and the brine left behind casing
             "fluid_gradient_bar_per_m": a.fluid_gradient_bar_per_m,
             "imposed_pressure": a.imposed_pressure,
         }
@@ -453,7 +459,7 @@ def seed_well(api: ApiClient, plan: WellPlan) -> SeededWell:
     for envelope_type, members in plan.envelopes.items():
         env = api.post(
             f"/wells/{wid}/barrier-envelopes",
-            {"envelope_type": envelope_type, "name": f"{envelope_type} well barrier"},
+            {"type": envelope_type, "name": f"{envelope_type} well barrier"},
         )
         for member in members:
             body = {k: v for k, v in member.items() if k != "tests"}
@@ -473,7 +479,7 @@ def seed_field(api: ApiClient, plans: list[WellPlan], log: Any = print) -> list[
             log(f"  [{n}/{len(plans)}] {plan.well['name']}: already there")
             continue
         seeded.append(seed_well(api, plan))
-        log(f"  [{n}/{len(plans)}] {plan.well['name']}: seeded ({plan.well['well_type']})")
+        log(f"  [{n}/{len(plans)}] {plan.well['name']}: seeded ({plan.well['type']})")
     return seeded
 
 
@@ -554,11 +560,11 @@ def run_demo(settings: Any, args: Any) -> int:
             f"/barrier-elements/{sssv_element}/tests",
             {
                 "test_type": "inflow",
-                "performed_at": datetime.now(UTC).isoformat(),
+                "test_date": datetime.now(UTC).isoformat(),
                 "result": "fail",
                 "leak_rate": 0.9,
                 "leak_rate_unit": "m3/min",
-                "notes": "demo: gas leak above the 0.425 m3/min (15 scf/min) acceptance",
+                "comments": "demo: gas leak above the 0.425 m3/min (15 scf/min) acceptance",
             },
         )
         print("\n  recorded a FAILED SSSV inflow test (0.9 m3/min gas)", flush=True)

@@ -33,8 +33,8 @@ def annulus_config_event(
         critical_points=[
             ev.CriticalPointConfig(
                 id=p.id,
-                name=p.name,
-                point_type=str(p.point_type),
+                label=p.label,
+                point_type=p.point_type.value if p.point_type is not None else None,
                 tvd_m=p.tvd_m,
                 pressure_limit_bar=p.pressure_limit_bar,
             )

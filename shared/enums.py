@@ -13,6 +13,12 @@ class Role(StrEnum):
 
 
 class WellType(StrEnum):
+    """The specification's producer / injector / testing, and the finer types WIMS had
+    before (they set a better default consequence level, shared/domain/risk.py)."""
+
+    producer = "producer"
+    injector = "injector"
+    testing = "testing"
     oil_producer = "oil_producer"
     gas_producer = "gas_producer"
     water_injector = "water_injector"
@@ -41,6 +47,26 @@ class CasingType(StrEnum):
     intermediate = "intermediate"
     production = "production"
     liner = "liner"
+
+
+class CementQuality(StrEnum):
+    """A cement interval's quality_flag (the specification's spelling: upper-case OK).
+    poor or uncertain cement degrades the cement barrier element behind it
+    (shared/domain/integrity.py)."""
+
+    ok = "OK"
+    uncertain = "uncertain"
+    poor = "poor"
+
+
+class FluidType(StrEnum):
+    """What fills an annulus; it gives the default fluid_gradient_bar_per_m
+    (shared/domain/maasp.py DEFAULT_FLUID_GRADIENT_BAR_PER_M)."""
+
+    gas = "gas"
+    brine = "brine"
+    mud = "mud"
+    other = "other"
 
 
 class CriticalPointType(StrEnum):
@@ -105,7 +131,7 @@ class TestType(StrEnum):
 
     pressure = "pressure"
     inflow = "inflow"
-    leak_rate = "leak_rate"
+    leak_rate = "leak-rate"
     functional = "functional"
 
 
@@ -114,6 +140,8 @@ class TestResult(StrEnum):
 
     passed = "pass"
     failed = "fail"
+    # Neither: the element keeps its status and a retest task opens (shared/domain/task_rules.py).
+    inconclusive = "inconclusive"
 
 
 class IntegrityStatus(StrEnum):
@@ -125,8 +153,8 @@ class IntegrityStatus(StrEnum):
 class RiskCategory(StrEnum):
     low = "low"
     medium = "medium"
-    significant = "significant"
     high = "high"
+    extreme = "extreme"
 
 
 class AlertKind(StrEnum):
@@ -154,6 +182,7 @@ class TriggerType(StrEnum):
     sap_detected = "sap_detected"
     diagnostic_test_due = "diagnostic_test_due"
     failed_test = "failed_test"
+    inconclusive_test = "inconclusive_test"  # a barrier test that proved nothing: retest
     integrity_red = "integrity_red"
     test_due = "test_due"
 

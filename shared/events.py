@@ -2,7 +2,9 @@
 
 Each event is a frozen pydantic model with ``event_id`` (UUID, consumers deduplicate by it),
 ``schema_version`` and an ``event_type`` literal that discriminates the union on a topic.
-Changes are additive only; a breaking change is a new event type.
+Changes are additive only; a breaking change is a new event type. The one exception, the
+move to the specification's field names (docs/data-model.md), decodes the old names too
+(``renamed``), so events retained on a topic from before the upgrade still read.
 Encoded as JSON with orjson.
 """
 
@@ -11,11 +13,12 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4, uuid5
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from shared import topics
 from shared.enums import (
     AlertKind,
+    CementQuality,
     ElementStatus,
     ElementType,
     EnvelopeStatus,
@@ -34,7 +37,9 @@ from shared.enums import (
     WellType,
 )
 
-SCHEMA_VERSION = 1
+# 2: the specification's field names and value sets (risk categories low/medium/high/extreme,
+# test type leak-rate). Version 1 events still decode (``renamed``, ``_from_version_1``).
+SCHEMA_VERSION = 2
 # Namespace for ids derived from content, so a replay of the same fact gets the same id.
 WIMS_NAMESPACE = UUID("6f2b8d55-0c8e-4a54-9d7a-3b8f6f1a2c11")
 
@@ -46,6 +51,29 @@ def derived_id(*parts: object) -> UUID:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def renamed(name: str, old: str, *args: Any, **kwargs: Any) -> Any:
+    """A field under the specification's ``name`` that also reads its ``old`` name."""
+    return Field(*args, validation_alias=AliasChoices(name, old), **kwargs)
+
+
+# Version 1 spelt these values differently; the same four risk bands were named
+# low/medium/significant/high (shared/migrations/versions/0003_specification_names.py).
+_V1_VALUES: dict[str, dict[str, str]] = {
+    "risk_category": {"significant": "high", "high": "extreme"},
+    "test_type": {"leak_rate": "leak-rate"},
+}
+
+
+def _from_version_1(data: Any) -> Any:
+    if not isinstance(data, dict) or data.get("schema_version", SCHEMA_VERSION) >= 2:
+        return data
+    out = dict(data)
+    for name, mapping in _V1_VALUES.items():
+        if isinstance(out.get(name), str):
+            out[name] = mapping.get(out[name], out[name])
+    return out
 
 
 class Event(BaseModel):
@@ -103,8 +131,8 @@ class CriticalPointConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
-    name: str
-    point_type: str
+    label: str = renamed("label", "name")
+    point_type: str | None = None
     tvd_m: float
     pressure_limit_bar: float
 
@@ -140,6 +168,10 @@ class BarrierElementConfig(BaseModel):
     status: ElementStatus
     last_tested_at: datetime | None = None
     next_test_due: datetime | None = None
+    # A cement element: the worst quality_flag of the cement intervals behind it, and
+    # whether an engineer has judged it sound anyway (shared/domain/integrity.py).
+    cement_quality: CementQuality | None = None
+    cement_quality_override: bool = False
 
 
 class AnnulusRef(BaseModel):
@@ -154,7 +186,7 @@ class WellConfig(Event):
     well_id: int
     version: int
     name: str
-    well_type: WellType
+    type: WellType = renamed("type", "well_type")
     location: WellLocation | None = None
     consequence_level: int = Field(ge=1, le=5)
     annuli: list[AnnulusRef] = []
@@ -220,7 +252,7 @@ class Alert(Event):
 class ElementStatusChanged(Event):
     event_type: Literal["element_status_changed"] = "element_status_changed"
     well_id: int
-    element_id: int
+    barrier_element_id: int = renamed("barrier_element_id", "element_id")
     element_name: str
     element_type: ElementType
     envelope_type: EnvelopeType
@@ -232,17 +264,25 @@ class ElementStatusChanged(Event):
 class BarrierTestRecorded(Event):
     event_type: Literal["barrier_test_recorded"] = "barrier_test_recorded"
     well_id: int
-    element_id: int
+    barrier_element_id: int = renamed("barrier_element_id", "element_id")
     element_name: str
     element_type: ElementType
     envelope_type: EnvelopeType
     test_id: int
     test_type: TestType
     result: TestResult
-    performed_at: datetime
+    test_date: datetime = renamed("test_date", "performed_at")
     leak_rate: float | None = None
     leak_rate_unit: str | None = None
-    test_pressure_bar: float | None = None
+    pressure_applied_bar: float | None = renamed(
+        "pressure_applied_bar", "test_pressure_bar", default=None
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_1(cls, data: Any) -> Any:
+        return _from_version_1(data)
+
     next_test_due: datetime | None = None
 
 
@@ -257,16 +297,24 @@ BarrierEvent = Annotated[
 class IntegritySnapshot(Event):
     event_type: Literal["integrity_snapshot"] = "integrity_snapshot"
     well_id: int
-    ts: datetime
-    status: IntegrityStatus
+    created_at: datetime = renamed("created_at", "ts")
+    overall_status: IntegrityStatus = renamed("overall_status", "status")
     previous_status: IntegrityStatus | None = None
-    primary_envelope_status: EnvelopeStatus
-    secondary_envelope_status: EnvelopeStatus
+    primary_status: EnvelopeStatus = renamed("primary_status", "primary_envelope_status")
+    secondary_status: EnvelopeStatus = renamed("secondary_status", "secondary_envelope_status")
     probability: int = Field(ge=1, le=5)
     consequence: int = Field(ge=1, le=5)
     risk_score: int = Field(ge=0, le=100)
     risk_category: RiskCategory
-    max_utilisation: float | None = None
+    highest_annulus_utilisation: float | None = renamed(
+        "highest_annulus_utilisation", "max_utilisation", default=None
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_1(cls, data: Any) -> Any:
+        return _from_version_1(data)
+
     sap_detected: bool = False
     findings: list[dict[str, Any]] = []
 
@@ -280,7 +328,7 @@ class TaskEvent(Event):
     target: str | None = None
     priority: TaskPriority
     status: TaskStatus
-    due_at: datetime | None = None
+    due_date: datetime | None = renamed("due_date", "due_at", default=None)
     title: str
     ts: datetime = Field(default_factory=utcnow)
 

@@ -36,11 +36,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.enums import (
     CasingType,
+    CementQuality,
     CriticalPointType,
     ElementStatus,
     ElementType,
     EnvelopeStatus,
     EnvelopeType,
+    FluidType,
     IntegrityStatus,
     Quality,
     RiskCategory,
@@ -96,7 +98,7 @@ class User(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")
-    hashed_password: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(pg_enum(Role, "user_role"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     # Bumped by every change that must revoke the user's tokens (password, role, deactivation,
@@ -130,9 +132,10 @@ class Well(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     field: Mapped[str] = mapped_column(String(100), index=True)
-    well_type: Mapped[WellType] = mapped_column(pg_enum(WellType, "well_type"))
+    country: Mapped[str | None] = mapped_column(String(100), index=True)
+    type: Mapped[WellType] = mapped_column(pg_enum(WellType, "well_type"))
     status: Mapped[WellStatus] = mapped_column(pg_enum(WellStatus, "well_status"))
-    location: Mapped[WellLocation] = mapped_column(pg_enum(WellLocation, "well_location"))
+    location: Mapped[WellLocation | None] = mapped_column(pg_enum(WellLocation, "well_location"))
     measured_depth: Mapped[float] = mapped_column(Float, comment="total measured depth, m")
     true_vertical_depth: Mapped[float | None] = mapped_column(Float, comment="m")
     # Inputs of the derived critical points (shared/domain/critical_points.py).
@@ -140,6 +143,7 @@ class Well(TimestampMixin, Base):
     tree_rating_bar: Mapped[float | None] = mapped_column(Float, comment="working pressure")
     consequence_level: Mapped[int] = mapped_column(SmallInteger, comment="1-5")
     spud_date: Mapped[datetime | None] = _ts(nullable=True)
+    completion_date: Mapped[datetime | None] = _ts(nullable=True)
 
     __table_args__ = (
         CheckConstraint("measured_depth > 0", name="measured_depth_positive"),
@@ -153,7 +157,7 @@ class CasingString(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    casing_type: Mapped[CasingType] = mapped_column(pg_enum(CasingType, "casing_type"))
+    casing_type: Mapped[CasingType | None] = mapped_column(pg_enum(CasingType, "casing_type"))
     outer_diameter_in: Mapped[float] = mapped_column(Float)
     inner_diameter_in: Mapped[float] = mapped_column(Float)
     grade: Mapped[str | None] = mapped_column(String(40))
@@ -168,8 +172,8 @@ class CasingString(TimestampMixin, Base):
     )
     liner_hanger_rating_bar: Mapped[float | None] = mapped_column(Float, comment="liners only")
     shoe_tvd: Mapped[float | None] = mapped_column(Float, comment="m")
-    burst_rating_bar: Mapped[float | None] = mapped_column(Float)
-    collapse_rating_bar: Mapped[float | None] = mapped_column(Float)
+    burst_limit_bar: Mapped[float | None] = mapped_column(Float)
+    collapse_limit_bar: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("well_id", "name"),
@@ -183,11 +187,15 @@ class CementInterval(TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
-    casing_string_id: Mapped[int] = mapped_column(
+    casing_id: Mapped[int] = mapped_column(
         ForeignKey("casing_string.id", ondelete="CASCADE"), index=True
     )
     top_md: Mapped[float] = mapped_column(Float, comment="top of cement, m")
     bottom_md: Mapped[float] = mapped_column(Float, comment="m")
+    compressive_strength_mpa: Mapped[float | None] = mapped_column(Float)
+    quality_flag: Mapped[CementQuality] = mapped_column(
+        pg_enum(CementQuality, "cement_quality"), server_default=CementQuality.ok.value
+    )
     top_tvd: Mapped[float | None] = mapped_column(Float, comment="m")
     verified_by: Mapped[str | None] = mapped_column(String(100), comment="e.g. CBL, calculated")
 
@@ -216,8 +224,8 @@ class TubingString(TimestampMixin, Base):
     min_pressure_bar: Mapped[float | None] = mapped_column(Float, comment="least head pressure")
     sssv_depth_md: Mapped[float | None] = mapped_column(Float, comment="m")
     sssv_collapse_limit_bar: Mapped[float | None] = mapped_column(Float)
-    burst_rating_bar: Mapped[float | None] = mapped_column(Float)
-    collapse_rating_bar: Mapped[float | None] = mapped_column(Float)
+    burst_limit_bar: Mapped[float | None] = mapped_column(Float)
+    collapse_limit_bar: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("well_id", "name"),
@@ -243,6 +251,9 @@ class Annulus(TimestampMixin, Base):
     )
     outer_casing_string_id: Mapped[int | None] = mapped_column(
         ForeignKey("casing_string.id", ondelete="SET NULL")
+    )
+    fluid_type: Mapped[FluidType] = mapped_column(
+        pg_enum(FluidType, "fluid_type"), server_default=FluidType.other.value
     )
     fluid_gradient_bar_per_m: Mapped[float] = mapped_column(Float)
     backup_gradient_bar_per_m: Mapped[float | None] = mapped_column(
@@ -275,11 +286,11 @@ class CriticalPoint(TimestampMixin, Base):
     annulus_id: Mapped[int] = mapped_column(
         ForeignKey("annulus.id", ondelete="CASCADE"), index=True
     )
-    name: Mapped[str] = mapped_column(String(100))
-    point_type: Mapped[CriticalPointType] = mapped_column(
+    label: Mapped[str] = mapped_column(String(100))
+    point_type: Mapped[CriticalPointType | None] = mapped_column(
         pg_enum(CriticalPointType, "critical_point_type")
     )
-    depth_md: Mapped[float] = mapped_column(Float, comment="m")
+    depth_md: Mapped[float] = mapped_column(Float, comment="m; tvd_m when not given")
     tvd_m: Mapped[float] = mapped_column(Float)
     pressure_limit_bar: Mapped[float] = mapped_column(Float, comment="allowable pressure at depth")
     notes: Mapped[str | None] = mapped_column(Text)
@@ -334,13 +345,14 @@ class ScadaTag(TimestampMixin, Base):
 
 
 class AnnulusMeasurement(Base):
-    """One reading. Its id is derived from (annulus, ts, source), so a replay stores one row."""
+    """One reading. Its id is derived from (annulus, timestamp, source), so a replay stores
+    one row. (The ingest wire format and the readings topic call the timestamp ``ts``.)"""
 
     __tablename__ = "annulus_measurement"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     annulus_id: Mapped[int] = mapped_column(ForeignKey("annulus.id", ondelete="CASCADE"))
-    ts: Mapped[datetime] = _ts()
+    timestamp: Mapped[datetime] = _ts()
     source: Mapped[str] = mapped_column(String(100))
     pressure_bar: Mapped[float | None] = mapped_column(Float)
     temperature_c: Mapped[float | None] = mapped_column(Float)
@@ -348,9 +360,9 @@ class AnnulusMeasurement(Base):
     received_at: Mapped[datetime] = _ts(server_default=func.now())
 
     __table_args__ = (
-        UniqueConstraint("annulus_id", "ts", "source"),
+        UniqueConstraint("annulus_id", "timestamp", "source"),
         # The history and downsampling queries read one annulus over a time range.
-        Index("ix_annulus_measurement_annulus_id_ts", "annulus_id", "ts"),
+        Index("ix_annulus_measurement_annulus_id_timestamp", "annulus_id", "timestamp"),
     )
 
 
@@ -383,17 +395,20 @@ class BarrierEnvelope(TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
-    envelope_type: Mapped[EnvelopeType] = mapped_column(pg_enum(EnvelopeType, "envelope_type"))
-    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[EnvelopeType] = mapped_column(pg_enum(EnvelopeType, "envelope_type"))
+    name: Mapped[str] = mapped_column(String(100), comment="display name; from type by default")
     description: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("well_id", "envelope_type"),)
+    __table_args__ = (UniqueConstraint("well_id", "type"),)
 
 
 class BarrierElement(TimestampMixin, Base):
     __tablename__ = "barrier_element"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The envelope's well, kept on the element (the specification's well_id); the API sets
+    # it from the envelope and refuses a different one.
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
     envelope_id: Mapped[int] = mapped_column(
         ForeignKey("barrier_envelope.id", ondelete="CASCADE"), index=True
     )
@@ -408,26 +423,32 @@ class BarrierElement(TimestampMixin, Base):
     )
     last_tested_at: Mapped[datetime | None] = _ts(nullable=True)
     next_test_due: Mapped[datetime | None] = _ts(nullable=True)
+    cement_quality_override: Mapped[bool] = mapped_column(
+        Boolean,
+        server_default=text("false"),
+        default=False,
+        comment="a cement element an engineer judged sound despite poor or uncertain cement",
+    )
 
 
 class BarrierTest(TimestampMixin, Base):
     __tablename__ = "barrier_test"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    element_id: Mapped[int] = mapped_column(
+    barrier_element_id: Mapped[int] = mapped_column(
         ForeignKey("barrier_element.id", ondelete="CASCADE"), index=True
     )
     test_type: Mapped[TestType] = mapped_column(pg_enum(TestType, "test_type"))
-    performed_at: Mapped[datetime] = _ts()
+    test_date: Mapped[datetime] = _ts()
     result: Mapped[TestResult] = mapped_column(pg_enum(TestResult, "test_result"))
-    test_pressure_bar: Mapped[float | None] = mapped_column(Float)
+    pressure_applied_bar: Mapped[float | None] = mapped_column(Float)
     leak_rate: Mapped[float | None] = mapped_column(Float)
     leak_rate_unit: Mapped[str | None] = mapped_column(String(20), comment="cm3/min, m3/min")
     duration_min: Mapped[float | None] = mapped_column(Float)
     performed_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("app_user.id", ondelete="SET NULL")
     )
-    notes: Mapped[str | None] = mapped_column(Text)
+    comments: Mapped[str | None] = mapped_column(Text)
 
 
 # --- integrity and risk ------------------------------------------------------------------------
@@ -439,35 +460,40 @@ class IntegritySnapshot(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"))
-    ts: Mapped[datetime] = _ts()
-    status: Mapped[IntegrityStatus] = mapped_column(pg_enum(IntegrityStatus, "integrity_status"))
-    primary_envelope_status: Mapped[EnvelopeStatus] = mapped_column(
+    created_at: Mapped[datetime] = _ts()
+    overall_status: Mapped[IntegrityStatus] = mapped_column(
+        pg_enum(IntegrityStatus, "integrity_status")
+    )
+    primary_status: Mapped[EnvelopeStatus] = mapped_column(
         pg_enum(EnvelopeStatus, "envelope_status")
     )
-    secondary_envelope_status: Mapped[EnvelopeStatus] = mapped_column(
+    secondary_status: Mapped[EnvelopeStatus] = mapped_column(
         pg_enum(EnvelopeStatus, "envelope_status")
     )
     probability: Mapped[int] = mapped_column(SmallInteger)
     consequence: Mapped[int] = mapped_column(SmallInteger)
     risk_score: Mapped[int] = mapped_column(SmallInteger, comment="0-100")
     risk_category: Mapped[RiskCategory] = mapped_column(pg_enum(RiskCategory, "risk_category"))
-    max_utilisation: Mapped[float | None] = mapped_column(Float)
+    highest_annulus_utilisation: Mapped[float | None] = mapped_column(Float)
     sap_detected: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
 
-    __table_args__ = (Index("ix_integrity_snapshot_well_id_ts", "well_id", "ts"),)
+    __table_args__ = (Index("ix_integrity_snapshot_well_id_created_at", "well_id", "created_at"),)
 
 
 class RiskMatrixCell(Base):
+    """One cell of the 5 x 5 matrix. Its key is the pair of levels, so the specification's
+    ``id`` is (probability_level, consequence_level)."""
+
     __tablename__ = "risk_matrix_cell"
 
-    probability: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    consequence: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    probability_level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    consequence_level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     category: Mapped[RiskCategory] = mapped_column(pg_enum(RiskCategory, "risk_category"))
 
     __table_args__ = (
-        CheckConstraint("probability BETWEEN 1 AND 5", name="probability_range"),
-        CheckConstraint("consequence BETWEEN 1 AND 5", name="consequence_range"),
+        CheckConstraint("probability_level BETWEEN 1 AND 5", name="probability_range"),
+        CheckConstraint("consequence_level BETWEEN 1 AND 5", name="consequence_range"),
     )
 
 
@@ -496,7 +522,7 @@ class Task(TimestampMixin, Base):
     status: Mapped[TaskStatus] = mapped_column(
         pg_enum(TaskStatus, "task_status"), server_default=TaskStatus.open.value
     )
-    due_at: Mapped[datetime | None] = _ts(nullable=True)
+    due_date: Mapped[datetime | None] = _ts(nullable=True)
     assigned_to_id: Mapped[int | None] = mapped_column(
         ForeignKey("app_user.id", ondelete="SET NULL")
     )

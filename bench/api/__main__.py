@@ -50,9 +50,9 @@ CONNECTIONS = 32
 TARGET_STATE_P99_MS = 50.0
 
 SEED_SQL = f"""
-INSERT INTO app_user (email, full_name, hashed_password, role, is_active)
+INSERT INTO app_user (email, full_name, password_hash, role, is_active)
 VALUES ('bench@wims.test', 'bench', %(hash)s, 'viewer', true);
-INSERT INTO well (id, name, field, well_type, status, location, measured_depth,
+INSERT INTO well (id, name, field, type, status, location, measured_depth,
                   true_vertical_depth, consequence_level)
 SELECT g, 'W-' || g, 'F' || (g % 5), 'oil_producer', 'active', 'platform', 3500, 3200,
        1 + g % 5 FROM generate_series(1, {WELLS}) g;
@@ -71,19 +71,19 @@ INSERT INTO annulus (id, well_id, name, inner_tubing_string_id, inner_casing_str
 SELECT 2 * g - 1, g, 'A', g, NULL, g, 0.1 FROM generate_series(1, {WELLS}) g
 UNION ALL
 SELECT 2 * g, g, 'B', NULL, g, {WELLS} + g, 0.12 FROM generate_series(1, {WELLS}) g;
-INSERT INTO critical_point (annulus_id, name, point_type, depth_md, tvd_m, pressure_limit_bar)
+INSERT INTO critical_point (annulus_id, label, point_type, depth_md, tvd_m, pressure_limit_bar)
 SELECT a, 'wellhead', 'wellhead'::critical_point_type, 0, 0, 345 FROM generate_series(1, {2 * WELLS}) a
 UNION ALL
 SELECT a, 'shoe', 'shoe'::critical_point_type, 3400, 3100, 600 FROM generate_series(1, {2 * WELLS}) a;
-INSERT INTO barrier_envelope (id, well_id, envelope_type, name)
+INSERT INTO barrier_envelope (id, well_id, type, name)
 SELECT 2 * g - 1, g, 'primary'::envelope_type, 'primary' FROM generate_series(1, {WELLS}) g
 UNION ALL
 SELECT 2 * g, g, 'secondary'::envelope_type, 'secondary' FROM generate_series(1, {WELLS}) g;
-INSERT INTO barrier_element (envelope_id, name, element_type, status, next_test_due)
-SELECT e, 'element ' || k, (ARRAY['sssv', 'packer', 'tubing'])[k]::element_type, 'ok',
+INSERT INTO barrier_element (well_id, envelope_id, name, element_type, status, next_test_due)
+SELECT (e + 1) / 2, e, 'element ' || k, (ARRAY['sssv', 'packer', 'tubing'])[k]::element_type, 'ok',
        now() + interval '90 days'
   FROM generate_series(1, {2 * WELLS}) e, generate_series(1, 3) k;
-INSERT INTO annulus_measurement (id, annulus_id, ts, source, pressure_bar, temperature_c,
+INSERT INTO annulus_measurement (id, annulus_id, timestamp, source, pressure_bar, temperature_c,
                                  quality)
 SELECT gen_random_uuid(), a, now() - make_interval(mins => m), 'bench',
        100 + (a * 7 + m) % 120, 40, 'good'
@@ -92,9 +92,9 @@ INSERT INTO maasp_result (annulus_id, config_version, maasp_bar, limiting_point_
                           computed_at)
 SELECT a, v, 200 + v, 'shoe', now() - make_interval(hours => 3 - v)
   FROM generate_series(1, {2 * WELLS}) a, generate_series(1, 2) v;
-INSERT INTO integrity_snapshot (event_id, well_id, ts, status, primary_envelope_status,
-                                secondary_envelope_status, probability, consequence,
-                                risk_score, risk_category, max_utilisation)
+INSERT INTO integrity_snapshot (event_id, well_id, created_at, overall_status, primary_status,
+                                secondary_status, probability, consequence,
+                                risk_score, risk_category, highest_annulus_utilisation)
 SELECT gen_random_uuid(), g, now() - make_interval(hours => k),
        (ARRAY['green', 'amber', 'red'])[1 + g % 3]::integrity_status, 'intact', 'intact',
        1 + g % 5, 3, 4 * (1 + g % 5) * 3, 'medium', 0.5

@@ -70,7 +70,7 @@ def setup_database(settings: Settings) -> None:
                     id=i,
                     name=f"BENCH-{i}",
                     field="Bench",
-                    well_type=WellType.oil_producer,
+                    type=WellType.oil_producer,
                     status=WellStatus.active,
                     location=WellLocation.platform,
                     measured_depth=3000.0,

@@ -95,7 +95,7 @@ def seed_users(settings: Settings) -> list[str]:
         conn.execute("TRUNCATE app_user RESTART IDENTITY CASCADE")
         ids = [
             conn.execute(
-                "INSERT INTO app_user (email, full_name, hashed_password, role, is_active) "
+                "INSERT INTO app_user (email, full_name, password_hash, role, is_active) "
                 "VALUES (%s, %s, %s, 'viewer', true) RETURNING id",
                 (f"sse-{i}@wims.test", f"sse {i}", hashed),
             ).fetchone()[0]

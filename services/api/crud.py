@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PageDep, SessionDep, require_role
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
-from services.api.schemas import PathId, Text
+from services.api.schemas import PathId, Text, Timestamp
 from shared.enums import Role
 from shared.models import Base, User
 
@@ -66,6 +66,8 @@ class Resource:
     parent: Parent | None = None
     flat_collection: bool = False
     filters: dict[str, Any] = field(default_factory=dict)  # query name -> type
+    # Date-time columns filtered by range: ``{name}_from`` (inclusive) and ``{name}_to``.
+    range_filters: tuple[str, ...] = ()
     sort_fields: tuple[str, ...] = ("id",)
     read_role: Role = Role.viewer
     write_role: Role = Role.engineer
@@ -140,6 +142,9 @@ def _filter_model(res: Resource) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (_filter_type(res, name, typ) | None, None) for name, typ in res.filters.items()
     }
+    for name in res.range_filters:
+        fields[f"{name}_from"] = (Timestamp | None, Query(None, description=f"{name} >= this"))
+        fields[f"{name}_to"] = (Timestamp | None, Query(None, description=f"{name} < this"))
     fields["sort"] = (
         Literal[sort_values] | None,  # type: ignore[valid-type]
         Query(None, description="sort key; a leading '-' sorts descending"),
@@ -156,6 +161,13 @@ def _list_statement(res: Resource, filters: BaseModel, parent_id: int | None) ->
         value = getattr(filters, name)
         if value is not None:
             stmt = stmt.where(getattr(res.model, name) == value)
+    for name in res.range_filters:
+        column = getattr(res.model, name)
+        low, high = getattr(filters, f"{name}_from"), getattr(filters, f"{name}_to")
+        if low is not None:
+            stmt = stmt.where(column >= low)
+        if high is not None:
+            stmt = stmt.where(column < high)
     return stmt
 
 
@@ -191,6 +203,13 @@ def crud_router(res: Resource) -> APIRouter:
     ) -> Any:
         values = body.model_dump()
         if res.parent is not None and parent is not None:
+            # The specification's records carry their parent's id; a body may send it, and
+            # then it must be the parent of the path.
+            sent = values.get(res.parent.fk)
+            if sent is not None and sent != parent.id:
+                raise FieldInvalid(
+                    res.parent.fk, f"must be the {res.parent.label} of the path ({parent.id})"
+                )
             values[res.parent.fk] = parent.id
         obj = res.model(**values)
         ctx = Ctx(user=user, action="create", parent=parent, settings=_settings(request))

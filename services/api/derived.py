@@ -77,8 +77,8 @@ def _casing(row: CasingString, toc_md: float | None = None) -> Casing:
         name=row.name,
         shoe_md=row.bottom_md,
         shoe_tvd=row.shoe_tvd,
-        burst_limit_bar=row.burst_rating_bar,
-        collapse_limit_bar=row.collapse_rating_bar,
+        burst_limit_bar=row.burst_limit_bar,
+        collapse_limit_bar=row.collapse_limit_bar,
         derating_percent=row.derating_percent,
         formation_strength_gradient_bar_per_m=row.formation_strength_gradient_bar_per_m,
         top_of_cement_md=toc_md,
@@ -91,7 +91,7 @@ def _tubing(row: TubingString) -> Tubing:
         accessories = (Accessory("SSSV", row.sssv_depth_md, row.sssv_collapse_limit_bar),)
     return Tubing(
         packer_depth_md=row.packer_depth_md,
-        collapse_limit_bar=row.collapse_rating_bar,
+        collapse_limit_bar=row.collapse_limit_bar,
         packer_rating_bar=row.packer_rating_bar,
         fluid_gradient_bar_per_m=row.fluid_gradient_bar_per_m or 0.0,
         min_pressure_bar=row.min_pressure_bar or 0.0,
@@ -153,7 +153,7 @@ async def derive_for(session: AsyncSession, annulus: Annulus) -> Derivation:
     inner = await session.get(CasingString, annulus.inner_casing_string_id)
     assert inner is not None
     toc = await session.scalar(
-        select(func.min(CementInterval.top_md)).where(CementInterval.casing_string_id == inner.id)
+        select(func.min(CementInterval.top_md)).where(CementInterval.casing_id == inner.id)
     )
     inside = await _neighbour_gradient(
         session, Annulus.outer_casing_string_id == annulus.inner_casing_string_id
@@ -248,7 +248,7 @@ async def accept(
             continue
         row = CriticalPoint(
             annulus_id=annulus.id,
-            name=p.point.label,
+            label=p.point.label,
             point_type=p.point.point_type,
             depth_md=p.point.depth_md,
             tvd_m=p.point.tvd_m,

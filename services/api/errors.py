@@ -103,8 +103,8 @@ _CHECKS: dict[str, tuple[str, str]] = {
     "one_inner_string": ("inner_tubing_string_id", "set only one of the two inner string ids"),
     "depth_non_negative": ("depth_md", "depths must be >= 0"),
     "limit_positive": ("pressure_limit_bar", "must be greater than 0"),
-    "probability_range": ("probability", "must be between 1 and 5"),
-    "consequence_range": ("consequence", "must be between 1 and 5"),
+    "probability_range": ("probability_level", "must be between 1 and 5"),
+    "consequence_range": ("consequence_level", "must be between 1 and 5"),
 }
 _KEY_COLUMNS = re.compile(r"Key \((?P<cols>[a-z_, ]+)\)")
 

@@ -31,10 +31,13 @@ from services.api.metrics import OUTBOX_ERRORS, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared import events as ev
 from shared import topics
 from shared.config_events import NEXT_CONFIG_VERSION, annulus_config_event
+from shared.domain.integrity import cement_quality_behind
+from shared.enums import ElementType
 from shared.models import (
     Annulus,
     BarrierElement,
     BarrierEnvelope,
+    CementInterval,
     CriticalPoint,
     OutboxRecord,
     Well,
@@ -93,10 +96,17 @@ async def queue_well_config(session: AsyncSession, well: Well, *, deleted: bool 
             )
         ]
         rows = await session.execute(
-            select(BarrierElement, BarrierEnvelope.envelope_type)
+            select(BarrierElement, BarrierEnvelope.type)
             .join(BarrierEnvelope, BarrierEnvelope.id == BarrierElement.envelope_id)
             .where(BarrierEnvelope.well_id == well.id)
             .order_by(BarrierElement.id)
+        )
+        cement = list(
+            await session.execute(
+                select(
+                    CementInterval.top_md, CementInterval.bottom_md, CementInterval.quality_flag
+                ).where(CementInterval.well_id == well.id)
+            )
         )
         elements = [
             ev.BarrierElementConfig(
@@ -107,6 +117,12 @@ async def queue_well_config(session: AsyncSession, well: Well, *, deleted: bool 
                 status=el.status,
                 last_tested_at=el.last_tested_at,
                 next_test_due=el.next_test_due,
+                cement_quality=(
+                    cement_quality_behind(el.depth_md, [tuple(r) for r in cement])
+                    if el.element_type is ElementType.cement
+                    else None
+                ),
+                cement_quality_override=el.cement_quality_override,
             )
             for el, env_type in rows
         ]
@@ -116,7 +132,7 @@ async def queue_well_config(session: AsyncSession, well: Well, *, deleted: bool 
         well_id=well.id,
         version=oid,
         name=well.name,
-        well_type=well.well_type,
+        type=well.type,
         location=well.location,
         consequence_level=well.consequence_level,
         annuli=annuli,

@@ -16,7 +16,7 @@ OpenAPI does not offer it.
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from annotated_types import Interval
@@ -38,11 +38,13 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from shared.enums import (
     CasingType,
+    CementQuality,
     CriticalPointType,
     ElementStatus,
     ElementType,
     EnvelopeStatus,
     EnvelopeType,
+    FluidType,
     IntegrityStatus,
     RiskCategory,
     Role,
@@ -209,12 +211,18 @@ class Stamped(Out):
 # --- wells ------------------------------------------------------------------------------------
 
 
+Country = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class WellCreate(In):
     name: Name
     field: Name
-    well_type: WellType
+    country: Country | None = None
+    type: WellType
     status: WellStatus = WellStatus.active
-    location: WellLocation
+    location: WellLocation | None = Field(
+        None, description="where the wellhead sits (WIMS): sets the monitoring duty"
+    )
     measured_depth: PositiveDepth = Field(description="total measured depth, m")
     true_vertical_depth: PositiveDepth | None = Field(None, description="m; <= measured_depth")
     wellhead_rating_bar: Pressure | None = Field(None, description="working pressure, bar")
@@ -223,42 +231,48 @@ class WellCreate(In):
         None, ge=1, le=5, description="1-5; default from the well type"
     )
     spud_date: Timestamp | None = None
+    completion_date: Timestamp | None = None
 
 
 class WellUpdate(In):
     name: Name = None
     field: Name = None
-    well_type: WellType = None
+    country: Country | None = None
+    type: WellType = None
     status: WellStatus = None
-    location: WellLocation = None
+    location: WellLocation | None = None
     measured_depth: PositiveDepth = None
     true_vertical_depth: PositiveDepth | None = None
     wellhead_rating_bar: Pressure | None = None
     tree_rating_bar: Pressure | None = None
     consequence_level: int = Field(None, ge=1, le=5)
     spud_date: Timestamp | None = None
+    completion_date: Timestamp | None = None
 
 
 class WellRead(Stamped):
     name: str
     field: str
-    well_type: WellType
+    country: str | None
+    type: WellType
     status: WellStatus
-    location: WellLocation
+    location: WellLocation | None
     measured_depth: float
     true_vertical_depth: float | None
     wellhead_rating_bar: float | None
     tree_rating_bar: float | None
     consequence_level: int
     spud_date: datetime | None
+    completion_date: datetime | None
 
 
 # --- strings and cement -----------------------------------------------------------------------
 
 
 class CasingStringCreate(In):
+    well_id: Id | None = Field(None, description="optional: the well of the path")
     name: Name
-    casing_type: CasingType
+    casing_type: CasingType | None = None
     outer_diameter_in: Diameter
     inner_diameter_in: Diameter = Field(description="inches; < outer_diameter_in")
     grade: str | None = Field(None, max_length=40)
@@ -271,13 +285,13 @@ class CasingStringCreate(In):
     )
     liner_hanger_rating_bar: Pressure | None = Field(None, description="liners: hanger rating")
     shoe_tvd: PositiveDepth | None = None
-    burst_rating_bar: Pressure | None = None
-    collapse_rating_bar: Pressure | None = None
+    burst_limit_bar: Pressure | None = None
+    collapse_limit_bar: Pressure | None = None
 
 
 class CasingStringUpdate(In):
     name: Name = None
-    casing_type: CasingType = None
+    casing_type: CasingType | None = None
     outer_diameter_in: Diameter = None
     inner_diameter_in: Diameter = None
     grade: str | None = Field(None, max_length=40)
@@ -288,14 +302,14 @@ class CasingStringUpdate(In):
     formation_strength_gradient_bar_per_m: Gradient | None = None
     liner_hanger_rating_bar: Pressure | None = None
     shoe_tvd: PositiveDepth | None = None
-    burst_rating_bar: Pressure | None = None
-    collapse_rating_bar: Pressure | None = None
+    burst_limit_bar: Pressure | None = None
+    collapse_limit_bar: Pressure | None = None
 
 
 class CasingStringRead(Stamped):
     well_id: int
     name: str
-    casing_type: CasingType
+    casing_type: CasingType | None
     outer_diameter_in: float
     inner_diameter_in: float
     grade: str | None
@@ -306,11 +320,12 @@ class CasingStringRead(Stamped):
     formation_strength_gradient_bar_per_m: float | None
     liner_hanger_rating_bar: float | None
     shoe_tvd: float | None
-    burst_rating_bar: float | None
-    collapse_rating_bar: float | None
+    burst_limit_bar: float | None
+    collapse_limit_bar: float | None
 
 
 class TubingStringCreate(In):
+    well_id: Id | None = Field(None, description="optional: the well of the path")
     name: Name
     outer_diameter_in: Diameter
     inner_diameter_in: Diameter = Field(description="inches; < outer_diameter_in")
@@ -326,8 +341,8 @@ class TubingStringCreate(In):
     sssv_depth_md: PositiveDepth | None = None
     sssv_collapse_limit_bar: Pressure | None = None
     packer_depth_md: PositiveDepth | None = Field(None, description="m; within the string")
-    burst_rating_bar: Pressure | None = None
-    collapse_rating_bar: Pressure | None = None
+    burst_limit_bar: Pressure | None = None
+    collapse_limit_bar: Pressure | None = None
 
 
 class TubingStringUpdate(In):
@@ -344,8 +359,8 @@ class TubingStringUpdate(In):
     sssv_depth_md: PositiveDepth | None = None
     sssv_collapse_limit_bar: Pressure | None = None
     packer_depth_md: PositiveDepth | None = None
-    burst_rating_bar: Pressure | None = None
-    collapse_rating_bar: Pressure | None = None
+    burst_limit_bar: Pressure | None = None
+    collapse_limit_bar: Pressure | None = None
 
 
 class TubingStringRead(Stamped):
@@ -363,31 +378,44 @@ class TubingStringRead(Stamped):
     sssv_depth_md: float | None
     sssv_collapse_limit_bar: float | None
     packer_depth_md: float | None
-    burst_rating_bar: float | None
-    collapse_rating_bar: float | None
+    burst_limit_bar: float | None
+    collapse_limit_bar: float | None
+
+
+_QUALITY_DOC = (
+    "OK, uncertain or poor; poor or uncertain cement degrades the cement barrier element of "
+    "the envelope this casing belongs to, unless an engineer overrides it"
+)
 
 
 class CementIntervalCreate(In):
-    casing_string_id: Id = Field(description="the cemented casing string, in the same well")
+    well_id: Id | None = Field(None, description="optional: the well of the path")
+    casing_id: Id = Field(description="the cemented casing string, in the same well")
     top_md: Depth = Field(description="top of cement, m")
     bottom_md: PositiveDepth
+    compressive_strength_mpa: Float | None = Field(None, gt=0, description="MPa")
+    quality_flag: CementQuality = Field(CementQuality.ok, description=_QUALITY_DOC)
     top_tvd: Depth | None = None
     verified_by: str | None = Field(None, max_length=100, description="e.g. CBL, calculated")
 
 
 class CementIntervalUpdate(In):
-    casing_string_id: Id = None
+    casing_id: Id = None
     top_md: Depth = None
     bottom_md: PositiveDepth = None
+    compressive_strength_mpa: Float | None = Field(None, gt=0)
+    quality_flag: CementQuality = Field(None, description=_QUALITY_DOC)
     top_tvd: Depth | None = None
     verified_by: str | None = Field(None, max_length=100)
 
 
 class CementIntervalRead(Stamped):
     well_id: int
-    casing_string_id: int
+    casing_id: int
     top_md: float
     bottom_md: float
+    compressive_strength_mpa: float | None
+    quality_flag: CementQuality
     top_tvd: float | None
     verified_by: str | None
 
@@ -402,13 +430,21 @@ _INNER_DOC = (
 )
 
 
+_GRADIENT_DOC = (
+    "annulus fluid gradient, bar/m; when not sent, the default of fluid_type (gas 0.02, "
+    "brine 0.117, mud 0.14); required for fluid_type other"
+)
+
+
 class AnnulusCreate(In):
     __doc__ = _INNER_DOC
+    well_id: Id | None = Field(None, description="optional: the well of the path")
     name: str = Field(min_length=1, max_length=20, description="A, B, C, D")
     inner_tubing_string_id: Id | None = Field(None, description=_INNER_DOC)
     inner_casing_string_id: Id | None = Field(None, description=_INNER_DOC)
     outer_casing_string_id: Id | None = None
-    fluid_gradient_bar_per_m: Float = Field(ge=0, description="annulus fluid gradient, bar/m")
+    fluid_type: FluidType = Field(FluidType.other, description="gas, brine, mud or other")
+    fluid_gradient_bar_per_m: Float | None = Field(None, ge=0, description=_GRADIENT_DOC)
     backup_gradient_bar_per_m: Gradient | None = Field(
         None, description="bar/m behind the outer casing; none: the next annulus out's fluid"
     )
@@ -428,6 +464,7 @@ class AnnulusUpdate(In):
     inner_tubing_string_id: Id | None = None
     inner_casing_string_id: Id | None = None
     outer_casing_string_id: Id | None = None
+    fluid_type: FluidType = None
     fluid_gradient_bar_per_m: Float = Field(None, ge=0)
     backup_gradient_bar_per_m: Gradient | None = None
     safety_factor: Float = Field(None, gt=0, le=1)
@@ -444,6 +481,7 @@ class AnnulusRead(Stamped):
     inner_tubing_string_id: int | None
     inner_casing_string_id: int | None
     outer_casing_string_id: int | None
+    fluid_type: FluidType
     fluid_gradient_bar_per_m: float
     backup_gradient_bar_per_m: float | None
     safety_factor: float
@@ -455,19 +493,24 @@ class AnnulusRead(Stamped):
 
 
 class CriticalPointCreate(In):
-    name: Name
-    point_type: CriticalPointType
-    depth_md: Depth = Field(description="m; within the well's measured_depth")
+    annulus_id: Id | None = Field(None, description="optional: the annulus of the path")
+    label: Name
+    point_type: CriticalPointType | None = Field(None, description="what limits the point")
+    depth_md: Depth | None = Field(
+        None, description="m; within the well's measured_depth; tvd_m when not sent"
+    )
     tvd_m: Depth | None = Field(
-        None, description="m; <= depth_md; omitted: from the well's survey (vertical if none)"
+        None,
+        description="m; <= depth_md; when not sent, from the well's survey at depth_md "
+        "(vertical if none); send depth_md, tvd_m or both",
     )
     pressure_limit_bar: Pressure = Field(description="allowable pressure at depth")
     notes: str | None = None
 
 
 class CriticalPointUpdate(In):
-    name: Name = None
-    point_type: CriticalPointType = None
+    label: Name = None
+    point_type: CriticalPointType | None = None
     depth_md: Depth = None
     tvd_m: Depth = None
     pressure_limit_bar: Pressure = None
@@ -476,8 +519,8 @@ class CriticalPointUpdate(In):
 
 class CriticalPointRead(Stamped):
     annulus_id: int
-    name: str
-    point_type: CriticalPointType
+    label: str
+    point_type: CriticalPointType | None
     depth_md: float
     tvd_m: float
     pressure_limit_bar: float
@@ -508,8 +551,11 @@ class ScadaTagRead(Stamped):
 
 
 class BarrierEnvelopeCreate(In):
-    envelope_type: EnvelopeType = Field(description="one primary and one secondary per well")
-    name: Name
+    well_id: Id | None = Field(None, description="optional: the well of the path")
+    type: EnvelopeType = Field(description="one primary and one secondary per well")
+    name: Name | None = Field(
+        None, description='display name; default "Primary envelope" or "Secondary envelope"'
+    )
     description: str | None = None
 
 
@@ -520,12 +566,21 @@ class BarrierEnvelopeUpdate(In):
 
 class BarrierEnvelopeRead(Stamped):
     well_id: int
-    envelope_type: EnvelopeType
+    type: EnvelopeType
     name: str
     description: str | None
 
 
+_OVERRIDE_DOC = (
+    "a cement element: true when an engineer judges it sound although the cement behind it "
+    "(the cement intervals covering its depth_md, or all of the well's without a depth) is "
+    "flagged poor or uncertain, which otherwise makes it count as degraded"
+)
+
+
 class BarrierElementCreate(In):
+    well_id: Id | None = Field(None, description="optional: the envelope's well")
+    envelope_id: Id | None = Field(None, description="optional: the envelope of the path")
     name: Name
     element_type: ElementType
     status: ElementStatus = ElementStatus.unknown
@@ -537,6 +592,7 @@ class BarrierElementCreate(In):
         description="days between periodic tests; default by element type",
     )
     last_tested_at: Timestamp | None = None
+    cement_quality_override: StrictBool = Field(False, description=_OVERRIDE_DOC)
 
 
 class BarrierElementUpdate(In):
@@ -546,9 +602,11 @@ class BarrierElementUpdate(In):
     depth_md: Depth | None = None
     test_interval_days: int | None = Field(None, gt=0, le=MAX_TEST_INTERVAL_DAYS)
     last_tested_at: Timestamp | None = None
+    cement_quality_override: StrictBool = Field(None, description=_OVERRIDE_DOC)
 
 
 class BarrierElementRead(Stamped):
+    well_id: int
     envelope_id: int
     name: str
     element_type: ElementType
@@ -559,40 +617,43 @@ class BarrierElementRead(Stamped):
     next_test_due: datetime | None = Field(
         description="last test + interval; computed, refreshed by each recorded test"
     )
+    cement_quality_override: bool
 
 
 class BarrierTestCreate(In):
     """Recording a test updates its element: last_tested_at and next_test_due; a failed
     test sets the element failed; a passed test sets an unknown or failed element ok (a
-    degraded element stays degraded: that is an engineer's judgement)."""
+    degraded element stays degraded: that is an engineer's judgement); an inconclusive test
+    leaves the status as it is and opens a retest task."""
 
+    barrier_element_id: Id | None = Field(None, description="optional: the element of the path")
     test_type: TestType
-    performed_at: Timestamp
-    result: TestResult = Field(description='"pass" or "fail"')
-    test_pressure_bar: Pressure | None = None
+    test_date: Timestamp
+    result: TestResult = Field(description='"pass", "fail" or "inconclusive"')
+    pressure_applied_bar: Pressure | None = None
     leak_rate: Float | None = Field(None, ge=0)
     leak_rate_unit: str | None = Field(None, max_length=20, description="cm3/min, m3/min")
     duration_min: Float | None = Field(None, gt=0)
-    notes: str | None = None
+    comments: str | None = None
 
 
 class BarrierTestUpdate(In):
-    """A recorded result is a fact: only the notes can change."""
+    """A recorded result is a fact: only the comments can change."""
 
-    notes: str | None = None
+    comments: str | None = None
 
 
 class BarrierTestRead(Stamped):
-    element_id: int
+    barrier_element_id: int
     test_type: TestType
-    performed_at: datetime
+    test_date: datetime
     result: TestResult
-    test_pressure_bar: float | None
+    pressure_applied_bar: float | None
     leak_rate: float | None
     leak_rate_unit: str | None
     duration_min: float | None
     performed_by_id: int | None
-    notes: str | None
+    comments: str | None
 
 
 # --- tasks ------------------------------------------------------------------------------------
@@ -607,7 +668,12 @@ class TaskCreate(In):
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
     priority: TaskPriority = TaskPriority.normal
-    due_at: Timestamp | None = None
+    due_date: Timestamp | None = None
+    status: TaskStatus = TaskStatus.open
+    auto_generated: Literal[False] = Field(
+        False, description="false: the API creates manual tasks only"
+    )
+    trigger_type: Literal[TriggerType.manual] = TriggerType.manual
     assigned_to_id: Id | None = None
 
 
@@ -619,7 +685,7 @@ class TaskUpdate(In):
     description: str = None
     priority: TaskPriority = None
     status: TaskStatus = None
-    due_at: Timestamp | None = None
+    due_date: Timestamp | None = None
     assigned_to_id: Id | None = None
 
 
@@ -634,7 +700,7 @@ class TaskRead(Stamped):
     auto_generated: bool
     priority: TaskPriority
     status: TaskStatus
-    due_at: datetime | None
+    due_date: datetime | None
     assigned_to_id: int | None
     closed_at: datetime | None
 
@@ -695,8 +761,8 @@ class ApiKeyCreated(ApiKeyRead):
 
 
 class RiskCell(In):
-    probability: int = Field(ge=1, le=5)
-    consequence: int = Field(ge=1, le=5)
+    probability_level: int = Field(ge=1, le=5)
+    consequence_level: int = Field(ge=1, le=5)
     category: RiskCategory
 
 
@@ -705,7 +771,9 @@ class RiskMatrixRead(BaseModel):
 
 
 class RiskMatrixUpdate(In):
-    cells: list[RiskCell] = Field(description="all 25 cells, each (probability, consequence) once")
+    cells: list[RiskCell] = Field(
+        description="all 25 cells, each (probability_level, consequence_level) once"
+    )
 
 
 class RiskCellUpdate(In):
@@ -725,7 +793,7 @@ class Token(BaseModel):
 
 
 class ReadingOut(BaseModel):
-    ts: datetime
+    timestamp: datetime
     pressure_bar: float | None
     temperature_c: float | None
     quality: str
@@ -767,15 +835,15 @@ class AnnulusStateOut(BaseModel):
 class IntegrityOut(Out):
     id: int
     well_id: int
-    ts: datetime
-    status: IntegrityStatus
-    primary_envelope_status: EnvelopeStatus
-    secondary_envelope_status: EnvelopeStatus
+    created_at: datetime
+    overall_status: IntegrityStatus
+    primary_status: EnvelopeStatus
+    secondary_status: EnvelopeStatus
     probability: int
     consequence: int
     risk_score: int
     risk_category: RiskCategory
-    max_utilisation: float | None
+    highest_annulus_utilisation: float | None
     sap_detected: bool
     findings: list[dict[str, Any]]
 
@@ -813,7 +881,8 @@ class FleetWell(BaseModel):
     name: str
     field: str
     status: WellStatus
-    well_type: WellType
+    type: WellType
+    country: str | None
     colour: IntegrityStatus | None = Field(description="latest integrity status; null: none yet")
     risk_score: int | None
     risk_category: RiskCategory | None

@@ -10,7 +10,7 @@ written in one transaction:
   after a crash) or an annulus deleted meanwhile, it stores nothing and the batch goes
   through a temporary staging table and ``INSERT ... SELECT ... ON CONFLICT DO
   NOTHING``, which keeps the new rows and drops the rest. A reading's id is its event id,
-  derived from (annulus, timestamp, source), and (annulus_id, ts, source) is unique, so a
+  derived from (annulus, timestamp, source), and (annulus_id, timestamp, source) is unique, so a
   replayed reading stores no second row. After a conflict the next ``SLOW_PATH_BATCHES``
   batches go straight to the slow path: a historian re-sending overlapping windows would
   otherwise pay for a failed COPY on every batch.
@@ -52,18 +52,19 @@ SLOW_PATH_BATCHES = 20
 #: Messages taken from the consumer and decoded between two yields to the event loop.
 DECODE_SLICE = 500
 _QUALITIES = frozenset({"good", "uncertain", "bad"})
-COLUMNS = "id, annulus_id, ts, source, pressure_bar, temperature_c, quality, received_at"
+# The readings topic calls the time ``ts`` (the ingest wire format); the table ``timestamp``.
+COLUMNS = "id, annulus_id, timestamp, source, pressure_bar, temperature_c, quality, received_at"
 
 _STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS sink_stage (
-    id uuid, annulus_id bigint, ts timestamptz, source text,
+    id uuid, annulus_id bigint, timestamp timestamptz, source text,
     pressure_bar double precision, temperature_c double precision,
     quality text, received_at timestamptz
 ) ON COMMIT DELETE ROWS
 """
 _MOVE = f"""
 INSERT INTO annulus_measurement ({COLUMNS})
-SELECT s.id, s.annulus_id, s.ts, s.source, s.pressure_bar, s.temperature_c,
+SELECT s.id, s.annulus_id, s.timestamp, s.source, s.pressure_bar, s.temperature_c,
        s.quality::reading_quality, s.received_at
 FROM sink_stage s
 WHERE EXISTS (SELECT 1 FROM annulus a WHERE a.id = s.annulus_id)

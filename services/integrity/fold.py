@@ -149,6 +149,8 @@ def _apply_well_config(state: State, config: WellConfig) -> State | None:
             "status_ts": _iso(config.updated_at),
             "last_tested_at": _iso(e.last_tested_at),
             "next_test_due": _iso(e.next_test_due),
+            "cement_quality": e.cement_quality.value if e.cement_quality is not None else None,
+            "cement_quality_override": e.cement_quality_override,
         }
         current = state["elements"].get(str(e.id))
         # A status change or test newer than this config (the topics are not ordered with
@@ -178,7 +180,7 @@ def _apply_well_config(state: State, config: WellConfig) -> State | None:
 
 
 def _element(state: State, event: ElementStatusChanged | BarrierTestRecorded) -> dict[str, Any]:
-    key = str(event.element_id)
+    key = str(event.barrier_element_id)
     element = state["elements"].get(key)
     if element is None:
         # An element the config has not listed yet: the event says all we need to know,
@@ -207,16 +209,20 @@ def _apply_status_change(state: State, event: ElementStatusChanged) -> State:
 
 def _apply_test(state: State, event: BarrierTestRecorded) -> State:
     element = _element(state, event)
-    if _older(event.performed_at, element["last_tested_at"]):
+    if event.result is TestResult.inconclusive:
+        # It proves nothing either way: the element keeps its status and its test schedule
+        # (the API leaves both; the tasks service opens a retest task).
         return state
-    element["last_tested_at"] = _iso(event.performed_at)
+    if _older(event.test_date, element["last_tested_at"]):
+        return state
+    element["last_tested_at"] = _iso(event.test_date)
     if event.next_test_due is not None:
         element["next_test_due"] = _iso(event.next_test_due)
     # A failed test is direct evidence the element does not hold. A pass does not restore
     # a failed or unknown element by itself: that takes an engineer's status change.
-    if event.result is TestResult.failed and not _older(event.performed_at, element["status_ts"]):
+    if event.result is TestResult.failed and not _older(event.test_date, element["status_ts"]):
         element["status"] = ElementStatus.failed.value
-        element["status_ts"] = _iso(event.performed_at)
+        element["status_ts"] = _iso(event.test_date)
     return state
 
 
@@ -318,6 +324,9 @@ def well_inputs(state: State) -> WellInputs | None:
             envelope=e["envelope"],
             status=e["status"],
             next_test_due=_dt(e["next_test_due"]),
+            # .get: a state stored before cement quality existed lacks the keys.
+            cement_quality=e.get("cement_quality"),
+            cement_quality_override=e.get("cement_quality_override", False),
         )
         for eid, e in state["elements"].items()
     ]
@@ -381,16 +390,16 @@ def decide(
     snapshot = IntegritySnapshot(
         event_id=snapshot_id,
         well_id=well_id,
-        ts=now,
-        status=assessment.status,
+        created_at=now,
+        overall_status=assessment.status,
         previous_status=previous,
-        primary_envelope_status=assessment.primary,
-        secondary_envelope_status=assessment.secondary,
+        primary_status=assessment.primary,
+        secondary_status=assessment.secondary,
         probability=assessment.probability,
         consequence=assessment.consequence,
         risk_score=assessment.risk_score,
         risk_category=assessment.risk_category,
-        max_utilisation=assessment.max_utilisation,
+        highest_annulus_utilisation=assessment.highest_annulus_utilisation,
         sap_detected=assessment.sap_detected,
         findings=[f.to_dict() for f in assessment.findings],
     )
@@ -429,14 +438,14 @@ def status_changed_alert(
         well_id=state["well_id"],
         ts=now,
         message=message,
-        utilisation=assessment.max_utilisation,
+        utilisation=assessment.highest_annulus_utilisation,
         level=assessment.max_level,
         status=assessment.status,
         previous_status=previous,
         details={
             "snapshot_event_id": str(snapshot_id),
-            "primary_envelope_status": assessment.primary.value,
-            "secondary_envelope_status": assessment.secondary.value,
+            "primary_status": assessment.primary.value,
+            "secondary_status": assessment.secondary.value,
             "risk_score": assessment.risk_score,
             "risk_category": assessment.risk_category.value,
             "findings": [f.code for f in assessment.findings],

@@ -91,8 +91,8 @@ class IntegrityWorker:
                 rows = (
                     await conn.execute(
                         select(
-                            RiskMatrixCell.probability,
-                            RiskMatrixCell.consequence,
+                            RiskMatrixCell.probability_level,
+                            RiskMatrixCell.consequence_level,
                             RiskMatrixCell.category,
                         )
                     )
@@ -170,12 +170,12 @@ class IntegrityWorker:
         snapshot = outcome.snapshot
         inserted = await retry_transient("integrity", "write snapshot", self._insert, outcome)
         if inserted:
-            metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.status.value).inc()
+            metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.overall_status.value).inc()
         log.info(
             "well %s: %s -> %s (risk %s %s)%s",
             snapshot.well_id,
             snapshot.previous_status.value if snapshot.previous_status else "new",
-            snapshot.status.value,
+            snapshot.overall_status.value,
             snapshot.risk_score,
             snapshot.risk_category.value,
             "" if inserted else ", already stored (replay)",
@@ -186,7 +186,7 @@ class IntegrityWorker:
         await (await self.snapshots_topic.send(key=key, value=snapshot.encode()))
         if outcome.alert is not None:
             await (await self.alerts_topic.send(key=key, value=outcome.alert.encode()))
-            metrics.STATUS_ALERTS.labels(status=snapshot.status.value).inc()
+            metrics.STATUS_ALERTS.labels(status=snapshot.overall_status.value).inc()
 
     async def _insert(self, outcome: Outcome) -> bool:
         s = outcome.snapshot
@@ -195,15 +195,15 @@ class IntegrityWorker:
             .values(
                 event_id=s.event_id,
                 well_id=s.well_id,
-                ts=s.ts,
-                status=s.status,
-                primary_envelope_status=s.primary_envelope_status,
-                secondary_envelope_status=s.secondary_envelope_status,
+                created_at=s.created_at,
+                overall_status=s.overall_status,
+                primary_status=s.primary_status,
+                secondary_status=s.secondary_status,
                 probability=s.probability,
                 consequence=s.consequence,
                 risk_score=s.risk_score,
                 risk_category=s.risk_category,
-                max_utilisation=s.max_utilisation,
+                highest_annulus_utilisation=s.highest_annulus_utilisation,
                 sap_detected=s.sap_detected,
                 findings=s.findings,
             )

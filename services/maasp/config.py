@@ -102,7 +102,7 @@ def evaluate_config(config: ev.AnnulusConfig) -> ConfigView:
     point_name: str | None = None
     if not config.deleted:
         points = [
-            CriticalPoint(p.id, p.name, p.tvd_m, p.pressure_limit_bar)
+            CriticalPoint(p.id, p.label, p.tvd_m, p.pressure_limit_bar)
             for p in config.critical_points
         ]
         try:

@@ -38,7 +38,7 @@ _RETURNED = (
     TASK.c.target,
     TASK.c.priority,
     TASK.c.status,
-    TASK.c.due_at,
+    TASK.c.due_date,
     TASK.c.title,
     TASK.c.description,
 )
@@ -67,7 +67,7 @@ def event_from_row(row: Row, action: str, event_id: UUID) -> TaskEvent:
         target=row.target,
         priority=row.priority,
         status=row.status,
-        due_at=row.due_at,
+        due_date=row.due_date,
         title=row.title,
     )
 
@@ -96,7 +96,7 @@ async def apply_spec(
                     auto_generated=True,
                     priority=spec.priority,
                     status=TaskStatus.open,
-                    due_at=spec.due_at,
+                    due_date=spec.due_date,
                     source_event_id=source_event_id,
                 )
                 .on_conflict_do_nothing(
@@ -126,7 +126,7 @@ async def apply_spec(
         change = merge(
             OpenTask(
                 priority=existing.priority,
-                due_at=existing.due_at,
+                due_date=existing.due_date,
                 description=existing.description,
             ),
             spec,
@@ -139,7 +139,7 @@ async def apply_spec(
                 .where(TASK.c.id == existing.id)
                 .values(
                     priority=change.priority,
-                    due_at=change.due_at,
+                    due_date=change.due_date,
                     description=change.description,
                     # The title is made from the same facts as the description (a due test
                     # becomes "overdue"), so it follows the latest event too.

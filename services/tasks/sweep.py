@@ -59,7 +59,7 @@ class SweepReport:
             f"{len(self.updated)} updated ({self.seconds:.2f} s)"
         ]
         for e in self.events:
-            due = e.due_at.isoformat() if e.due_at else "-"
+            due = e.due_date.isoformat() if e.due_date else "-"
             out.append(
                 f"  {e.action:<9} task {e.task_id}  {e.target}  {e.priority}  due {due}  {e.title}"
             )
@@ -127,7 +127,7 @@ async def _apply_chunk(
             r = applied.row
             # Deterministic per state change, so a re-run that re-sends it is recognised.
             event_id = derived_id(
-                "task-event", "sweep", r.id, applied.action, r.priority, r.due_at.isoformat()
+                "task-event", "sweep", r.id, applied.action, r.priority, r.due_date.isoformat()
             )
             out.append(applied.event(event_id))
     return out

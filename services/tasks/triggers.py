@@ -21,10 +21,17 @@ from shared.domain.task_rules import (
     TaskSpec,
     task_for_alert,
     task_for_failed_test,
+    task_for_inconclusive_test,
     task_for_integrity,
 )
 from shared.enums import ElementType, TaskStatus, TestResult
 from shared.settings import Settings
+
+# The rule for each test result that calls for a task (a pass calls for none).
+_TEST_RULES = {
+    TestResult.failed: task_for_failed_test,
+    TestResult.inconclusive: task_for_inconclusive_test,
+}
 
 SOURCE_TOPICS: tuple[str, ...] = (
     topics.ALERTS.name,
@@ -64,20 +71,21 @@ def spec_for_event(event: Any, rules: TaskRules) -> TaskSpec | None:
             event.kind, event.well_id, event.annulus_id, event.ts, facts, rules=rules
         )
     if isinstance(event, ev.BarrierTestRecorded):
-        if event.result is not TestResult.failed:
-            return None
+        rule = _TEST_RULES.get(event.result)
+        if rule is None:
+            return None  # a pass
         facts = {"test_type": event.test_type.value}
         if event.leak_rate is not None:
             facts["leak_rate"] = f"{event.leak_rate:g} {event.leak_rate_unit or ''}".strip()
-        if event.test_pressure_bar is not None:
-            facts["test pressure"] = f"{event.test_pressure_bar:.1f} bar"
-        return task_for_failed_test(
+        if event.pressure_applied_bar is not None:
+            facts["test pressure"] = f"{event.pressure_applied_bar:.1f} bar"
+        return rule(
             event.well_id,
-            event.element_id,
+            event.barrier_element_id,
             event.element_type,
             event.envelope_type,
             event.element_name,
-            event.performed_at,
+            event.test_date,
             facts,
             rules=rules,
         )
@@ -85,8 +93,8 @@ def spec_for_event(event: Any, rules: TaskRules) -> TaskSpec | None:
         return task_for_integrity(
             event.well_id,
             event.previous_status,
-            event.status,
-            event.ts,
+            event.overall_status,
+            event.created_at,
             event.findings,
             rules=rules,
         )
@@ -169,7 +177,7 @@ def task_event(
     target: str | None,
     priority: str,
     status: str,
-    due_at: datetime | None,
+    due_date: datetime | None,
     title: str,
 ) -> ev.TaskEvent:
     return ev.TaskEvent(
@@ -181,6 +189,6 @@ def task_event(
         target=target,
         priority=priority,  # type: ignore[arg-type]
         status=status or TaskStatus.open,  # type: ignore[arg-type]
-        due_at=due_at,
+        due_date=due_date,
         title=title,
     )

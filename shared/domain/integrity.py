@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix, risk
 from shared.enums import (
+    CementQuality,
     ElementStatus,
     ElementType,
     EnvelopeStatus,
@@ -44,6 +45,34 @@ def effective_element_status(
     if status is ElementStatus.ok and next_test_due is not None and now > next_test_due:
         return ElementStatus.degraded
     return status
+
+
+# Worst first: the quality a cement element is judged by is the worst behind it.
+_CEMENT_RANK = {CementQuality.poor: 0, CementQuality.uncertain: 1, CementQuality.ok: 2}
+
+
+def cement_quality_behind(
+    depth_md: float | None, intervals: Iterable[tuple[float, float, CementQuality | str]]
+) -> CementQuality | None:
+    """The worst quality_flag of the cement intervals (top_md, bottom_md, quality) behind a
+    cement barrier element: those whose range holds the element's depth_md, or every
+    interval of the well when the element has no depth (a cement element placed nowhere is
+    judged by all the well's cement). None: no such interval."""
+    found = [
+        CementQuality(q)
+        for top, bottom, q in intervals
+        if depth_md is None or top <= depth_md <= bottom
+    ]
+    return min(found, key=_CEMENT_RANK.__getitem__) if found else None
+
+
+def cement_degrades(
+    element_type: ElementType, quality: CementQuality | None, override: bool
+) -> bool:
+    """poor or uncertain cement behind a cement element degrades it, unless an engineer has
+    judged the element sound anyway (cement_quality_override)."""
+    bad = quality in (CementQuality.poor, CementQuality.uncertain)
+    return element_type is ElementType.cement and bad and not override
 
 
 # --------------------------------------------------------------------------- envelopes
@@ -114,7 +143,8 @@ class Finding:
     """One reason behind an assessment.
 
     code: a stable machine name (envelope_failed, envelope_degraded, element_failed,
-    element_degraded, element_unknown, element_test_overdue, maasp_exceeded, maasp_warning,
+    element_degraded, element_unknown, element_test_overdue, cement_quality, maasp_exceeded,
+    maasp_warning,
     missing_maasp, sap_detected, diagnostic_test_due); severity: info, warning or critical;
     subject: what it is about ("envelope:primary", "element:5", "annulus:17"); message: for
     people, with the numbers.
@@ -332,6 +362,9 @@ class ElementInput:
     """"primary" or "secondary" (stored as EnvelopeType, which equals the string)."""
     status: ElementStatus
     next_test_due: datetime | None
+    cement_quality: CementQuality | None = None
+    """A cement element: the worst quality_flag of the cement behind it."""
+    cement_quality_override: bool = False
 
     def __post_init__(self) -> None:
         # Normalise wire spellings and reject an element that belongs to no envelope:
@@ -345,6 +378,19 @@ class ElementInput:
             ) from None
         object.__setattr__(self, "element_type", ElementType(self.element_type))
         object.__setattr__(self, "status", ElementStatus(self.status))
+        if self.cement_quality is not None:
+            object.__setattr__(self, "cement_quality", CementQuality(self.cement_quality))
+
+    def effective_status(self, now: datetime) -> ElementStatus:
+        """The status the element counts as now: an overdue test or poor or uncertain
+        cement behind it turns an ok element degraded."""
+        status = effective_element_status(self.status, self.next_test_due, now)
+        degrades = cement_degrades(
+            self.element_type, self.cement_quality, self.cement_quality_override
+        )
+        if status is ElementStatus.ok and degrades:
+            return ElementStatus.degraded
+        return status
 
 
 @dataclass(frozen=True)
@@ -365,7 +411,7 @@ class IntegrityAssessment:
     consequence: int
     risk_score: int
     risk_category: RiskCategory
-    max_utilisation: float | None
+    highest_annulus_utilisation: float | None
     """Highest known utilisation over the annuli; None if none is known."""
     max_level: UtilisationLevel | None
     """Worst utilisation level (band) over the annuli; None if the well has no annuli."""
@@ -403,7 +449,7 @@ class IntegrityAssessment:
             "consequence": self.consequence,
             "risk_score": self.risk_score,
             "risk_category": str(self.risk_category),
-            "max_utilisation": self.max_utilisation,
+            "highest_annulus_utilisation": self.highest_annulus_utilisation,
             "max_level": str(self.max_level) if self.max_level is not None else None,
             "sap_detected": self.sap_detected,
             "findings": [f.to_dict() for f in self.findings],
@@ -419,6 +465,15 @@ def _element_finding(el: ElementInput, effective: ElementStatus) -> Finding | No
         return Finding("element_degraded", Severity.warning, subject, f"{label} degraded")
     if el.status is ElementStatus.unknown:
         return Finding("element_unknown", Severity.warning, subject, f"{label} status unknown")
+    if cement_degrades(el.element_type, el.cement_quality, el.cement_quality_override):
+        quality = el.cement_quality.value if el.cement_quality is not None else "?"
+        return Finding(
+            "cement_quality",
+            Severity.warning,
+            subject,
+            f"{label} counts as degraded: the cement behind it is flagged {quality} "
+            "(an engineer may override with cement_quality_override)",
+        )
     if effective is ElementStatus.degraded and el.next_test_due is not None:
         due = el.next_test_due.isoformat()
         return Finding(
@@ -464,11 +519,7 @@ def evaluate_well(
     findings: list[Finding] = []
     element_findings: list[Finding] = []
     for env in _ENVELOPES:
-        members = [
-            (e, effective_element_status(e.status, e.next_test_due, now))
-            for e in elements
-            if e.envelope is env
-        ]
+        members = [(e, e.effective_status(now)) for e in elements if e.envelope is env]
         env_status[env] = envelope_status(eff for _, eff in members)
         f = _envelope_finding(env, env_status[env], len(members))
         if f is not None:
@@ -494,7 +545,7 @@ def evaluate_well(
         consequence=inputs.consequence,
         risk_score=outcome.score,
         risk_category=outcome.category,
-        max_utilisation=max(known) if known else None,
+        highest_annulus_utilisation=max(known) if known else None,
         max_level=highest_level(annuli),
         sap_detected=any(a.sap_detected for a in annuli),
         findings=tuple(findings),

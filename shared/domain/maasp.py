@@ -29,6 +29,20 @@ from shared.domain.units import PSI_PER_BAR
 
 DEFAULT_SAFETY_FACTOR = 0.9
 
+#: The annulus fluid gradient an annulus gets from its fluid_type when none is given, bar/m.
+#: gradient = density x g, so bar/m = specific gravity x 0.0980665. Each is a typical value
+#: at the heavy end of its fluid, because a heavier column gives a lower, safer MAASP:
+#: brine 0.117 (SG 1.19, near-saturated NaCl, the usual packer fluid), mud 0.14 (SG 1.43,
+#: a 12 ppg water-based mud left behind casing), gas 0.02 (about 200 kg/m3, dense natural
+#: gas at annulus pressures of a few hundred bar). "other" has no default: its gradient must
+#: be given. A measured gradient always beats these (docs/data-model.md).
+DEFAULT_FLUID_GRADIENT_BAR_PER_M: dict[str, float] = {"gas": 0.02, "brine": 0.117, "mud": 0.14}
+
+
+def default_fluid_gradient(fluid_type: str) -> float | None:
+    """The default fluid_gradient_bar_per_m of a fluid type; None for "other"."""
+    return DEFAULT_FLUID_GRADIENT_BAR_PER_M.get(str(fluid_type))
+
 
 def psi_to_bar(psi: float) -> float:
     """Pressure in psi to bar."""

@@ -28,8 +28,9 @@ def _check_level(name: str, value: Any) -> int:
 
 
 def default_category_for_score(score: int) -> RiskCategory:
-    """Dethlefs & Chastain (SPE-142854-PA) banding of p x c: 1-4 low, 5-10 medium,
-    12-16 significant, 17-25 high.
+    """Dethlefs & Chastain (SPE-142854-PA) banding of p x c into four bands, under the
+    specification's names: 1-4 low, 5-10 medium, 12-16 high, 17-25 extreme (the paper's
+    third and fourth bands, "significant" and "high", are WIMS's high and extreme).
 
     p x c never takes the values 11, 13, 14, 17, 18 or 19, so the published gaps between
     bands are closed by taking each band up to the next band's first value.
@@ -39,8 +40,8 @@ def default_category_for_score(score: int) -> RiskCategory:
     if score <= 10:
         return RiskCategory.medium
     if score <= 16:
-        return RiskCategory.significant
-    return RiskCategory.high
+        return RiskCategory.high
+    return RiskCategory.extreme
 
 
 class RiskMatrix(Mapping[tuple[int, int], RiskCategory]):
@@ -183,8 +184,14 @@ def risk(
 # pressure). Oil is flammable and a spill is an environmental event, but it is less mobile
 # than gas. A water injector is pressured but carries no hydrocarbon; its harm is mostly
 # out-of-zone injection and crossflow. An observation well usually does not flow at all.
+# The specification's coarser types say nothing of the fluid: a producer or a well on test
+# flows hydrocarbon (oil's 3, until the engineer says gas); an injector's fluid is unknown,
+# so it takes the middle of water (2) and gas (4).
 DEFAULT_CONSEQUENCE: Mapping[WellType, int] = MappingProxyType(
     {
+        WellType.producer: 3,
+        WellType.injector: 3,
+        WellType.testing: 3,
         WellType.gas_producer: 4,
         WellType.gas_injector: 4,
         WellType.oil_producer: 3,

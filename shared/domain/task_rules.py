@@ -87,7 +87,7 @@ class TaskSpec:
     annulus_id: int | None
     barrier_element_id: int | None
     priority: TaskPriority
-    due_at: datetime
+    due_date: datetime
     title: str
     description: str
 
@@ -215,7 +215,7 @@ def task_for_alert(
         annulus_id=annulus_id,
         barrier_element_id=None,
         priority=priority,
-        due_at=ts + due,
+        due_date=ts + due,
         title=title,
         description=_with_facts(text, facts),
     )
@@ -250,11 +250,49 @@ def task_for_failed_test(
         annulus_id=None,
         barrier_element_id=element_id,
         priority=TaskPriority.critical if critical else TaskPriority.high,
-        due_at=ts + rules.failed_test_due,
+        due_date=ts + rules.failed_test_due,
         title=f"Failed barrier test: {element_name}, well {well_id}",
         description=_with_facts(
             f"Barrier test failed on {label}, well {well_id}. Repair or replace the element, "
             f"retest it and reassess the {env.value} envelope",
+            facts,
+        ),
+    )
+
+
+def task_for_inconclusive_test(
+    well_id: int,
+    element_id: int,
+    element_type: ElementType | str,
+    envelope: EnvelopeType | str,
+    element_name: str,
+    ts: datetime,
+    facts: Mapping[str, Any],
+    rules: TaskRules = DEFAULT_TASK_RULES,
+) -> TaskSpec:
+    """An inconclusive barrier test: the element keeps its status, but its last test proves
+    nothing, so it must be tested again within rules.failed_test_due.
+
+    High for an SSSV or a primary-envelope element (the same elements whose failure is
+    critical), normal otherwise: nothing is known to have failed. One open task per element
+    (target element:N); a second inconclusive test updates it.
+    """
+    et = ElementType(element_type)
+    env = EnvelopeType(envelope)
+    important = et in rules.critical_element_types or env is EnvelopeType.primary
+    label = f"{element_name} ({et.value}, {env.value} envelope)"
+    return TaskSpec(
+        trigger_type=TriggerType.inconclusive_test,
+        target=f"element:{element_id}",
+        well_id=well_id,
+        annulus_id=None,
+        barrier_element_id=element_id,
+        priority=TaskPriority.high if important else TaskPriority.normal,
+        due_date=ts + rules.failed_test_due,
+        title=f"Retest barrier element: {element_name}, well {well_id}",
+        description=_with_facts(
+            f"Barrier test of {label}, well {well_id} was inconclusive; the element keeps its "
+            "status. Retest it",
             facts,
         ),
     )
@@ -293,7 +331,7 @@ def reminder_for_element(
 
     Due within rules.reminder_days (a due time of exactly now included): normal. Overdue
     (now after next_due): high; the daily sweep sends this to the same open task, so merge()
-    escalates it. due_at is the test's due time in both cases, so the task shows the real
+    escalates it. due_date is the test's due time in both cases, so the task shows the real
     deadline. The text depends only on the state (due soon / overdue), not on now, so
     repeated sweeps are no-ops.
     """
@@ -321,7 +359,7 @@ def reminder_for_element(
         annulus_id=None,
         barrier_element_id=element_id,
         priority=priority,
-        due_at=next_due,
+        due_date=next_due,
         title=title,
         description=f"{text} (interval {rules.interval_days(et)} days).",
     )
@@ -359,7 +397,7 @@ def task_for_integrity(
         annulus_id=None,
         barrier_element_id=None,
         priority=TaskPriority.critical,
-        due_at=ts + rules.integrity_red_due,
+        due_date=ts + rules.integrity_red_due,
         title=f"Integrity red: review well {well_id}",
         description=(
             f"Well {well_id} integrity turned red (was {was}). Review the barriers, decide "
@@ -382,7 +420,7 @@ class OpenTask:
     """The parts of an already open task that a repeated event may change."""
 
     priority: TaskPriority
-    due_at: datetime
+    due_date: datetime
     description: str
 
 
@@ -391,7 +429,7 @@ class TaskUpdate:
     """New values for an open task; escalated says the priority went up (notify)."""
 
     priority: TaskPriority
-    due_at: datetime
+    due_date: datetime
     description: str
     escalated: bool
 
@@ -404,20 +442,20 @@ def is_escalation(old: TaskPriority | str, new: TaskPriority | str) -> bool:
 def merge(existing: OpenTask, new: TaskSpec) -> TaskUpdate | None:
     """Fold a repeated event into the open task of the same (trigger, target).
 
-    Priority only goes up (a milder repeat never lowers it), due_at becomes the earlier of
+    Priority only goes up (a milder repeat never lowers it), due_date becomes the earlier of
     the two (a new event never buys more time), description takes the latest facts.
     None when nothing would change, so replayed events are no-ops.
     """
     escalated = is_escalation(existing.priority, new.priority)
     priority = TaskPriority(new.priority) if escalated else TaskPriority(existing.priority)
-    due_at = min(existing.due_at, new.due_at)
+    due_date = min(existing.due_date, new.due_date)
     description = new.description
     if (
         priority == existing.priority
-        and due_at == existing.due_at
+        and due_date == existing.due_date
         and description == existing.description
     ):
         return None
     return TaskUpdate(
-        priority=priority, due_at=due_at, description=description, escalated=escalated
+        priority=priority, due_date=due_date, description=description, escalated=escalated
     )

@@ -201,7 +201,7 @@ def _seed_wells(db_engine, n: int) -> None:
         conn.execute(
             text(
                 """
-INSERT INTO well (name, field, well_type, status, location, measured_depth,
+INSERT INTO well (name, field, type, status, location, measured_depth,
                   true_vertical_depth, consequence_level)
 SELECT 'PF-' || lpad(g::text, 5, '0'), 'PERF-' || (g % 7),
        (ARRAY['oil_producer','gas_producer','water_injector','gas_injector','observation'])[1 + g % 5]::well_type,
@@ -213,9 +213,9 @@ FROM generate_series(1, :n) g"""
         conn.execute(
             text(
                 """
-INSERT INTO integrity_snapshot (event_id, well_id, ts, status, primary_envelope_status,
-       secondary_envelope_status, probability, consequence, risk_score, risk_category,
-       max_utilisation, sap_detected, findings)
+INSERT INTO integrity_snapshot (event_id, well_id, ts, status, primary_status,
+       secondary_status, probability, consequence, risk_score, risk_category,
+       highest_annulus_utilisation, sap_detected, findings)
 SELECT gen_random_uuid(), w.id, now(),
        (CASE WHEN w.id % 50 = 0 THEN 'red' WHEN w.id % 9 = 0 THEN 'amber' ELSE 'green' END)::integrity_status,
        'intact', 'intact', 1 + w.id % 5, w.consequence_level,

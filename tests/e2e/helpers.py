@@ -84,7 +84,7 @@ async def build_well(
         {
             "name": name,
             "field": "E2E",
-            "well_type": "gas_producer",
+            "type": "gas_producer",
             "location": "platform",
             "measured_depth": 3000,
             "true_vertical_depth": 2800,
@@ -100,7 +100,7 @@ async def build_well(
             "inner_diameter_in": 8.681,
             "top_md": 0,
             "bottom_md": 2900,
-            "burst_rating_bar": 548,
+            "burst_limit_bar": 548,
         },
     )
     await post(
@@ -127,7 +127,7 @@ async def build_well(
     )
     await post(
         f"/wells/{wid}/cement-intervals",
-        {"casing_string_id": prod["id"], "top_md": 2000, "bottom_md": 2900, "verified_by": "CBL"},
+        {"casing_id": prod["id"], "top_md": 2000, "bottom_md": 2900, "verified_by": "CBL"},
     )
     annulus = await post(
         f"/wells/{wid}/annuli",
@@ -160,11 +160,9 @@ async def build_well(
             "pressure_limit_bar": 2000 / 9,
         },
     )
-    primary = await post(
-        f"/wells/{wid}/barrier-envelopes", {"envelope_type": "primary", "name": "primary"}
-    )
+    primary = await post(f"/wells/{wid}/barrier-envelopes", {"type": "primary", "name": "primary"})
     secondary = await post(
-        f"/wells/{wid}/barrier-envelopes", {"envelope_type": "secondary", "name": "secondary"}
+        f"/wells/{wid}/barrier-envelopes", {"type": "secondary", "name": "secondary"}
     )
     now = datetime.now(UTC).isoformat()
     ids = {"well": wid, "annulus": aid}

@@ -102,7 +102,7 @@ async def build_well_with_two_annuli(api: httpx.AsyncClient, name: str) -> dict[
         {
             "name": name,
             "field": "FIRST",
-            "well_type": "oil_producer",
+            "type": "oil_producer",
             "location": "platform",
             "measured_depth": 3000,
             "true_vertical_depth": 2800,

@@ -136,7 +136,7 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
             f"/barrier-elements/{ids['sssv']}/tests",
             json={
                 "test_type": "inflow",
-                "performed_at": datetime.now(UTC).isoformat(),
+                "test_date": datetime.now(UTC).isoformat(),
                 "result": "fail",
                 "leak_rate": 0.9,
                 "leak_rate_unit": "m3/min",
@@ -148,9 +148,7 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
             r = await api.get(f"/wells/{ids['well']}/integrity")
             body = r.json()
             return (
-                body
-                if body["status"] == "amber" and body["primary_envelope_status"] == "failed"
-                else None
+                body if body["status"] == "amber" and body["primary_status"] == "failed" else None
             )
 
         snap = await poll(

@@ -41,7 +41,7 @@ async def test_login_gives_a_bearer_token_for_me(api: Api, users: Users) -> None
     )
     assert me.status_code == 200
     assert me.json()["email"] == "engineer@wims.test" and me.json()["role"] == "engineer"
-    assert "hashed_password" not in me.json()
+    assert "password_hash" not in me.json()
 
 
 async def test_wrong_password_and_forged_token_are_401(api: Api, users: Users) -> None:
@@ -73,7 +73,7 @@ async def test_role_change_revokes_existing_tokens(api: Api, users: Users) -> No
     body = {
         "name": "W-9",
         "field": "F",
-        "well_type": "observation",
+        "type": "observation",
         "location": "onshore",
         "measured_depth": 100,
     }

@@ -41,7 +41,7 @@ async def _well(api: Api, headers: dict[str, str], name: str = "S-1") -> int:
         json={
             "name": name,
             "field": "F",
-            "well_type": "oil_producer",
+            "type": "oil_producer",
             "location": "platform",
             "measured_depth": 3000,
         },
@@ -130,7 +130,7 @@ async def test_survey_upload_checks_and_tvd(api: Api, users: Users) -> None:
     )
     r = await api.client.post(
         f"{V1}/annuli/{ann.json()['id']}/critical-points",
-        json={"name": "shoe", "point_type": "shoe", "depth_md": 2000, "pressure_limit_bar": 400},
+        json={"label": "shoe", "point_type": "shoe", "depth_md": 2000, "pressure_limit_bar": 400},
         headers=eng,
     )
     assert r.status_code == 201 and r.json()["tvd_m"] == pytest.approx(json_tvds[2])
@@ -183,7 +183,7 @@ async def test_accepting_derived_points_publishes_them_and_manual_points_overrid
         await tail.stop()
     # what the MAASP worker receives gives the published MAASP
     points = [
-        CriticalPoint(p.id, p.name, p.tvd_m, p.pressure_limit_bar) for p in cfg.critical_points
+        CriticalPoint(p.id, p.label, p.tvd_m, p.pressure_limit_bar) for p in cfg.critical_points
     ]
     out = maasp(points, cfg.fluid_gradient_bar_per_m, cfg.safety_factor)
     assert out.maasp_bar == pytest.approx(wx.A_MAASP_BAR, abs=0.07)
@@ -196,7 +196,7 @@ async def test_accepting_derived_points_publishes_them_and_manual_points_overrid
     r = await api.client.post(
         f"{V1}/annuli/{ids['A']}/critical-points",
         json={
-            "name": "packer (tested)",
+            "label": "packer (tested)",
             "point_type": "packer",
             "depth_md": packer["depth_md"],
             "pressure_limit_bar": 500,

@@ -51,9 +51,7 @@ async def api_fixture(settings: Settings) -> AsyncIterator[Api]:
 
 def make_user(engine: Engine, email: str, role: Role, active: bool = True) -> int:
     with Session(engine) as s, s.begin():
-        user = User(
-            email=email, full_name=email, hashed_password=_HASH, role=role, is_active=active
-        )
+        user = User(email=email, full_name=email, password_hash=_HASH, role=role, is_active=active)
         s.add(user)
         s.flush()
         return user.id
@@ -178,7 +176,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 WELL_BODY = {
     "name": "W-1",
     "field": "North",
-    "well_type": "oil_producer",
+    "type": "oil_producer",
     "location": "platform",
     "measured_depth": 3500.0,
     "true_vertical_depth": 3200.0,
@@ -251,7 +249,7 @@ async def build_well(
         },
     )
     ids["envelope"] = await post(
-        f"/wells/{w}/barrier-envelopes", {"envelope_type": "primary", "name": "primary"}
+        f"/wells/{w}/barrier-envelopes", {"type": "primary", "name": "primary"}
     )
     ids["element"] = await post(
         f"/barrier-envelopes/{ids['envelope']}/barrier-elements",

@@ -39,7 +39,7 @@ def assert_422_naming(r: httpx.Response, field: str, reason_part: str = "") -> N
 WELL = {
     "name": "NUL-test",
     "field": "North",
-    "well_type": "oil_producer",
+    "type": "oil_producer",
     "location": "platform",
     "measured_depth": 3000.0,
 }

@@ -72,7 +72,7 @@ async def test_failed_barrier_test_fails_the_element_and_emits_both_events(
             f"{V1}/barrier-elements/{ids['element']}/tests",
             json={
                 "test_type": "leak_rate",
-                "performed_at": performed.isoformat(),
+                "test_date": performed.isoformat(),
                 "result": "fail",
                 "leak_rate": 900.0,
                 "leak_rate_unit": "cm3/min",
@@ -86,7 +86,7 @@ async def test_failed_barrier_test_fails_the_element_and_emits_both_events(
         )
         changed = await tail.wait_for(
             lambda k, e: (
-                e.event_type == "element_status_changed" and e.element_id == ids["element"]
+                e.event_type == "element_status_changed" and e.barrier_element_id == ids["element"]
             ),
             10,
         )
@@ -104,7 +104,7 @@ async def test_failed_barrier_test_fails_the_element_and_emits_both_events(
     assert recorded.result == "fail" and recorded.next_test_due == expected_due
     assert recorded.well_id == ids["well"] and recorded.envelope_type == "primary"
     assert (changed.old_status, changed.new_status) == ("ok", "failed")
-    keys = {k for k, e in tail.seen if e.element_id == ids["element"]}
+    keys = {k for k, e in tail.seen if e.barrier_element_id == ids["element"]}
     assert keys == {str(ids["well"]).encode()}
 
 

@@ -55,8 +55,8 @@ def _snapshot(well_id: int, ts: datetime, status: str, risk: int) -> IntegritySn
         well_id=well_id,
         ts=ts,
         status=status,
-        primary_envelope_status="intact",
-        secondary_envelope_status="degraded",
+        primary_status="intact",
+        secondary_status="degraded",
         probability=2,
         consequence=3,
         risk_score=risk,
@@ -135,7 +135,7 @@ async def test_a_user_just_seen_on_a_hot_read_is_demoted_and_deleted_at_once(
     }
     me = await api.client.get(f"{V1}/auth/me", headers=demoted)
     assert me.status_code == 200 and me.json()["role"] == "viewer"
-    well = {"name": "W-2", "field": "F", "well_type": "observation", "location": "onshore"}
+    well = {"name": "W-2", "field": "F", "type": "observation", "location": "onshore"}
     r = await api.client.post(f"{V1}/wells", json=well | {"measured_depth": 100}, headers=demoted)
     assert r.status_code == 403
     assert (await api.client.get(state, headers=demoted)).status_code == 200  # cached again
@@ -177,7 +177,7 @@ async def test_fleet_lists_every_well_with_colour_risk_utilisation_and_tasks(
                     title="a",
                     trigger_type="manual",
                     priority="critical",
-                    due_at=T0,
+                    due_date=T0,
                 ),
                 Task(well_id=first["well"], title="b", trigger_type="manual", priority="normal"),
             ]

@@ -77,7 +77,7 @@ MATRIX: list[tuple[str, str, Role | None, int, Body]] = [
     ("PUT", "/api/v1/risk-matrix", Role.admin, 200, "MATRIX"),
     (
         "PATCH",
-        "/api/v1/risk-matrix/{probability}/{consequence}",
+        "/api/v1/risk-matrix/{probability_level}/{consequence_level}",
         Role.admin,
         200,
         lambda ids, role: {"category": "high"},
@@ -138,7 +138,7 @@ MATRIX += _crud(
     lambda ids, role: {
         "name": f"R-{role}",
         "field": "F",
-        "well_type": "observation",
+        "type": "observation",
         "location": "onshore",
         "measured_depth": 1000,
     },
@@ -172,7 +172,7 @@ MATRIX += _crud(
 MATRIX += _crud(
     "/api/v1/wells/{well_id}/cement-intervals",
     "cement-intervals",
-    lambda ids, role: {"casing_string_id": ids["casing"], "top_md": 3000, "bottom_md": 3400},
+    lambda ids, role: {"casing_id": ids["casing"], "top_md": 3000, "bottom_md": 3400},
     {"verified_by": "CBL"},
 )
 MATRIX += _crud(
@@ -203,7 +203,7 @@ MATRIX += _crud(
     # One primary and one secondary per well: each role creates in a well of its own.
     "/api/v1/wells/{well_id}/barrier-envelopes",
     "barrier-envelopes",
-    lambda ids, role: {"envelope_type": "secondary", "name": "secondary"},
+    lambda ids, role: {"type": "secondary", "name": "secondary"},
     {"description": "checked"},
 )
 MATRIX += _crud(
@@ -213,11 +213,11 @@ MATRIX += _crud(
     {"status": "ok"},
 )
 MATRIX += _crud(
-    "/api/v1/barrier-elements/{element_id}/tests",
+    "/api/v1/barrier-elements/{barrier_element_id}/tests",
     "barrier-tests",
     lambda ids, role: {
         "test_type": "functional",
-        "performed_at": NOW.isoformat(),
+        "test_date": NOW.isoformat(),
         "result": "pass",
     },
     {"notes": "ok"},
@@ -260,12 +260,12 @@ async def build_world(api: Api, users: Users, db_engine: Engine) -> dict[str, in
 
     ids["cement"] = await post(
         f"/wells/{ids['well']}/cement-intervals",
-        {"casing_string_id": ids["casing"], "top_md": 2800, "bottom_md": 3400},
+        {"casing_id": ids["casing"], "top_md": 2800, "bottom_md": 3400},
     )
     ids["tag"] = await post("/scada-tags", {"tag": "W1-A", "annulus_id": ids["annulus"]})
     ids["test"] = await post(
         f"/barrier-elements/{ids['element']}/tests",
-        {"test_type": "inflow", "performed_at": NOW.isoformat(), "result": "pass"},
+        {"test_type": "inflow", "test_date": NOW.isoformat(), "result": "pass"},
     )
     ids["task"] = await post("/tasks", {"well_id": ids["well"], "title": "look at it"})
     ids["other_user"] = await post(
@@ -278,7 +278,7 @@ async def build_world(api: Api, users: Users, db_engine: Engine) -> dict[str, in
             {
                 "name": f"own-{role}",
                 "field": "F",
-                "well_type": "observation",
+                "type": "observation",
                 "location": "onshore",
                 "measured_depth": 500,
             },
@@ -303,8 +303,8 @@ async def build_world(api: Api, users: Users, db_engine: Engine) -> dict[str, in
                 well_id=ids["well"],
                 ts=NOW,
                 status="green",
-                primary_envelope_status="intact",
-                secondary_envelope_status="intact",
+                primary_status="intact",
+                secondary_status="intact",
                 probability=1,
                 consequence=3,
                 risk_score=12,
@@ -332,9 +332,9 @@ def concrete(template: str, ids: dict[str, int], role: str) -> str:
         "well_id": ids["well"],
         "annulus_id": ids["annulus"],
         "envelope_id": ids["envelope"],
-        "element_id": ids["element"],
-        "probability": 2,
-        "consequence": 3,
+        "barrier_element_id": ids["element"],
+        "probability_level": 2,
+        "consequence_level": 3,
     }
     if template.endswith("/barrier-envelopes"):
         values["well_id"] = ids[f"well_{role}"]

@@ -31,7 +31,7 @@ PUBLISHED_SECRET = "development-only-secret-change-me"
 WELL = {
     "name": "S-1",
     "field": "F",
-    "well_type": "observation",
+    "type": "observation",
     "location": "onshore",
     "measured_depth": 100,
 }

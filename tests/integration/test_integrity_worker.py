@@ -206,8 +206,8 @@ def snapshots(engine: Engine, well_id: int) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT event_id, status, primary_envelope_status AS primary,"
-                " secondary_envelope_status AS secondary, risk_score, findings"
+                "SELECT event_id, status, primary_status AS primary,"
+                " secondary_status AS secondary, risk_score, findings"
                 " FROM integrity_snapshot WHERE well_id = :w ORDER BY id"
             ),
             {"w": well_id},
@@ -253,7 +253,7 @@ class Well:
             well_id=self.id,
             version=version,
             name=f"W-{self.id}",
-            well_type=WellType.oil_producer,
+            type=WellType.oil_producer,
             consequence_level=3,
             annuli=[ev.AnnulusRef(id=aid, name=name) for name, aid in self.annuli.items()],
             elements=[
@@ -273,7 +273,7 @@ class Well:
         eid, etype, env = self.elements[name]
         return dict(
             well_id=self.id,
-            element_id=eid,
+            barrier_element_id=eid,
             element_name=name,
             element_type=etype,
             envelope_type=env,
@@ -285,7 +285,7 @@ class Well:
             test_id=self.elements[name][0],
             test_type=TestType.inflow,
             result=TestResult.failed,
-            performed_at=self.tick(),
+            test_date=self.tick(),
             leak_rate=0.6,
             leak_rate_unit="m3/min",
         )

@@ -37,7 +37,7 @@ def reminders(engine: Engine, element_id: int) -> list[Any]:
             conn.execute(
                 text(
                     "SELECT id, priority::text AS priority, status::text AS status, title,"
-                    " description, due_at, well_id, target, auto_generated FROM task"
+                    " description, due_date, well_id, target, auto_generated FROM task"
                     " WHERE barrier_element_id = :e AND trigger_type = 'test_due' ORDER BY id"
                 ),
                 {"e": element_id},
@@ -86,12 +86,12 @@ def test_sweep_reminds_before_due_escalates_when_overdue_and_is_idempotent(
     assert (soon.priority, soon.status, soon.target) == ("normal", "open", f"element:{due_soon}")
     assert soon.auto_generated and soon.well_id == well_id
     assert "Barrier test due: SSSV-1" in soon.title
-    assert abs((soon.due_at - (now + timedelta(days=10))).total_seconds()) < 1
+    assert abs((soon.due_date - (now + timedelta(days=10))).total_seconds()) < 1
     [late] = reminders(db_engine, overdue)
     assert late.priority == "high" and "overdue" in late.title
     [counted] = reminders(db_engine, from_last_test)
     assert counted.priority == "normal"
-    assert abs((counted.due_at - (now + timedelta(days=7))).total_seconds()) < 1
+    assert abs((counted.due_date - (now + timedelta(days=7))).total_seconds()) < 1
     assert reminders(db_engine, far_off) == []
     assert f"task {soon.id}" in out and f"task {late.id}" in out
 

@@ -77,7 +77,7 @@ def tasks_of(engine: Engine, well_id: int, trigger_type: str | None = None) -> l
     sql = (
         "SELECT id, trigger_type::text AS trigger_type, target, annulus_id, barrier_element_id,"
         " priority::text AS priority, status::text AS status, title, description,"
-        " auto_generated, due_at FROM task WHERE well_id = :w"
+        " auto_generated, due_date FROM task WHERE well_id = :w"
     )
     params: dict[str, Any] = {"w": well_id}
     if trigger_type:
@@ -253,14 +253,14 @@ def test_failed_sssv_test_opens_critical_failed_test_task(
     def recorded(element_id: int, name: str, et: ElementType, env: EnvelopeType, result):  # type: ignore[no-untyped-def]
         return ev.BarrierTestRecorded(
             well_id=well_id,
-            element_id=element_id,
+            barrier_element_id=element_id,
             element_name=name,
             element_type=et,
             envelope_type=env,
             test_id=next(_names),
             test_type=TestType.leak_rate,
             result=result,
-            performed_at=TS,
+            test_date=TS,
             leak_rate=0.6,
             leak_rate_unit="m3/min",
         )
@@ -295,8 +295,8 @@ def test_red_integrity_snapshot_opens_critical_review(
             ts=TS,
             status=status,
             previous_status=previous,
-            primary_envelope_status=EnvelopeStatus.failed,
-            secondary_envelope_status=EnvelopeStatus.degraded,
+            primary_status=EnvelopeStatus.failed,
+            secondary_status=EnvelopeStatus.degraded,
             probability=4,
             consequence=4,
             risk_score=64,

@@ -376,7 +376,7 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
         rows, distinct = await raised()
         with psycopg.connect(settings.libpq_url) as conn:
             distinct_stored = conn.execute(
-                "SELECT count(DISTINCT (annulus_id, ts)) FROM annulus_measurement"
+                "SELECT count(DISTINCT (annulus_id, timestamp)) FROM annulus_measurement"
                 " WHERE source = %s",
                 (f"soak-{run}",),
             ).fetchone()[0]

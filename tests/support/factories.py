@@ -14,7 +14,7 @@ def make_well(engine: Engine, name: str = "W-1", **kw: Any) -> int:
         well = Well(
             name=name,
             field=kw.pop("field", "North"),
-            well_type=kw.pop("well_type", WellType.oil_producer),
+            type=kw.pop("type", WellType.oil_producer),
             status=kw.pop("status", WellStatus.active),
             location=kw.pop("location", WellLocation.platform),
             measured_depth=kw.pop("measured_depth", 3500.0),
@@ -33,7 +33,7 @@ def make_annulus(
     critical_points: list[tuple[str, float, float]] | None = None,
     **kw: Any,
 ) -> int:
-    """An annulus with critical points given as (name, tvd_m, pressure_limit_bar)."""
+    """An annulus with critical points given as (label, tvd_m, pressure_limit_bar)."""
     with Session(engine) as s, s.begin():
         annulus = Annulus(
             well_id=well_id,
@@ -43,11 +43,11 @@ def make_annulus(
         )
         s.add(annulus)
         s.flush()
-        for cp_name, tvd, limit in critical_points or []:
+        for label, tvd, limit in critical_points or []:
             s.add(
                 CriticalPoint(
                     annulus_id=annulus.id,
-                    name=cp_name,
+                    label=label,
                     point_type="wellhead" if tvd == 0 else "shoe",
                     depth_md=tvd,
                     tvd_m=tvd,
@@ -73,17 +73,18 @@ def make_barrier_element(
     with Session(engine) as s, s.begin():
         envelope_id = s.scalar(
             select(BarrierEnvelope.id).where(
-                BarrierEnvelope.well_id == well_id, BarrierEnvelope.envelope_type == envelope_type
+                BarrierEnvelope.well_id == well_id, BarrierEnvelope.type == envelope_type
             )
         )
         if envelope_id is None:
             envelope = BarrierEnvelope(
-                well_id=well_id, envelope_type=envelope_type, name=f"{envelope_type} barrier"
+                well_id=well_id, type=envelope_type, name=f"{envelope_type} barrier"
             )
             s.add(envelope)
             s.flush()
             envelope_id = envelope.id
         element = BarrierElement(
+            well_id=well_id,
             envelope_id=envelope_id,
             name=name,
             element_type=element_type,
@@ -111,7 +112,7 @@ def make_user(engine: Engine, email: str, role: str = "engineer", active: bool =
     from shared.models import User
 
     with Session(engine) as s, s.begin():
-        user = User(email=email, hashed_password="!", role=role, is_active=active)
+        user = User(email=email, password_hash="!", role=role, is_active=active)
         s.add(user)
         s.flush()
         return user.id

@@ -51,7 +51,7 @@ async def build(post: Post, put: Post, name: str) -> dict[str, int]:
         {
             "name": name,
             "field": "2/8-A",
-            "well_type": "oil_producer",
+            "type": "oil_producer",
             "location": "platform",
             "measured_depth": 4000,
             "wellhead_rating_bar": psi_to_bar(10000),
@@ -82,17 +82,17 @@ async def build(post: Post, put: Post, name: str) -> dict[str, int]:
         return (await post(f"/wells/{w}/casing-strings", body))["id"]
 
     c20 = await casing(
-        "20in", "surface", 20.0, 18.73, md_at_tvd(SHOE_20_TVD), burst_rating_bar=psi_to_bar(1918)
+        "20in", "surface", 20.0, 18.73, md_at_tvd(SHOE_20_TVD), burst_limit_bar=psi_to_bar(1918)
     )
     c13 = await casing(
-        "13-3/8in", "intermediate", 13.375, 12.415, 2000.0, collapse_rating_bar=psi_to_bar(2670)
+        "13-3/8in", "intermediate", 13.375, 12.415, 2000.0, collapse_limit_bar=psi_to_bar(2670)
     )
     c9 = await casing(
-        "9-5/8in", "production", 9.625, 8.681, 3800.0, burst_rating_bar=psi_to_bar(7418)
+        "9-5/8in", "production", 9.625, 8.681, 3800.0, burst_limit_bar=psi_to_bar(7418)
     )
     await post(
         f"/wells/{w}/cement-intervals",
-        {"casing_string_id": c13, "top_md": md_at_tvd(TOC_13_TVD), "bottom_md": 2000.0},
+        {"casing_id": c13, "top_md": md_at_tvd(TOC_13_TVD), "bottom_md": 2000.0},
     )
     tubing = await post(
         f"/wells/{w}/tubing-strings",
@@ -103,7 +103,7 @@ async def build(post: Post, put: Post, name: str) -> dict[str, int]:
             "top_md": 0,
             "bottom_md": 3600,
             "packer_depth_md": md_at_tvd(PACKER_TVD),
-            "collapse_rating_bar": psi_to_bar(6818),
+            "collapse_limit_bar": psi_to_bar(6818),
             "packer_rating_bar": psi_to_bar(10000),
             "fluid_gradient_bar_per_m": 0.1 * SG,
             "min_pressure_bar": psi_to_bar(20),

@@ -34,7 +34,9 @@ def _text_fields(model: type[BaseModel]) -> list[str]:
     names = []
     for name, prop in model.model_json_schema()["properties"].items():
         options = prop.get("anyOf", [prop])
-        if any(o.get("type") == "string" and "format" not in o for o in options):
+        # A fixed value (a Literal: enum/const) refuses NUL like any value not in its set.
+        free = [o for o in options if "enum" not in o and "const" not in o]
+        if any(o.get("type") == "string" and "format" not in o for o in free):
             names.append(name)
     return names
 

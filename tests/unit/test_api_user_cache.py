@@ -17,7 +17,7 @@ def user(user_id: int = 7, role: Role = Role.engineer, active: bool = True) -> U
         id=user_id,
         email=f"u{user_id}@wims.test",
         full_name="U",
-        hashed_password="x",
+        password_hash="x",
         role=role,
         is_active=active,
         created_at=NOW,

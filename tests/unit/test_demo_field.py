@@ -14,7 +14,7 @@ FIELD = sample_field(20, seed=7, now=NOW)
 def test_twenty_wells_of_several_types_with_every_scripted_incident() -> None:
     assert len(FIELD) == 20
     assert len({p.well["name"] for p in FIELD}) == 20
-    assert len({p.well["well_type"] for p in FIELD}) >= 4
+    assert len({p.well["type"] for p in FIELD}) >= 4
     assert sorted(i for p in FIELD for i in p.incidents) == ["buildup", "sap", "sssv_fail"]
 
 
@@ -37,7 +37,7 @@ def test_maasp_of_each_annulus_is_typical_and_limited_below_the_wellhead(plan) -
     expected = {"A": (50, 250), "B": (20, 120), "C": (5, 60)}
     for a in plan.annuli:
         points = [
-            CriticalPoint(None, p["name"], p["tvd_m"], p["pressure_limit_bar"])
+            CriticalPoint(None, p["label"], p["tvd_m"], p["pressure_limit_bar"])
             for p in a.critical_points
         ]
         outcome = maasp(points, a.fluid_gradient_bar_per_m, 0.9)
@@ -50,7 +50,7 @@ def test_test_history_places_some_elements_due_soon_and_some_overdue() -> None:
     from datetime import timedelta
 
     last_sssv = [
-        max(datetime.fromisoformat(t["performed_at"]) for t in e["tests"])
+        max(datetime.fromisoformat(t["test_date"]) for t in e["tests"])
         for p in FIELD
         for e in p.envelopes["primary"]
         if e["element_type"] == "sssv"

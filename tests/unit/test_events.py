@@ -38,7 +38,7 @@ def test_derived_ids_are_stable_and_distinct() -> None:
 def test_barrier_topic_decodes_each_event_type_by_discriminator() -> None:
     common = dict(
         well_id=2,
-        element_id=5,
+        barrier_element_id=5,
         element_name="SSSV",
         element_type=ElementType.sssv,
         envelope_type=EnvelopeType.primary,
@@ -47,7 +47,7 @@ def test_barrier_topic_decodes_each_event_type_by_discriminator() -> None:
         **common, old_status=ElementStatus.ok, new_status=ElementStatus.failed, ts=NOW
     )
     tested = ev.BarrierTestRecorded(
-        **common, test_id=1, test_type=TestType.inflow, result=TestResult.failed, performed_at=NOW
+        **common, test_id=1, test_type=TestType.inflow, result=TestResult.failed, test_date=NOW
     )
     assert isinstance(
         ev.decode(topics.BARRIER_EVENTS.name, changed.encode()), ev.ElementStatusChanged

@@ -234,7 +234,7 @@ def test_evaluate_healthy_well() -> None:
     assert a.consequence == 3
     assert a.risk_score == 12  # 1 * 3 * 100 / 25
     assert a.risk_category is RiskCategory.low
-    assert a.max_utilisation == 0.4
+    assert a.highest_annulus_utilisation == 0.4
     assert a.max_level is UtilisationLevel.normal
     assert a.sap_detected is False
     assert a.findings == ()
@@ -272,8 +272,8 @@ def test_evaluate_red_well_findings_in_stable_order() -> None:
     a = evaluate_well(well(elements, annuli, consequence=4), NOW, DEFAULT_RISK_MATRIX)
     assert (a.primary, a.secondary, a.status) == (F, D, R)
     assert a.probability == 5  # 1 + 2 + 1 + 2 + 1 = 7, clamped
-    assert (a.risk_score, a.risk_category) == (80, RiskCategory.high)
-    assert a.max_utilisation == 1.04
+    assert (a.risk_score, a.risk_category) == (80, RiskCategory.extreme)
+    assert a.highest_annulus_utilisation == 1.04
     assert a.max_level is UtilisationLevel.exceeded
     assert a.sap_detected is True
     assert [(f.code, f.subject) for f in a.findings] == [
@@ -309,7 +309,7 @@ def test_evaluate_empty_envelope_is_degraded_with_reason() -> None:
 
 def test_evaluate_without_annuli() -> None:
     a = evaluate_well(well(annuli=[]), NOW, DEFAULT_RISK_MATRIX)
-    assert a.max_utilisation is None
+    assert a.highest_annulus_utilisation is None
     assert a.max_level is None
 
 
@@ -317,7 +317,7 @@ def test_evaluate_unknown_utilisation_only() -> None:
     a = evaluate_well(
         well(annuli=[annulus(UtilisationLevel.unknown, None)]), NOW, DEFAULT_RISK_MATRIX
     )
-    assert a.max_utilisation is None
+    assert a.highest_annulus_utilisation is None
     assert a.max_level is UtilisationLevel.unknown
     assert a.status is G
 

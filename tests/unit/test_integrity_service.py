@@ -47,7 +47,7 @@ def config(version: int = 1, **kw: object) -> ev.WellConfig:
         well_id=WELL,
         version=version,
         name="W-17",
-        well_type=WellType.gas_producer,
+        type=WellType.gas_producer,
         consequence_level=4,
         annuli=[ev.AnnulusRef(id=ANNULUS_A, name="A")],
         elements=[
@@ -66,7 +66,7 @@ def status_change(element_id: int, new: ElementStatus, ts: datetime) -> ev.Eleme
     secondary = element_id >= 10
     return ev.ElementStatusChanged(
         well_id=WELL,
-        element_id=element_id,
+        barrier_element_id=element_id,
         element_name=f"element {element_id}",
         element_type=ElementType.casing if secondary else ElementType.sssv,
         envelope_type=EnvelopeType.secondary if secondary else EnvelopeType.primary,
@@ -81,14 +81,14 @@ def recorded_test(
 ) -> ev.BarrierTestRecorded:
     return ev.BarrierTestRecorded(
         well_id=WELL,
-        element_id=SSSV,
+        barrier_element_id=SSSV,
         element_name="SSSV",
         element_type=ElementType.sssv,
         envelope_type=EnvelopeType.primary,
         test_id=99,
         test_type=TestType.inflow,
         result=result,
-        performed_at=ts,
+        test_date=ts,
         next_test_due=next_due,
     )
 
@@ -326,7 +326,10 @@ def test_first_snapshot_of_a_green_well_raises_no_alert() -> None:
     assert state is not None
     out = decide(state, assess(state), cause="e1", now=NOW)
     assert out is not None
-    assert out.snapshot.status is IntegrityStatus.green and out.snapshot.previous_status is None
+    assert (
+        out.snapshot.overall_status is IntegrityStatus.green
+        and out.snapshot.previous_status is None
+    )
     assert out.alert is None
     assert out.state["last"]["status"] == "green"
 

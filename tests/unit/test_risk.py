@@ -13,11 +13,13 @@ from shared.domain.risk import (
 )
 from shared.enums import RiskCategory, WellType
 
-LOW, MED, SIG, HIGH = (
+# The specification's four categories; HIGH and EXTREME are the bands Dethlefs & Chastain
+# call significant and high.
+LOW, MED, HIGH, EXTREME = (
     RiskCategory.low,
     RiskCategory.medium,
-    RiskCategory.significant,
     RiskCategory.high,
+    RiskCategory.extreme,
 )
 LEVELS = range(1, 6)
 
@@ -26,9 +28,9 @@ LEVELS = range(1, 6)
 EXPECTED_DEFAULT = [
     [LOW, LOW, LOW, LOW, MED],  # p=1: 1 2 3 4 5
     [LOW, LOW, MED, MED, MED],  # p=2: 2 4 6 8 10
-    [LOW, MED, MED, SIG, SIG],  # p=3: 3 6 9 12 15
-    [LOW, MED, SIG, SIG, HIGH],  # p=4: 4 8 12 16 20
-    [MED, MED, SIG, HIGH, HIGH],  # p=5: 5 10 15 20 25
+    [LOW, MED, MED, HIGH, HIGH],  # p=3: 3 6 9 12 15
+    [LOW, MED, HIGH, HIGH, EXTREME],  # p=4: 4 8 12 16 20
+    [MED, MED, HIGH, EXTREME, EXTREME],  # p=5: 5 10 15 20 25
 ]
 
 
@@ -44,7 +46,7 @@ def test_default_banding(p: int, c: int) -> None:
 
 def test_score_scaling_and_bounds() -> None:
     assert risk(1, 1) == RiskOutcome(4, LOW)
-    assert risk(5, 5) == RiskOutcome(100, HIGH)
+    assert risk(5, 5) == RiskOutcome(100, EXTREME)
     assert risk(3, 4).score == 48
     scores = [risk(p, c).score for p in LEVELS for c in LEVELS]
     assert all(0 <= s <= 100 for s in scores)
@@ -59,17 +61,17 @@ def test_risk_rejects_out_of_range(p, c) -> None:
 
 def test_custom_matrix_changes_category() -> None:
     cells = [(p, c, DEFAULT_RISK_MATRIX[(p, c)]) for p in LEVELS for c in LEVELS]
-    cells = [(p, c, HIGH if (p, c) == (1, 5) else cat) for p, c, cat in cells]
+    cells = [(p, c, EXTREME if (p, c) == (1, 5) else cat) for p, c, cat in cells]
     custom = RiskMatrix.from_cells(cells)
     assert risk(1, 5, DEFAULT_RISK_MATRIX).category is MED
-    assert risk(1, 5, custom) == RiskOutcome(20, HIGH)  # same score, category from the cell
+    assert risk(1, 5, custom) == RiskOutcome(20, EXTREME)  # same score, category from the cell
     assert risk(5, 1, custom).category is MED  # p x c equal, cell differs
     assert custom != DEFAULT_RISK_MATRIX
 
 
 def test_from_cells_accepts_strings_and_round_trips() -> None:
-    m = RiskMatrix.from_cells([(p, c, "significant") for p in LEVELS for c in LEVELS])
-    assert m[(2, 3)] is SIG
+    m = RiskMatrix.from_cells([(p, c, "extreme") for p in LEVELS for c in LEVELS])
+    assert m[(2, 3)] is EXTREME
     assert RiskMatrix.from_cells(DEFAULT_RISK_MATRIX.rows()) == DEFAULT_RISK_MATRIX
     assert hash(RiskMatrix.from_cells(DEFAULT_RISK_MATRIX.rows())) == hash(DEFAULT_RISK_MATRIX)
 
@@ -112,6 +114,9 @@ def test_invalid_matrices_rejected(cells, message: str) -> None:
         (WellType.water_injector, 2),
         (WellType.observation, 1),
         ("oil_producer", 3),
+        (WellType.producer, 3),
+        (WellType.injector, 3),
+        (WellType.testing, 3),
     ],
 )
 def test_default_consequence(well_type, expected: int) -> None:

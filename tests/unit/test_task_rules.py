@@ -68,7 +68,7 @@ def test_task_for_alert(kind, trigger, priority, due) -> None:
     assert spec is not None
     assert spec.trigger_type is trigger
     assert spec.priority is priority
-    assert spec.due_at == TS + due
+    assert spec.due_date == TS + due
     assert (spec.target, spec.well_id, spec.annulus_id, spec.barrier_element_id) == (
         "annulus:17",
         3,
@@ -107,7 +107,7 @@ def test_alert_accepts_wire_spelling_and_custom_rules() -> None:
     rules = TaskRules(maasp_warning_due=timedelta(days=2))
     spec = task_for_alert("maasp_warning", 3, 17, TS, {}, rules)
     assert spec is not None
-    assert spec.due_at == TS + timedelta(days=2)
+    assert spec.due_date == TS + timedelta(days=2)
     assert spec.description.endswith(".")
 
 
@@ -144,7 +144,7 @@ def test_task_for_failed_test(element_type, envelope, priority) -> None:
     assert isinstance(spec, TaskSpec)
     assert spec.trigger_type is TriggerType.failed_test
     assert spec.priority is priority
-    assert spec.due_at == TS + timedelta(days=7)
+    assert spec.due_date == TS + timedelta(days=7)
     assert (spec.target, spec.barrier_element_id, spec.annulus_id) == ("element:5", 5, None)
     assert "Repair or replace" in spec.description
     assert f"reassess the {envelope} envelope" in spec.description
@@ -173,7 +173,7 @@ def test_turning_red_opens_critical_review(old) -> None:
     assert spec.trigger_type is TriggerType.integrity_red
     assert spec.priority is TaskPriority.critical
     assert spec.target == "well:3"
-    assert spec.due_at == TS + timedelta(hours=24)
+    assert spec.due_date == TS + timedelta(hours=24)
     assert "primary envelope failed" in spec.description
     assert "104% of MAASP" in spec.description
 
@@ -253,7 +253,7 @@ def test_reminder_for_element(due_in, expected) -> None:
     assert spec is not None
     assert spec.trigger_type is TriggerType.test_due
     assert spec.priority is expected
-    assert spec.due_at == due
+    assert spec.due_date == due
     assert (spec.target, spec.barrier_element_id) == ("element:5", 5)
     assert due.isoformat() in spec.description
     assert ("overdue" in spec.description) == (expected is TaskPriority.high)
@@ -268,7 +268,7 @@ def test_reminder_sweeps_are_noops_until_it_becomes_overdue() -> None:
     due = TS + timedelta(days=10)
     first = reminder_for_element(5, 3, ElementType.sssv, "SSSV", due, TS)
     assert first is not None
-    task = OpenTask(first.priority, first.due_at, first.description)
+    task = OpenTask(first.priority, first.due_date, first.description)
     # the next day's sweep: nothing changed
     again = reminder_for_element(5, 3, ElementType.sssv, "SSSV", due, TS + timedelta(days=1))
     assert again is not None and merge(task, again) is None
@@ -279,13 +279,13 @@ def test_reminder_sweeps_are_noops_until_it_becomes_overdue() -> None:
     assert update is not None
     assert update.priority is TaskPriority.high
     assert update.escalated is True
-    assert update.due_at == due
+    assert update.due_date == due
 
 
 # ---------------------------------------------------------------- dedupe and escalation
 
 
-def spec(priority: TaskPriority, due_at: datetime, description: str = "d") -> TaskSpec:
+def spec(priority: TaskPriority, due_date: datetime, description: str = "d") -> TaskSpec:
     return TaskSpec(
         TriggerType.maasp_exceed,
         "annulus:17",
@@ -293,7 +293,7 @@ def spec(priority: TaskPriority, due_at: datetime, description: str = "d") -> Ta
         17,
         None,
         priority,
-        due_at,
+        due_date,
         "title",
         description,
     )
@@ -302,7 +302,7 @@ def spec(priority: TaskPriority, due_at: datetime, description: str = "d") -> Ta
 def test_replay_is_noop() -> None:
     first = task_for_alert(AlertKind.maasp_exceeded, 3, 17, TS, FACTS)
     assert first is not None
-    task = OpenTask(first.priority, first.due_at, first.description)
+    task = OpenTask(first.priority, first.due_date, first.description)
     replay = task_for_alert(AlertKind.maasp_exceeded, 3, 17, TS, FACTS)
     assert replay is not None
     assert merge(task, replay) is None
@@ -335,9 +335,9 @@ def test_repeat_warning_with_new_numbers_updates_description() -> None:
         AlertKind.maasp_warning, 3, 17, TS + timedelta(days=1), {**FACTS, "utilisation": 0.91}
     )
     assert first is not None and later is not None
-    update = merge(OpenTask(first.priority, first.due_at, first.description), later)
+    update = merge(OpenTask(first.priority, first.due_date, first.description), later)
     assert update is not None
-    assert update.due_at == first.due_at  # the earlier deadline stands
+    assert update.due_date == first.due_date  # the earlier deadline stands
     assert "utilisation 91%" in update.description
     assert update.escalated is False
 

@@ -58,7 +58,7 @@ def test_exceedance_alert_becomes_critical_annulus_task_with_its_numbers() -> No
     assert spec.trigger_type is TriggerType.maasp_exceed
     assert spec.target == "annulus:17" and spec.well_id == 3 and spec.annulus_id == 17
     assert spec.priority is TaskPriority.critical
-    assert spec.due_at == TS + timedelta(hours=24)
+    assert spec.due_date == TS + timedelta(hours=24)
     assert "B annulus" in spec.title
     for number in ("212.4 bar", "MAASP 205.0 bar", "104%", "shoe"):
         assert number in spec.description
@@ -73,17 +73,17 @@ def test_alerts_that_call_for_no_task(kind: AlertKind) -> None:
 def barrier_test(result: TestResult, element_type: ElementType, envelope: EnvelopeType):
     return ev.BarrierTestRecorded(
         well_id=3,
-        element_id=5,
+        barrier_element_id=5,
         element_name="SSSV-1",
         element_type=element_type,
         envelope_type=envelope,
         test_id=9,
         test_type=TestType.leak_rate,
         result=result,
-        performed_at=TS,
+        test_date=TS,
         leak_rate=0.6,
         leak_rate_unit="m3/min",
-        test_pressure_bar=345.0,
+        pressure_applied_bar=345.0,
     )
 
 
@@ -117,7 +117,7 @@ def test_passed_test_and_status_change_call_for_no_task() -> None:
     )
     changed = ev.ElementStatusChanged(
         well_id=3,
-        element_id=5,
+        barrier_element_id=5,
         element_name="SSSV-1",
         element_type=ElementType.sssv,
         envelope_type=EnvelopeType.primary,
@@ -131,11 +131,11 @@ def test_passed_test_and_status_change_call_for_no_task() -> None:
 def snapshot(status: IntegrityStatus, previous: IntegrityStatus | None) -> ev.IntegritySnapshot:
     return ev.IntegritySnapshot(
         well_id=3,
-        ts=TS,
-        status=status,
+        created_at=TS,
+        overall_status=status,
         previous_status=previous,
-        primary_envelope_status=EnvelopeStatus.failed,
-        secondary_envelope_status=EnvelopeStatus.degraded,
+        primary_status=EnvelopeStatus.failed,
+        secondary_status=EnvelopeStatus.degraded,
         probability=4,
         consequence=4,
         risk_score=64,
@@ -218,7 +218,7 @@ def test_sweep_report_lists_what_it_did() -> None:
         target="element:5",
         priority="normal",
         status="open",
-        due_at=TS,
+        due_date=TS,
         title="Barrier test due: SSSV-1, well 3",
     )
     report = SweepReport(checked=2, created=[created])

@@ -61,7 +61,7 @@ async def create_user(
     user = User(
         email=body.email.strip().lower(),
         full_name=body.full_name,
-        hashed_password=hash_password(body.password),
+        password_hash=hash_password(body.password),
         role=body.role,
         is_active=body.is_active,
     )
@@ -100,7 +100,7 @@ async def update_user(
         if value is None:
             raise FieldInvalid(name, "must not be null")
         if name == "password":
-            user.hashed_password = hash_password(value)
+            user.password_hash = hash_password(value)
             revoke = True
         else:
             # A role or activation change ends the user's sessions too: a token issued to
@@ -213,13 +213,12 @@ async def revoke_api_key(
 
 async def _matrix(session: Any) -> s.RiskMatrixRead:
     cells = await session.scalars(
-        select(RiskMatrixCell).order_by(RiskMatrixCell.probability, RiskMatrixCell.consequence)
+        select(RiskMatrixCell).order_by(
+            RiskMatrixCell.probability_level, RiskMatrixCell.consequence_level
+        )
     )
     return s.RiskMatrixRead(
-        cells=[
-            s.RiskCell(probability=c.probability, consequence=c.consequence, category=c.category)
-            for c in cells
-        ]
+        cells=[s.RiskCell.model_validate(c, from_attributes=True) for c in cells]
     )
 
 
@@ -243,14 +242,14 @@ async def put_risk_matrix(
     try:
         # Duplicates and missing cells are refused here, by the domain's one validation path.
         matrix = RiskMatrix.from_cells(
-            (c.probability, c.consequence, c.category) for c in body.cells
+            (c.probability_level, c.consequence_level, c.category) for c in body.cells
         )
     except ValueError as exc:
         raise FieldInvalid("cells", str(exc)) from None
     for (p, c), category in matrix.items():
         cell = await session.get(RiskMatrixCell, (p, c))
         if cell is None:
-            session.add(RiskMatrixCell(probability=p, consequence=c, category=category))
+            session.add(RiskMatrixCell(probability_level=p, consequence_level=c, category=category))
         else:
             cell.category = category
     await commit(request, session)
@@ -258,15 +257,15 @@ async def put_risk_matrix(
 
 
 @router.patch(
-    "/risk-matrix/{probability}/{consequence}",
+    "/risk-matrix/{probability_level}/{consequence_level}",
     response_model=s.RiskCell,
     tags=["risk matrix"],
     responses=ITEM_RESPONSES,
 )
 async def patch_risk_cell(
     request: Request,
-    probability: s.RiskLevel,
-    consequence: s.RiskLevel,
+    probability_level: s.RiskLevel,
+    consequence_level: s.RiskLevel,
     body: s.RiskCellUpdate,
     session: SessionDep,
     admin: Admin,
@@ -274,8 +273,8 @@ async def patch_risk_cell(
     cell = await get_or_404(
         session,
         RiskMatrixCell,
-        (probability, consequence),
-        f"risk cell ({probability}, {consequence}) -",
+        (probability_level, consequence_level),
+        f"risk cell ({probability_level}, {consequence_level}) -",
     )
     cell.category = body.category
     await commit(request, session)

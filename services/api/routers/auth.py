@@ -59,7 +59,7 @@ async def login(
         LOGIN_FAILURES.labels("throttled").inc()
         raise _too_many(wait)
     user = await session.scalar(select(User).where(User.email == email))
-    ok = verify_password(form.password, user.hashed_password if user else _DUMMY_HASH)
+    ok = verify_password(form.password, user.password_hash if user else _DUMMY_HASH)
     if not ok or user is None or not user.is_active:
         throttle.failed(email, address)
         LOGIN_FAILURES.labels("inactive" if ok and user is not None else "credentials").inc()

@@ -33,8 +33,8 @@ SELECT
         FROM tubing_string WHERE well_id = w.id) x) AS strings,
   (SELECT coalesce(json_agg(json_build_object(
             'id', e.id, 'name', e.name, 'element_type', e.element_type,
-            'envelope_type', v.envelope_type, 'status', e.status,
-            'next_test_due', e.next_test_due) ORDER BY v.envelope_type, e.id), '[]')
+            'envelope_type', v.type, 'status', e.status,
+            'next_test_due', e.next_test_due) ORDER BY v.type, e.id), '[]')
      FROM barrier_element e JOIN barrier_envelope v ON v.id = e.envelope_id
     WHERE v.well_id = w.id) AS elements,
   (SELECT coalesce(json_agg(json_build_object(
@@ -44,21 +44,21 @@ SELECT
             'outer_casing_string_id', a.outer_casing_string_id,
             'warning_threshold', a.warning_threshold,
             'exceeded_threshold', a.exceeded_threshold, 'clear_band', a.clear_band,
-            'reading', CASE WHEN m.ts IS NULL THEN NULL ELSE json_build_object(
-                'ts', m.ts, 'pressure_bar', m.pressure_bar, 'temperature_c', m.temperature_c,
+            'reading', CASE WHEN m.timestamp IS NULL THEN NULL ELSE json_build_object(
+                'timestamp', m.timestamp, 'pressure_bar', m.pressure_bar, 'temperature_c', m.temperature_c,
                 'quality', m.quality, 'source', m.source) END,
             'maasp_bar', r.maasp_bar, 'limiting_point_name', r.limiting_point_name)
             ORDER BY a.name), '[]')
      FROM annulus a
-     LEFT JOIN LATERAL (SELECT ts, pressure_bar, temperature_c, quality, source
+     LEFT JOIN LATERAL (SELECT timestamp, pressure_bar, temperature_c, quality, source
                           FROM annulus_measurement WHERE annulus_id = a.id
-                         ORDER BY ts DESC LIMIT 1) m ON true
+                         ORDER BY timestamp DESC LIMIT 1) m ON true
      LEFT JOIN LATERAL (SELECT maasp_bar, limiting_point_name FROM maasp_result
                          WHERE annulus_id = a.id ORDER BY config_version DESC LIMIT 1) r ON true
     WHERE a.well_id = w.id) AS annuli,
   (SELECT row_to_json(i) FROM (SELECT * FROM integrity_snapshot WHERE well_id = w.id
-                                ORDER BY ts DESC, id DESC LIMIT 1) i) AS integrity,
-  (SELECT coalesce(json_agg(t ORDER BY t.due_at NULLS LAST, t.id), '[]')
+                                ORDER BY created_at DESC, id DESC LIMIT 1) i) AS integrity,
+  (SELECT coalesce(json_agg(t ORDER BY t.due_date NULLS LAST, t.id), '[]')
      FROM task t WHERE t.well_id = w.id AND t.status IN ('open', 'in_progress')) AS tasks
 FROM well w WHERE w.id = :well_id
 """
@@ -203,9 +203,10 @@ async def measurements(
         rows = (
             await session.execute(
                 text(
-                    "SELECT ts, pressure_bar, temperature_c, quality, source "
-                    "FROM annulus_measurement WHERE annulus_id = :a AND ts >= :from AND ts < :to "
-                    "ORDER BY ts, source LIMIT :n"
+                    "SELECT timestamp, pressure_bar, temperature_c, quality, source "
+                    "FROM annulus_measurement WHERE annulus_id = :a "
+                    "AND timestamp >= :from AND timestamp < :to "
+                    "ORDER BY timestamp, source LIMIT :n"
                 ),
                 params | {"n": limit + 1},
             )
@@ -224,9 +225,10 @@ async def measurements(
     rows = (
         await session.execute(
             text(
-                "SELECT date_bin(:width, ts, :from) AS bucket_start, min(pressure_bar) AS min, "
+                "SELECT date_bin(:width, timestamp, :from) AS bucket_start, min(pressure_bar) AS min, "
                 "max(pressure_bar) AS max, avg(pressure_bar) AS avg, count(*) AS count "
-                "FROM annulus_measurement WHERE annulus_id = :a AND ts >= :from AND ts < :to "
+                "FROM annulus_measurement WHERE annulus_id = :a "
+                "AND timestamp >= :from AND timestamp < :to "
                 "AND quality <> 'bad' AND pressure_bar IS NOT NULL "
                 "GROUP BY bucket_start ORDER BY bucket_start"
             ),
@@ -299,8 +301,8 @@ async def integrity(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.I
         (
             await session.execute(
                 text(
-                    "SELECT * FROM integrity_snapshot WHERE well_id = :w ORDER BY ts DESC, id DESC "
-                    "LIMIT 1"
+                    "SELECT * FROM integrity_snapshot WHERE well_id = :w "
+                    "ORDER BY created_at DESC, id DESC LIMIT 1"
                 ),
                 {"w": well_id},
             )
@@ -332,9 +334,9 @@ async def integrity_history(
         await session.execute(
             text(
                 "SELECT * FROM integrity_snapshot WHERE well_id = :w "
-                "AND (CAST(:from AS timestamptz) IS NULL OR ts >= :from) "
-                "AND (CAST(:to AS timestamptz) IS NULL OR ts < :to) "
-                "ORDER BY ts DESC, id DESC LIMIT :n OFFSET :o"
+                "AND (CAST(:from AS timestamptz) IS NULL OR created_at >= :from) "
+                "AND (CAST(:to AS timestamptz) IS NULL OR created_at < :to) "
+                "ORDER BY created_at DESC, id DESC LIMIT :n OFFSET :o"
             ),
             {"w": well_id, "from": from_, "to": to, "n": page.limit, "o": page.offset},
         )
@@ -346,21 +348,22 @@ async def integrity_history(
 
 _FLEET_WELLS_SQL = text(
     """
-SELECT w.id, w.name, w.field, w.status, w.well_type,
-       i.status AS colour, i.risk_score, i.risk_category,
+SELECT w.id, w.name, w.field, w.country, w.status, w.type,
+       i.overall_status AS colour, i.risk_score, i.risk_category,
        coalesce(t.open_tasks, 0) AS open_tasks,
        coalesce(t.critical_open_tasks, 0) AS critical_open_tasks,
        coalesce(t.overdue_open_tasks, 0) AS overdue_open_tasks
 FROM well w
-LEFT JOIN LATERAL (SELECT status, risk_score, risk_category FROM integrity_snapshot
-                    WHERE well_id = w.id ORDER BY ts DESC, id DESC LIMIT 1) i ON true
+LEFT JOIN LATERAL (SELECT overall_status, risk_score, risk_category FROM integrity_snapshot
+                    WHERE well_id = w.id ORDER BY created_at DESC, id DESC LIMIT 1) i ON true
 LEFT JOIN (SELECT well_id, count(*) AS open_tasks,
                   count(*) FILTER (WHERE priority = 'critical') AS critical_open_tasks,
-                  count(*) FILTER (WHERE due_at < now()) AS overdue_open_tasks
+                  count(*) FILTER (WHERE due_date < now()) AS overdue_open_tasks
              FROM task WHERE status IN ('open', 'in_progress') GROUP BY well_id) t
        ON t.well_id = w.id
 WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
   AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))
+  AND (CAST(:country AS text) IS NULL OR w.country = :country)
 ORDER BY w.name
 """
 )
@@ -371,11 +374,12 @@ SELECT a.well_id, m.pressure_bar, m.quality, r.maasp_bar,
 FROM annulus a
 JOIN well w ON w.id = a.well_id
 LEFT JOIN LATERAL (SELECT pressure_bar, quality FROM annulus_measurement
-                    WHERE annulus_id = a.id ORDER BY ts DESC LIMIT 1) m ON true
+                    WHERE annulus_id = a.id ORDER BY timestamp DESC LIMIT 1) m ON true
 LEFT JOIN LATERAL (SELECT maasp_bar FROM maasp_result WHERE annulus_id = a.id
                     ORDER BY config_version DESC LIMIT 1) r ON true
 WHERE (CAST(:field AS text) IS NULL OR w.field = :field)
   AND (CAST(:status AS text) IS NULL OR w.status = CAST(:status AS well_status))
+  AND (CAST(:country AS text) IS NULL OR w.country = :country)
 """
 )
 
@@ -394,10 +398,11 @@ async def fleet(
     session: SessionDep,
     user: Viewer,
     field: s.Text | None = None,
+    country: s.Text | None = None,
     status: WellStatus | None = None,
     colour: IntegrityStatus | None = None,
 ) -> s.Fleet:
-    params = {"field": field, "status": status.value if status else None}
+    params = {"field": field, "country": country, "status": status.value if status else None}
     highest: dict[int, float] = {}
     levels: dict[int, UtilisationLevel] = {}
     for a in (await session.execute(_FLEET_ANNULI_SQL, params)).mappings():

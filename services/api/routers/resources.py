@@ -21,11 +21,13 @@ from services.api.derived import (
 from services.api.errors import FieldInvalid
 from services.api.outbox import queue_annulus_config, queue_barrier_event, queue_well_config
 from shared import events as ev
+from shared.domain.maasp import default_fluid_gradient
 from shared.domain.risk import default_consequence
 from shared.domain.task_rules import next_test_due
 from shared.domain.utilisation import Thresholds
 from shared.enums import (
     CasingType,
+    CementQuality,
     CriticalPointType,
     ElementStatus,
     ElementType,
@@ -113,7 +115,7 @@ async def _deepest_item(session: AsyncSession, well_id: int) -> tuple[float, str
 
 async def prepare_well(session: AsyncSession, well: Well, ctx: Ctx) -> None:
     if well.consequence_level is None:
-        well.consequence_level = default_consequence(well.well_type)
+        well.consequence_level = default_consequence(well.type)
 
 
 async def validate_well(session: AsyncSession, well: Well, ctx: Ctx) -> None:
@@ -168,12 +170,25 @@ wells = Resource(
     flat_collection=True,
     filters={
         "field": str,
+        "country": str,
         "status": WellStatus,
-        "well_type": WellType,
+        "type": WellType,
         "location": WellLocation,
         "consequence_level": int,
     },
-    sort_fields=("id", "name", "field", "status", "measured_depth", "created_at"),
+    range_filters=("spud_date", "completion_date"),
+    sort_fields=(
+        "id",
+        "name",
+        "field",
+        "country",
+        "type",
+        "status",
+        "measured_depth",
+        "spud_date",
+        "completion_date",
+        "created_at",
+    ),
     prepare=prepare_well,
     validate=validate_well,
     before_delete=well_before_delete,
@@ -215,14 +230,20 @@ async def validate_string(session: AsyncSession, obj: Any, ctx: Ctx) -> None:
 
 async def validate_cement(session: AsyncSession, obj: CementInterval, ctx: Ctx) -> None:
     well = await well_of(session, obj.well_id)
-    casing = await session.get(CasingString, obj.casing_string_id)
+    casing = await session.get(CasingString, obj.casing_id)
     if casing is None or casing.well_id != obj.well_id:
-        raise FieldInvalid(
-            "casing_string_id", f"no casing string {obj.casing_string_id} in this well"
-        )
+        raise FieldInvalid("casing_id", f"no casing string {obj.casing_id} in this well")
     check_md_range(obj, well)
     if obj.top_tvd is not None and obj.top_tvd > obj.top_md:
         raise FieldInvalid("top_tvd", f"must not exceed top_md ({obj.top_md} m)")
+
+
+async def cement_changed(session: AsyncSession, obj: CementInterval, ctx: Ctx) -> None:
+    # The cement elements' quality comes with the well's config (services/api/outbox.py).
+    well = await session.get(Well, obj.well_id)
+    if well is not None:
+        await queue_well_config(session, well)
+    await architecture_changed(session, obj, ctx)  # the top of cement places points
 
 
 casing_strings = Resource(
@@ -262,10 +283,13 @@ cement_intervals = Resource(
     update=s.CementIntervalUpdate,
     read=s.CementIntervalRead,
     parent=WELL,
-    filters={"casing_string_id": int},
+    filters={"casing_id": int, "quality_flag": CementQuality},
     sort_fields=("id", "top_md", "bottom_md"),
     validate=validate_cement,
-    changed=architecture_changed,
+    changed=cement_changed,
+    description="A quality_flag of poor or uncertain degrades the cement barrier element of "
+    "the casing's envelope (the integrity snapshot says why): changes publish the well's "
+    "config (wims.well-config) through the outbox.",
 )
 
 
@@ -327,7 +351,31 @@ async def check_annulus_strings(
             )
 
 
+def _fill_gradient(annulus: Annulus, ctx: Ctx) -> None:
+    """fluid_type gives the gradient when none is sent; a gradient that was the old type's
+    default follows a change of type, one an engineer gave stays."""
+    if ctx.action == "update":
+        old_default = default_fluid_gradient(ctx.old["fluid_type"])
+        follows = ctx.old["fluid_gradient_bar_per_m"] == old_default
+        if annulus.fluid_type != ctx.old["fluid_type"] and follows:
+            sent = annulus.fluid_gradient_bar_per_m != ctx.old["fluid_gradient_bar_per_m"]
+            new_default = default_fluid_gradient(annulus.fluid_type)
+            if not sent and new_default is not None:
+                annulus.fluid_gradient_bar_per_m = new_default
+        return
+    if annulus.fluid_gradient_bar_per_m is None:
+        default = default_fluid_gradient(annulus.fluid_type)
+        if default is None:
+            raise FieldInvalid(
+                "fluid_gradient_bar_per_m",
+                f"is required for fluid_type {annulus.fluid_type} (only gas, brine and mud "
+                "have a default)",
+            )
+        annulus.fluid_gradient_bar_per_m = default
+
+
 async def validate_annulus(session: AsyncSession, annulus: Annulus, ctx: Ctx) -> None:
+    _fill_gradient(annulus, ctx)
     await check_annulus_strings(session, annulus)
     try:
         Thresholds(annulus.warning_threshold, annulus.exceeded_threshold, annulus.clear_band)
@@ -349,7 +397,22 @@ async def annulus_changed(session: AsyncSession, annulus: Annulus, ctx: Ctx) -> 
     await architecture_changed(session, annulus, ctx)
 
 
+def _fill_depth_md(point: CriticalPoint, ctx: Ctx) -> None:
+    """Until a deviation survey exists the point's measured depth is its vertical depth (a
+    vertical well); a depth derived so follows a changed tvd_m, one given stays."""
+    if ctx.action == "create":
+        if point.depth_md is None and point.tvd_m is None:
+            raise FieldInvalid("depth_md", "send depth_md (TVD from the survey), tvd_m or both")
+        if point.depth_md is None:
+            point.depth_md = point.tvd_m
+        return
+    derived = ctx.old["depth_md"] == ctx.old["tvd_m"]
+    if derived and point.depth_md == ctx.old["depth_md"] and point.tvd_m != ctx.old["tvd_m"]:
+        point.depth_md = point.tvd_m
+
+
 async def validate_critical_point(session: AsyncSession, point: CriticalPoint, ctx: Ctx) -> None:
+    _fill_depth_md(point, ctx)
     annulus = await get_or_404(session, Annulus, point.annulus_id, "annulus")
     well = await well_of(session, annulus.well_id)
     if point.depth_md > well.measured_depth:
@@ -410,7 +473,7 @@ critical_points = Resource(
     read=s.CriticalPointRead,
     parent=Parent(Annulus, "annuli", "annulus_id", "annulus"),
     filters={"point_type": CriticalPointType},
-    sort_fields=("id", "name", "depth_md", "tvd_m", "pressure_limit_bar"),
+    sort_fields=("id", "label", "depth_md", "tvd_m", "pressure_limit_bar"),
     validate=validate_critical_point,
     changed=critical_point_changed,
     description="Changes publish the annulus's config (wims.annulus-config) through the "
@@ -444,6 +507,11 @@ scada_tags = Resource(
 # --- barriers -----------------------------------------------------------------------------------
 
 
+async def prepare_envelope(session: AsyncSession, envelope: BarrierEnvelope, ctx: Ctx) -> None:
+    if envelope.name is None:
+        envelope.name = f"{envelope.type.value.capitalize()} envelope"
+
+
 async def envelope_changed(session: AsyncSession, envelope: BarrierEnvelope, ctx: Ctx) -> None:
     well = await session.get(Well, envelope.well_id)
     if well is not None:
@@ -457,8 +525,15 @@ async def _element_well(
     return envelope, await well_of(session, envelope.well_id)
 
 
+async def prepare_element(session: AsyncSession, element: BarrierElement, ctx: Ctx) -> None:
+    if element.well_id is None:
+        element.well_id = ctx.parent.well_id
+
+
 async def validate_element(session: AsyncSession, element: BarrierElement, ctx: Ctx) -> None:
     _, well = await _element_well(session, element)
+    if element.well_id != well.id:
+        raise FieldInvalid("well_id", f"must be the envelope's well ({well.id})")
     if element.depth_md is not None and element.depth_md > well.measured_depth:
         raise FieldInvalid(
             "depth_md", f"must be within the well's measured_depth ({well.measured_depth} m)"
@@ -480,10 +555,10 @@ def status_changed_event(
     return ev.ElementStatusChanged(
         event_id=ev.derived_id("element_status", element.id, old, element.status, ts.isoformat()),
         well_id=envelope.well_id,
-        element_id=element.id,
+        barrier_element_id=element.id,
         element_name=element.name,
         element_type=element.element_type,
-        envelope_type=envelope.envelope_type,
+        envelope_type=envelope.type,
         old_status=old,
         new_status=element.status,
         ts=ts,
@@ -511,8 +586,9 @@ barrier_envelopes = Resource(
     update=s.BarrierEnvelopeUpdate,
     read=s.BarrierEnvelopeRead,
     parent=WELL,
-    filters={"envelope_type": s.EnvelopeType},
-    sort_fields=("id", "envelope_type", "name"),
+    filters={"type": s.EnvelopeType},
+    sort_fields=("id", "type", "name"),
+    prepare=prepare_envelope,
     changed=envelope_changed,
 )
 barrier_elements = Resource(
@@ -526,6 +602,7 @@ barrier_elements = Resource(
     parent=Parent(BarrierEnvelope, "barrier-envelopes", "envelope_id", "barrier envelope"),
     filters={"element_type": ElementType, "status": ElementStatus},
     sort_fields=("id", "name", "element_type", "status", "next_test_due"),
+    prepare=prepare_element,
     validate=validate_element,
     changed=element_changed,
     description="A status change publishes ElementStatusChanged (wims.barrier-events) and "
@@ -545,39 +622,45 @@ async def test_changed(session: AsyncSession, test: BarrierTest, ctx: Ctx) -> No
     """A recorded test updates its element and tells the integrity and tasks services."""
     if ctx.action != "create":
         return
-    element = await get_or_404(session, BarrierElement, test.element_id, "barrier element")
+    element = await get_or_404(session, BarrierElement, test.barrier_element_id, "barrier element")
     envelope, _ = await _element_well(session, element)
     old_status = element.status
     if test.result == s.TestResult.failed:
         element.status = ElementStatus.failed
-    elif old_status in (ElementStatus.unknown, ElementStatus.failed):
+    elif test.result == s.TestResult.passed and old_status in (
+        ElementStatus.unknown,
+        ElementStatus.failed,
+    ):
         element.status = ElementStatus.ok
-    if element.last_tested_at is None or test.performed_at >= element.last_tested_at:
-        element.last_tested_at = test.performed_at
+    # An inconclusive test proves nothing: the status stays, and so does the test schedule
+    # (the tasks service opens a retest task).
+    conclusive = test.result != s.TestResult.inconclusive
+    if conclusive and (element.last_tested_at is None or test.test_date >= element.last_tested_at):
+        element.last_tested_at = test.test_date
         element.next_test_due = next_test_due(
-            element.element_type, test.performed_at, interval_days=element.test_interval_days
+            element.element_type, test.test_date, interval_days=element.test_interval_days
         )
     await session.flush()
     if element.status != old_status:
         await queue_barrier_event(
-            session, status_changed_event(element, envelope, old_status, test.performed_at)
+            session, status_changed_event(element, envelope, old_status, test.test_date)
         )
     await queue_barrier_event(
         session,
         ev.BarrierTestRecorded(
             event_id=ev.derived_id("barrier_test", test.id),
             well_id=envelope.well_id,
-            element_id=element.id,
+            barrier_element_id=element.id,
             element_name=element.name,
             element_type=element.element_type,
-            envelope_type=envelope.envelope_type,
+            envelope_type=envelope.type,
             test_id=test.id,
             test_type=test.test_type,
             result=test.result,
-            performed_at=test.performed_at,
+            test_date=test.test_date,
             leak_rate=test.leak_rate,
             leak_rate_unit=test.leak_rate_unit,
-            test_pressure_bar=test.test_pressure_bar,
+            pressure_applied_bar=test.pressure_applied_bar,
             next_test_due=element.next_test_due,
         ),
     )
@@ -585,10 +668,10 @@ async def test_changed(session: AsyncSession, test: BarrierTest, ctx: Ctx) -> No
 
 
 async def validate_test(session: AsyncSession, test: BarrierTest, ctx: Ctx) -> None:
-    if test.performed_at.tzinfo is None:
-        raise FieldInvalid("performed_at", "must carry a time zone (e.g. 2026-01-31T10:00:00Z)")
-    if test.performed_at > datetime.now(UTC):
-        raise FieldInvalid("performed_at", "is in the future: record a test once it is done")
+    if test.test_date.tzinfo is None:
+        raise FieldInvalid("test_date", "must carry a time zone (e.g. 2026-01-31T10:00:00Z)")
+    if test.test_date > datetime.now(UTC):
+        raise FieldInvalid("test_date", "is in the future: record a test once it is done")
     if test.leak_rate is not None and not math.isfinite(test.leak_rate):
         raise FieldInvalid("leak_rate", "must be a finite number")
 
@@ -602,9 +685,9 @@ barrier_tests = Resource(
     create=s.BarrierTestCreate,
     update=s.BarrierTestUpdate,
     read=s.BarrierTestRead,
-    parent=Parent(BarrierElement, "barrier-elements", "element_id", "barrier element"),
+    parent=Parent(BarrierElement, "barrier-elements", "barrier_element_id", "barrier element"),
     filters={"test_type": s.TestType, "result": s.TestResult},
-    sort_fields=("id", "performed_at"),
+    sort_fields=("id", "test_date"),
     prepare=prepare_test,
     validate=validate_test,
     changed=test_changed,
@@ -620,7 +703,8 @@ barrier_tests = Resource(
 async def prepare_task(session: AsyncSession, task: Task, ctx: Ctx) -> None:
     task.trigger_type = TriggerType.manual
     task.auto_generated = False
-    task.status = TaskStatus.open
+    if task.status in (TaskStatus.done, TaskStatus.cancelled):
+        task.closed_at = datetime.now(UTC)
 
 
 async def validate_task(session: AsyncSession, task: Task, ctx: Ctx) -> None:
@@ -673,7 +757,7 @@ tasks = Resource(
         "auto_generated": bool,
         "assigned_to_id": int,
     },
-    sort_fields=("id", "due_at", "priority", "status", "created_at"),
+    sort_fields=("id", "due_date", "priority", "status", "created_at"),
     prepare=prepare_task,
     validate=validate_task,
     description="Engineers create manual tasks (trigger_type manual); auto tasks come from "

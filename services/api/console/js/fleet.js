@@ -76,7 +76,7 @@ function rowHtml(w) {
     `<tr class="row-${colour}${flashed.has(w.id) ? " flash" : ""}" data-id="${w.id}">` +
     `<td>${colourBadge(w.colour)}</td>` +
     `<td><a href="#/wells/${w.id}">${esc(w.name)}</a></td>` +
-    `<td>${esc(w.field)}</td><td>${esc(w.well_type)}</td>` +
+    `<td>${esc(w.field)}</td><td>${esc(w.type)}</td>` +
     `<td class="risk">${w.risk_category ? `${esc(w.risk_category)} <span class="muted">${esc(w.risk_score)}</span>` : "–"}</td>` +
     `<td>${utilCell(w)}</td><td>${sap}</td>` +
     `<td class="num">${esc(w.open_tasks)}${critical}</td><td class="num">${overdue}</td></tr>`
@@ -88,7 +88,7 @@ function visible() {
   const out = [];
   for (const w of wells.values()) {
     if (filters.field && w.field !== filters.field) continue;
-    if (filters.type && w.well_type !== filters.type) continue;
+    if (filters.type && w.type !== filters.type) continue;
     if (filters.colour && (w.colour || "none") !== filters.colour) continue;
     if (text && !w.name.toLowerCase().includes(text)) continue;
     out.push(w);
@@ -109,7 +109,7 @@ function shell() {
   const types = new Set();
   for (const w of wells.values()) {
     fields.add(w.field);
-    types.add(w.well_type);
+    types.add(w.type);
   }
   const colourOpts = ["red", "amber", "green", "none"]
     .map((c) => `<option value="${c}"${filters.colour === c ? " selected" : ""}>${COLOURS[c].label}</option>`)
@@ -222,8 +222,8 @@ function fromState(state) {
     name: state.well.name,
     field: state.well.field,
     status: state.well.status,
-    well_type: state.well.well_type,
-    colour: i ? i.status : null,
+    type: state.well.type,
+    colour: i ? i.overall_status : null,
     risk_score: i ? i.risk_score : null,
     risk_category: i ? i.risk_category : null,
     sap: i ? i.sap_detected : old.sap,

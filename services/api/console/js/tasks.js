@@ -17,7 +17,7 @@ async function openTasks() {
   const out = [];
   for (const status of ["open", "in_progress"]) {
     for (let offset = 0; ; offset += PAGE) {
-      const page = await get("/tasks", { status, limit: PAGE, offset, sort: "due_at" });
+      const page = await get("/tasks", { status, limit: PAGE, offset, sort: "due_date" });
       out.push(...page);
       if (page.length < PAGE) break;
     }
@@ -25,7 +25,7 @@ async function openTasks() {
   return out.sort(
     (a, b) =>
       (PRIORITY_RANK[a.priority] ?? 9) - (PRIORITY_RANK[b.priority] ?? 9) ||
-      (a.due_at ? new Date(a.due_at).getTime() : Infinity) - (b.due_at ? new Date(b.due_at).getTime() : Infinity) ||
+      (a.due_date ? new Date(a.due_date).getTime() : Infinity) - (b.due_date ? new Date(b.due_date).getTime() : Infinity) ||
       a.id - b.id,
   );
 }
@@ -62,7 +62,7 @@ export async function render(root, engineer) {
       .map(
         (t) => `<tr class="${isOverdue(t) ? "is-overdue" : ""}" data-task="${t.id}">
         <td><span class="prio prio-${esc(t.priority)}">${esc(t.priority)}</span></td>
-        <td>${esc(when(t.due_at))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⚑</span> overdue</span>' : ""}</td>
+        <td>${esc(when(t.due_date))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⚑</span> overdue</span>' : ""}</td>
         <td><a href="#/wells/${t.well_id}">${esc(wellName(t.well_id))}</a></td>
         <td>${esc(t.title)}</td><td>${esc(t.trigger_type)}</td><td>${taskStatusControl(t, engineer)}</td></tr>`,
       )

@@ -50,7 +50,7 @@ export function ago(ts) {
 }
 
 export function isOverdue(task) {
-  return Boolean(task.due_at) && new Date(task.due_at).getTime() < Date.now();
+  return Boolean(task.due_date) && new Date(task.due_date).getTime() < Date.now();
 }
 
 export const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 };

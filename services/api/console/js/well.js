@@ -79,7 +79,7 @@ async function annulusTrend(annulus, config, range) {
     exceeded: config ? config.exceeded_threshold : 1.0,
     label: `annulus ${annulus.name} pressure, ${range}`,
     points: m.points
-      ? m.points.filter((p) => p.quality !== "bad" && p.pressure_bar !== null).map((p) => ({ t: new Date(p.ts).getTime(), v: p.pressure_bar }))
+      ? m.points.filter((p) => p.quality !== "bad" && p.pressure_bar !== null).map((p) => ({ t: new Date(p.timestamp).getTime(), v: p.pressure_bar }))
       : null,
     buckets: m.buckets
       ? m.buckets.map((b) => ({ t: new Date(b.bucket_start).getTime(), min: b.min, max: b.max, avg: b.avg }))
@@ -108,7 +108,7 @@ function annulusSection(a) {
   const reading = a.latest_reading;
   return `<section class="card annulus" data-annulus="${a.id}">
     <h3>Annulus ${esc(a.name)} <span class="util level-${esc(a.level)}">${esc(a.level)} ${pct(a.utilisation)}</span></h3>
-    <p>Latest: ${reading ? `${num(reading.pressure_bar)} bar at ${esc(when(reading.ts))} (${esc(reading.quality)})` : "no reading yet"}
+    <p>Latest: ${reading ? `${num(reading.pressure_bar)} bar at ${esc(when(reading.timestamp))} (${esc(reading.quality)})` : "no reading yet"}
       · MAASP ${a.maasp_bar === null ? "unknown" : `${num(a.maasp_bar)} bar`}
       ${a.limiting_point_name ? `· limited by <b>${esc(a.limiting_point_name)}</b>` : ""}</p>
     <div class="ranges">${Object.keys(RANGES).map((r) => `<button type="button" data-range="${r}">${r}</button>`).join("")}
@@ -131,7 +131,7 @@ function tasksTable(tasks, engineer) {
     .map(
       (t) => `<tr class="${isOverdue(t) ? "is-overdue" : ""}" data-task="${t.id}"><td><span class="prio prio-${esc(t.priority)}">${esc(t.priority)}</span></td>
         <td>${esc(t.title)}<div class="muted">${esc(t.description)}</div></td>
-        <td>${esc(when(t.due_at))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⚑</span> overdue</span>' : ""}</td>
+        <td>${esc(when(t.due_date))}${isOverdue(t) ? ' <span class="overdue"><span aria-hidden="true">⚑</span> overdue</span>' : ""}</td>
         <td>${taskStatusControl(t, engineer)}</td></tr>`,
     )
     .join("")}</tbody></table>`;
@@ -155,14 +155,14 @@ export async function render(root, wellId, engineer, params) {
   const cfg = new Map(annuliCfg.map((a) => [a.id, a]));
   const allElements = [];
   envelopes.forEach((env, k) => {
-    for (const e of elementsByEnvelope[k]) allElements.push({ ...e, envelope_type: env.envelope_type });
+    for (const e of elementsByEnvelope[k]) allElements.push({ ...e, envelope_type: env.type });
   });
   root.innerHTML = `
-    <div class="page-head"><h1>${esc(w.name)}</h1>${colourBadge(i ? i.status : null)}
-      <span class="muted">${esc(w.field)} · ${esc(w.well_type)} · ${esc(w.status)} · MD ${num(w.measured_depth, 0)} m</span></div>
-    ${i ? `<section class="card why"><h2>Why ${esc(i.status)}</h2>
+    <div class="page-head"><h1>${esc(w.name)}</h1>${colourBadge(i ? i.overall_status : null)}
+      <span class="muted">${esc(w.field)} · ${esc(w.type)} · ${esc(w.status)} · MD ${num(w.measured_depth, 0)} m</span></div>
+    ${i ? `<section class="card why"><h2>Why ${esc(i.overall_status)}</h2>
       <p>Risk <b>${esc(i.risk_category)}</b> (${esc(i.risk_score)}: probability ${esc(i.probability)} × consequence ${esc(i.consequence)}),
-      primary envelope ${esc(i.primary_envelope_status)}, secondary ${esc(i.secondary_envelope_status)}${i.sap_detected ? ", <b>SAP detected</b>" : ""}, as of ${esc(when(i.ts))}</p>
+      primary envelope ${esc(i.primary_status)}, secondary ${esc(i.secondary_status)}${i.sap_detected ? ", <b>SAP detected</b>" : ""}, as of ${esc(when(i.created_at))}</p>
       ${findingsHtml(i.findings)}</section>` : '<section class="card"><p class="muted">No integrity snapshot yet.</p></section>'}
     <div class="two-col">
       <section class="card"><h2>Strings</h2><table><thead><tr><th>string</th><th>OD (in)</th><th>top–shoe (m MD)</th></tr></thead><tbody>
@@ -173,15 +173,15 @@ export async function render(root, wellId, engineer, params) {
     <h2>Annuli</h2>
     ${state.annuli.map(annulusSection).join("") || '<p class="muted">No annuli.</p>'}
     <section class="card"><h2>Barrier envelopes</h2>
-      ${envelopes.map((env, k) => `<h3>${esc(env.envelope_type)}: ${esc(env.name)}${i ? ` <span class="muted">${esc(i[`${env.envelope_type}_envelope_status`] || "")}</span>` : ""}</h3>
+      ${envelopes.map((env, k) => `<h3>${esc(env.type)}: ${esc(env.name)}${i ? ` <span class="muted">${esc(i[`${env.type}_status`] || "")}</span>` : ""}</h3>
         <table><thead><tr><th>element</th><th>type</th><th>status</th><th>last test</th><th>next test due</th></tr></thead><tbody>
         ${elementsByEnvelope[k].map((e) => `<tr class="${e.next_test_due && new Date(e.next_test_due) < new Date() ? "is-overdue" : ""}"><td>${esc(e.name)}</td><td>${esc(e.element_type)}</td><td>${elementBadge(e.status)}</td><td>${esc(when(e.last_tested_at))}</td><td>${esc(when(e.next_test_due))}</td></tr>`).join("")}
         </tbody></table>`).join("") || '<p class="muted">No barrier envelopes.</p>'}
     </section>
     <section class="card"><h2>Open tasks</h2><div id="well-tasks">${tasksTable(state.open_tasks, engineer)}</div></section>
     <section class="card"><h2>Integrity history</h2>
-      <ol class="timeline">${history.map((h) => `<li class="tl-${esc(h.status)}"><div>${colourBadge(h.status)} <time>${esc(when(h.ts))}</time>
-        risk ${esc(h.risk_category)} (${esc(h.risk_score)}) · utilisation ${pct(h.max_utilisation)}${h.sap_detected ? " · SAP" : ""}</div>${findingsHtml(h.findings)}</li>`).join("") || '<li class="muted">No snapshots yet.</li>'}</ol>
+      <ol class="timeline">${history.map((h) => `<li class="tl-${esc(h.overall_status)}"><div>${colourBadge(h.overall_status)} <time>${esc(when(h.created_at))}</time>
+        risk ${esc(h.risk_category)} (${esc(h.risk_score)}) · utilisation ${pct(h.highest_annulus_utilisation)}${h.sap_detected ? " · SAP" : ""}</div>${findingsHtml(h.findings)}</li>`).join("") || '<li class="muted">No snapshots yet.</li>'}</ol>
     </section>`;
   const wanted = params.get("range") in RANGES ? params.get("range") : "24h";
   for (const a of state.annuli) {
