@@ -28,7 +28,7 @@ class WellType(StrEnum):
 
 class WellStatus(StrEnum):
     active = "active"
-    shut_in = "shut_in"
+    shut_in = "shut-in"
     suspended = "suspended"
     abandoned = "abandoned"
 

@@ -290,7 +290,8 @@ class CriticalPoint(TimestampMixin, Base):
     point_type: Mapped[CriticalPointType | None] = mapped_column(
         pg_enum(CriticalPointType, "critical_point_type")
     )
-    depth_md: Mapped[float] = mapped_column(Float, comment="m; tvd_m when not given")
+    # The API derives it from tvd_m when not given (a vertical well until a survey exists).
+    depth_md: Mapped[float] = mapped_column(Float, comment="m")
     tvd_m: Mapped[float] = mapped_column(Float)
     pressure_limit_bar: Mapped[float] = mapped_column(Float, comment="allowable pressure at depth")
     notes: Mapped[str | None] = mapped_column(Text)
@@ -396,7 +397,7 @@ class BarrierEnvelope(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
     type: Mapped[EnvelopeType] = mapped_column(pg_enum(EnvelopeType, "envelope_type"))
-    name: Mapped[str] = mapped_column(String(100), comment="display name; from type by default")
+    name: Mapped[str] = mapped_column(String(100))  # display name; from type by default
     description: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("well_id", "type"),)

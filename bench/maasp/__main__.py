@@ -118,13 +118,13 @@ def config(i: int) -> ev.AnnulusConfig:
         critical_points=[
             ev.CriticalPointConfig(
                 id=2 * i - 1,
-                name="wellhead",
+                label="wellhead",
                 point_type="wellhead",
                 tvd_m=0,
                 pressure_limit_bar=150,
             ),
             ev.CriticalPointConfig(
-                id=2 * i, name="shoe", point_type="shoe", tvd_m=1000, pressure_limit_bar=250
+                id=2 * i, label="shoe", point_type="shoe", tvd_m=1000, pressure_limit_bar=250
             ),
         ],
     )

@@ -159,10 +159,10 @@ def load_profiles(database_url: str, seed: int = 0) -> list[AnnulusProfile]:
             ).fetchall()
         )
         points: dict[int, list[CriticalPoint]] = {}
-        for aid, cid, name, tvd, limit in conn.execute(
-            "SELECT annulus_id, id, name, tvd_m, pressure_limit_bar FROM critical_point"
+        for aid, cid, label, tvd, limit in conn.execute(
+            "SELECT annulus_id, id, label, tvd_m, pressure_limit_bar FROM critical_point"
         ):
-            points.setdefault(aid, []).append(CriticalPoint(cid, name, tvd, limit))
+            points.setdefault(aid, []).append(CriticalPoint(cid, label, tvd, limit))
     profiles = []
     for aid, gradient, safety in annuli:
         limit = latest.get(aid)

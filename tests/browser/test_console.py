@@ -50,7 +50,7 @@ async def _green_well(rs: RunningStack, admin: dict, tag: str) -> dict[str, int]
 
         async def green():
             r = await api.get(f"/wells/{ids['well']}/integrity")
-            return r.status_code == 200 and r.json()["status"] == "green"
+            return r.status_code == 200 and r.json()["overall_status"] == "green"
 
         await poll(maasp_known, "the new annulus's MAASP", within_s=60)
         await poll(green, "the new well's first snapshot: green", within_s=60)
@@ -213,15 +213,15 @@ FROM generate_series(1, :n) g"""
         conn.execute(
             text(
                 """
-INSERT INTO integrity_snapshot (event_id, well_id, ts, status, primary_status,
+INSERT INTO integrity_snapshot (event_id, well_id, created_at, overall_status, primary_status,
        secondary_status, probability, consequence, risk_score, risk_category,
        highest_annulus_utilisation, sap_detected, findings)
 SELECT gen_random_uuid(), w.id, now(),
        (CASE WHEN w.id % 50 = 0 THEN 'red' WHEN w.id % 9 = 0 THEN 'amber' ELSE 'green' END)::integrity_status,
        'intact', 'intact', 1 + w.id % 5, w.consequence_level,
        4 * (1 + w.id % 5) * w.consequence_level,
-       (CASE WHEN (1 + w.id % 5) * w.consequence_level >= 17 THEN 'high'
-             WHEN (1 + w.id % 5) * w.consequence_level >= 12 THEN 'significant'
+       (CASE WHEN (1 + w.id % 5) * w.consequence_level >= 17 THEN 'extreme'
+             WHEN (1 + w.id % 5) * w.consequence_level >= 12 THEN 'high'
              WHEN (1 + w.id % 5) * w.consequence_level >= 5 THEN 'medium'
              ELSE 'low' END)::risk_category,
        NULL, false, '[]'

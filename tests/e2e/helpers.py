@@ -143,7 +143,7 @@ async def build_well(
     await post(
         f"/annuli/{aid}/critical-points",
         {
-            "name": "wellhead",
+            "label": "wellhead",
             "point_type": "wellhead",
             "depth_md": 0,
             "tvd_m": 0,
@@ -153,7 +153,7 @@ async def build_well(
     await post(
         f"/annuli/{aid}/critical-points",
         {
-            "name": "tubing collapse at 1000 m",
+            "label": "tubing collapse at 1000 m",
             "point_type": "inner_string_collapse",
             "depth_md": 1050,
             "tvd_m": 1000,

@@ -204,7 +204,7 @@ async def test_nothing_lost_or_doubled_through_kills_outages_and_replays(
     def stored() -> tuple[int, int]:
         with psycopg.connect(url) as conn:
             total, distinct = conn.execute(
-                "SELECT count(*), count(DISTINCT (annulus_id, ts)) FROM annulus_measurement"
+                "SELECT count(*), count(DISTINCT (annulus_id, timestamp)) FROM annulus_measurement"
                 " WHERE source = ANY(%s)",
                 (sources,),
             ).fetchone()

@@ -160,7 +160,7 @@ async def build_well_with_two_annuli(api: httpx.AsyncClient, name: str) -> dict[
         await post(
             f"/annuli/{aid}/critical-points",
             {
-                "name": "wellhead",
+                "label": "wellhead",
                 "point_type": "wellhead",
                 "depth_md": 0,
                 "tvd_m": 0,
@@ -171,7 +171,7 @@ async def build_well_with_two_annuli(api: httpx.AsyncClient, name: str) -> dict[
         await post(
             f"/annuli/{aid}/critical-points",
             {
-                "name": "collapse at 1000 m",
+                "label": "collapse at 1000 m",
                 "point_type": "inner_string_collapse",
                 "depth_md": 1050,
                 "tvd_m": 1000,

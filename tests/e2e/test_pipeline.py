@@ -48,7 +48,7 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
 
         async def colour(expected: str):
             r = await api.get(f"/wells/{ids['well']}/integrity")
-            return r.status_code == 200 and r.json()["status"] == expected
+            return r.status_code == 200 and r.json()["overall_status"] == expected
 
         await poll(lambda: colour("green"), "the new well's first snapshot: green", within_s=60)
 
@@ -101,7 +101,7 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
         assert time.monotonic() - pushed_at < DEADLINE_S + 1.0
 
         state = (await api.get(f"/wells/{ids['well']}/state")).json()
-        assert state["integrity"]["status"] == "red"
+        assert state["integrity"]["overall_status"] == "red"
         ann = state["annuli"][0]
         assert ann["level"] == "exceeded" and ann["maasp_bar"] == pytest.approx(100.0)
         assert ann["latest_reading"]["pressure_bar"] == pytest.approx(106.0)
@@ -148,7 +148,9 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
             r = await api.get(f"/wells/{ids['well']}/integrity")
             body = r.json()
             return (
-                body if body["status"] == "amber" and body["primary_status"] == "failed" else None
+                body
+                if body["overall_status"] == "amber" and body["primary_status"] == "failed"
+                else None
             )
 
         snap = await poll(

@@ -21,7 +21,7 @@ V1 = "/api/v1"
 def _cases(ids: dict[str, int]) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     w, a, el = ids["well"], ids["annulus"], ids["element"]
     return [
-        ("wells", "/wells", {**_well("W-2")}, {"status": "shut_in"}),
+        ("wells", "/wells", {**_well("W-2")}, {"status": "shut-in"}),
         (
             "casing-strings",
             f"/wells/{w}/casing-strings",
@@ -69,7 +69,7 @@ def _cases(ids: dict[str, int]) -> list[tuple[str, str, dict[str, Any], dict[str
             "critical-points",
             f"/annuli/{a}/critical-points",
             {
-                "name": "shoe",
+                "label": "shoe",
                 "point_type": "shoe",
                 "depth_md": 3400,
                 "tvd_m": 3100,
@@ -99,13 +99,13 @@ def _cases(ids: dict[str, int]) -> list[tuple[str, str, dict[str, Any], dict[str
             "barrier-tests",
             f"/barrier-elements/{el}/tests",
             {
-                "test_type": "leak_rate",
+                "test_type": "leak-rate",
                 "test_date": NOW.isoformat(),
                 "result": "pass",
                 "leak_rate": 12.0,
                 "leak_rate_unit": "cm3/min",
             },
-            {"notes": "witnessed by the OIM"},
+            {"comments": "witnessed by the OIM"},
         ),
         (
             "tasks",
@@ -393,7 +393,7 @@ INVALID = [
         "post",
         "/annuli/{annulus}/critical-points",
         {
-            "name": "deep",
+            "label": "deep",
             "point_type": "shoe",
             "depth_md": 3600,
             "tvd_m": 3100,
@@ -407,7 +407,7 @@ INVALID = [
         "post",
         "/annuli/{annulus}/critical-points",
         {
-            "name": "odd",
+            "label": "odd",
             "point_type": "shoe",
             "depth_md": 1000,
             "tvd_m": 1100,
@@ -421,7 +421,7 @@ INVALID = [
         "post",
         "/annuli/{annulus}/critical-points",
         {
-            "name": "zero",
+            "label": "zero",
             "point_type": "shoe",
             "depth_md": 1000,
             "tvd_m": 900,
@@ -435,7 +435,7 @@ INVALID = [
         "post",
         "/annuli/{annulus}/critical-points",
         {
-            "name": "z",
+            "label": "z",
             "point_type": "sidetrack",
             "depth_md": 1000,
             "tvd_m": 900,

@@ -231,7 +231,7 @@ async def build_well(
     ids["cp_wellhead"] = await post(
         f"/annuli/{ids['annulus']}/critical-points",
         {
-            "name": "wellhead",
+            "label": "wellhead",
             "point_type": "wellhead",
             "depth_md": 0,
             "tvd_m": 0,
@@ -241,7 +241,7 @@ async def build_well(
     ids["cp_packer"] = await post(
         f"/annuli/{ids['annulus']}/critical-points",
         {
-            "name": "packer",
+            "label": "packer",
             "point_type": "packer",
             "depth_md": 3250,
             "tvd_m": 3000,

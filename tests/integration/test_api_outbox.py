@@ -55,7 +55,7 @@ async def test_changing_a_critical_point_publishes_the_annulus_config(
     key = next(k for k, v in tail.seen if v is cfg)
     assert key == str(ids["annulus"]).encode()
     assert cfg.well_id == ids["well"] and cfg.fluid_gradient_bar_per_m == 0.1
-    assert {p.name for p in cfg.critical_points} == {"wellhead", "packer"}
+    assert {p.label for p in cfg.critical_points} == {"wellhead", "packer"}
     # Versions grow with every change, so the MAASP worker can keep only the newest.
     versions = [v.version for _, v in tail.seen if v.annulus_id == ids["annulus"]]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
@@ -71,7 +71,7 @@ async def test_failed_barrier_test_fails_the_element_and_emits_both_events(
         r = await api.client.post(
             f"{V1}/barrier-elements/{ids['element']}/tests",
             json={
-                "test_type": "leak_rate",
+                "test_type": "leak-rate",
                 "test_date": performed.isoformat(),
                 "result": "fail",
                 "leak_rate": 900.0,
@@ -127,6 +127,42 @@ async def test_well_config_follows_consequence_level_and_elements(api: Api, user
     assert [(e.name, e.envelope_type, e.status) for e in cfg.elements] == [
         ("SSSV", "primary", "ok")
     ]
+
+
+async def test_poor_cement_reaches_the_cement_element_in_the_well_config(
+    api: Api, users: Users
+) -> None:
+    """The integrity worker judges a cement element by the cement behind it: flagging the
+    interval poor publishes the well's config with that quality on the element."""
+    admin = users.headers["admin"]
+    ids = await build_well(api.client, admin)
+    secondary = await api.client.post(
+        f"{V1}/wells/{ids['well']}/barrier-envelopes", json={"type": "secondary"}, headers=admin
+    )
+    element = await api.client.post(
+        f"{V1}/barrier-envelopes/{secondary.json()['id']}/barrier-elements",
+        json={"name": "casing cement", "element_type": "cement", "status": "ok", "depth_md": 3000},
+        headers=admin,
+    )
+    assert element.status_code == 201 and element.json()["well_id"] == ids["well"]
+    cement = await api.client.post(
+        f"{V1}/wells/{ids['well']}/cement-intervals",
+        json={"casing_id": ids["casing"], "top_md": 2500, "bottom_md": 3400},
+        headers=admin,
+    )
+    tail = await KafkaTail(api.settings, topics.WELL_CONFIG.name).start()
+    try:
+        r = await api.client.patch(
+            f"{V1}/cement-intervals/{cement.json()['id']}",
+            json={"quality_flag": "poor"},
+            headers=users.headers["engineer"],
+        )
+        assert r.status_code == 200
+        cfg = await tail.wait_for(lambda k, c: c.well_id == ids["well"], 10)
+    finally:
+        await tail.stop()
+    qualities = {e.name: (e.cement_quality, e.cement_quality_override) for e in cfg.elements}
+    assert qualities == {"SSSV": (None, False), "casing cement": ("poor", False)}
 
 
 async def test_nothing_is_published_for_a_rolled_back_change(

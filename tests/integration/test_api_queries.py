@@ -31,7 +31,7 @@ def _reading(
     return AnnulusMeasurement(
         id=uuid4(),
         annulus_id=annulus_id,
-        ts=ts,
+        timestamp=ts,
         source="test",
         pressure_bar=pressure,
         temperature_c=40.0,
@@ -53,8 +53,8 @@ def _snapshot(well_id: int, ts: datetime, status: str, risk: int) -> IntegritySn
     return IntegritySnapshot(
         event_id=uuid4(),
         well_id=well_id,
-        ts=ts,
-        status=status,
+        created_at=ts,
+        overall_status=status,
         primary_status="intact",
         secondary_status="degraded",
         probability=2,
@@ -98,7 +98,9 @@ async def test_well_state_shows_latest_reading_maasp_utilisation_integrity_and_t
     assert annulus["latest_reading"]["pressure_bar"] == 170.0
     assert annulus["maasp_bar"] == 200.0 and annulus["limiting_point_name"] == "packer"
     assert annulus["utilisation"] == 0.85 and annulus["level"] == "warning"
-    assert state["integrity"]["status"] == "amber" and state["integrity"]["risk_score"] == 24
+    assert (
+        state["integrity"]["overall_status"] == "amber" and state["integrity"]["risk_score"] == 24
+    )
     assert [t["title"] for t in state["open_tasks"]] == ["open"]
 
     missing = await api.client.get(f"{V1}/wells/999/state", headers=users.headers["viewer"])
@@ -270,7 +272,7 @@ async def test_downsampled_measurements_over_500k_rows_match_numpy(
         dsn = api.settings.libpq_url
         with psycopg.connect(dsn) as conn, conn.cursor() as cur:
             with cur.copy(
-                "COPY annulus_measurement (id, annulus_id, ts, source, pressure_bar, "
+                "COPY annulus_measurement (id, annulus_id, timestamp, source, pressure_bar, "
                 "temperature_c, quality) FROM STDIN"
             ) as copy:
                 copy.write(buf.getvalue())

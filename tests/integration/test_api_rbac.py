@@ -142,7 +142,7 @@ MATRIX += _crud(
         "location": "onshore",
         "measured_depth": 1000,
     },
-    {"status": "shut_in"},
+    {"status": "shut-in"},
 )
 MATRIX += _crud(
     "/api/v1/wells/{well_id}/casing-strings",
@@ -185,7 +185,7 @@ MATRIX += _crud(
     "/api/v1/annuli/{annulus_id}/critical-points",
     "critical-points",
     lambda ids, role: {
-        "name": f"p-{role}",
+        "label": f"p-{role}",
         "point_type": "weak_formation",
         "depth_md": 1500,
         "tvd_m": 1400,
@@ -220,7 +220,7 @@ MATRIX += _crud(
         "test_date": NOW.isoformat(),
         "result": "pass",
     },
-    {"notes": "ok"},
+    {"comments": "ok"},
 )
 MATRIX += _crud(
     "/api/v1/tasks",
@@ -301,8 +301,8 @@ async def build_world(api: Api, users: Users, db_engine: Engine) -> dict[str, in
             IntegritySnapshot(
                 event_id=uuid4(),
                 well_id=ids["well"],
-                ts=NOW,
-                status="green",
+                created_at=NOW,
+                overall_status="green",
                 primary_status="intact",
                 secondary_status="intact",
                 probability=1,

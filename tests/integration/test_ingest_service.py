@@ -146,8 +146,8 @@ def _rows(db_engine: Any, annulus_ids: list[int]) -> list[Any]:
     with db_engine.connect() as conn:
         return conn.execute(
             text(
-                "SELECT id, annulus_id, ts, source, pressure_bar, temperature_c, quality "
-                "FROM annulus_measurement WHERE annulus_id = ANY(:ids) ORDER BY ts"
+                "SELECT id, annulus_id, timestamp, source, pressure_bar, temperature_c, quality "
+                "FROM annulus_measurement WHERE annulus_id = ANY(:ids) ORDER BY timestamp"
             ),
             {"ids": annulus_ids},
         ).all()
@@ -297,7 +297,7 @@ def test_ten_thousand_readings_pushed_twice_are_stored_once(
     with db_engine.connect() as conn:
         total, distinct = conn.execute(
             text(
-                "SELECT count(*), count(DISTINCT (annulus_id, ts, source)) "
+                "SELECT count(*), count(DISTINCT (annulus_id, timestamp, source)) "
                 "FROM annulus_measurement WHERE annulus_id = ANY(:ids)"
             ),
             {"ids": annuli},
@@ -350,7 +350,7 @@ def test_sink_batch_with_stored_readings_and_a_deleted_annulus_keeps_only_the_ne
     with db_engine.connect() as conn:
         total, distinct = conn.execute(
             text(
-                "SELECT count(*), count(DISTINCT (annulus_id, ts, source)) "
+                "SELECT count(*), count(DISTINCT (annulus_id, timestamp, source)) "
                 "FROM annulus_measurement WHERE annulus_id = ANY(:ids)"
             ),
             {"ids": [a, b]},

@@ -206,7 +206,7 @@ def snapshots(engine: Engine, well_id: int) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT event_id, status, primary_status AS primary,"
+                "SELECT event_id, overall_status AS status, primary_status AS primary,"
                 " secondary_status AS secondary, risk_score, findings"
                 " FROM integrity_snapshot WHERE well_id = :w ORDER BY id"
             ),

@@ -62,7 +62,7 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
             fluid_gradient_bar_per_m=0.1,
             critical_points=[
                 ev.CriticalPointConfig(
-                    id=4, name="packer", point_type="packer", tvd_m=2500, pressure_limit_bar=345
+                    id=4, label="packer", point_type="packer", tvd_m=2500, pressure_limit_bar=345
                 )
             ],
         ),
@@ -161,14 +161,14 @@ SAMPLES: list[tuple[topics.Topic, ev.Event]] = [
         topics.INTEGRITY_SNAPSHOTS,
         ev.IntegritySnapshot(
             well_id=2,
-            ts=NOW,
-            status=IntegrityStatus.amber,
+            created_at=NOW,
+            overall_status=IntegrityStatus.amber,
             primary_status=EnvelopeStatus.failed,
             secondary_status=EnvelopeStatus.intact,
             probability=3,
             consequence=4,
             risk_score=48,
-            risk_category=RiskCategory.significant,
+            risk_category=RiskCategory.high,
             findings=[{"code": "element_failed", "subject": "element:5"}],
         ),
     ),

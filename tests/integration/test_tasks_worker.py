@@ -292,8 +292,8 @@ def test_red_integrity_snapshot_opens_critical_review(
     def snap(status: IntegrityStatus, previous: IntegrityStatus) -> ev.IntegritySnapshot:
         return ev.IntegritySnapshot(
             well_id=well_id,
-            ts=TS,
-            status=status,
+            created_at=TS,
+            overall_status=status,
             previous_status=previous,
             primary_status=EnvelopeStatus.failed,
             secondary_status=EnvelopeStatus.degraded,

@@ -31,10 +31,10 @@ def config(**kw: object) -> ev.AnnulusConfig:
         fluid_gradient_bar_per_m=0.1,
         critical_points=[
             ev.CriticalPointConfig(
-                id=1, name="wellhead", point_type="wellhead", tvd_m=0, pressure_limit_bar=150
+                id=1, label="wellhead", point_type="wellhead", tvd_m=0, pressure_limit_bar=150
             ),
             ev.CriticalPointConfig(
-                id=2, name="shoe", point_type="shoe", tvd_m=1000, pressure_limit_bar=250
+                id=2, label="shoe", point_type="shoe", tvd_m=1000, pressure_limit_bar=250
             ),
         ],
     )

@@ -8,7 +8,8 @@ Value mappings (docs/data-model.md "Upgrading from 0001/0002"):
 - risk_category low/medium/significant/high -> low/medium/high/extreme (the same four bands
   in the same order: significant becomes high, high becomes extreme), in the matrix and in
   every integrity snapshot. Downgrade maps back one to one.
-- test_type leak_rate -> leak-rate (the specification's spelling).
+- test_type leak_rate -> leak-rate and well_status shut_in -> shut-in (the specification's
+  spellings).
 - well_type gains producer/injector/testing; test_result gains inconclusive. PostgreSQL
   cannot drop an enum label, so downgrade rebuilds those types and maps the new values to
   their nearest old ones (producer -> oil_producer, injector -> water_injector, testing ->
@@ -147,6 +148,7 @@ def upgrade() -> None:
     # Value sets.
     _retype("risk_category", ("low", "medium", "high", "extreme"), RISK_COLUMNS, RISK_UP)
     op.execute("ALTER TYPE test_type RENAME VALUE 'leak_rate' TO 'leak-rate'")
+    op.execute("ALTER TYPE well_status RENAME VALUE 'shut_in' TO 'shut-in'")
     op.execute("ALTER TYPE test_result ADD VALUE IF NOT EXISTS 'inconclusive'")
     op.execute("ALTER TYPE trigger_type ADD VALUE IF NOT EXISTS 'inconclusive_test'")
     for label in ("producer", "injector", "testing"):
@@ -239,6 +241,7 @@ def downgrade() -> None:
         "test_result", ("pass", "fail"), (("barrier_test", "result"),), {"inconclusive": "fail"}
     )
     op.execute("ALTER TYPE test_type RENAME VALUE 'leak-rate' TO 'leak_rate'")
+    op.execute("ALTER TYPE well_status RENAME VALUE 'shut-in' TO 'shut_in'")
     _retype("trigger_type", OLD_TRIGGER_TYPES, (("task", "trigger_type"),), TRIGGER_DOWN)
     risk_down = {new: old for old, new in RISK_UP.items()}
     _retype("risk_category", ("low", "medium", "significant", "high"), RISK_COLUMNS, risk_down)
