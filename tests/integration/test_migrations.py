@@ -227,8 +227,10 @@ def test_0003_renames_in_place_keeping_every_row_and_value(empty_database: Setti
 
     upgrade(empty_database)
     at_head = _dump(empty_database)
+    # Tables a later revision adds (e.g. 0005's survey_station) start empty.
     assert {t: len(rows) for t, rows in at_head.items()} == {
-        t: len(rows) for t, rows in before.items()
+        **{t: 0 for t in at_head.keys() - before.keys()},
+        **{t: len(rows) for t, rows in before.items()},
     }
     with psycopg.connect(empty_database.libpq_url) as conn:
         for query, expected in AT_HEAD:
