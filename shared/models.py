@@ -138,6 +138,9 @@ class Well(TimestampMixin, Base):
     location: Mapped[WellLocation | None] = mapped_column(pg_enum(WellLocation, "well_location"))
     measured_depth: Mapped[float] = mapped_column(Float, comment="total measured depth, m")
     true_vertical_depth: Mapped[float | None] = mapped_column(Float, comment="m")
+    # Inputs of the derived critical points (shared/domain/critical_points.py).
+    wellhead_rating_bar: Mapped[float | None] = mapped_column(Float, comment="working pressure")
+    tree_rating_bar: Mapped[float | None] = mapped_column(Float, comment="working pressure")
     consequence_level: Mapped[int] = mapped_column(SmallInteger, comment="1-5")
     spud_date: Mapped[datetime | None] = _ts(nullable=True)
     completion_date: Mapped[datetime | None] = _ts(nullable=True)
@@ -165,6 +168,13 @@ class CasingString(TimestampMixin, Base):
     weight_ppf: Mapped[float | None] = mapped_column(Float, comment="lb/ft")
     top_md: Mapped[float] = mapped_column(Float, comment="m")
     bottom_md: Mapped[float] = mapped_column(Float, comment="shoe, m")
+    derating_percent: Mapped[float] = mapped_column(
+        Float, server_default=text("0"), default=0.0, comment="wear/corrosion, % of ratings"
+    )
+    formation_strength_gradient_bar_per_m: Mapped[float | None] = mapped_column(
+        Float, comment="at the shoe, from a leak-off or formation-integrity test"
+    )
+    liner_hanger_rating_bar: Mapped[float | None] = mapped_column(Float, comment="liners only")
     shoe_tvd: Mapped[float | None] = mapped_column(Float, comment="m")
     burst_limit_bar: Mapped[float | None] = mapped_column(Float)
     collapse_limit_bar: Mapped[float | None] = mapped_column(Float)
@@ -208,6 +218,16 @@ class TubingString(TimestampMixin, Base):
     top_md: Mapped[float] = mapped_column(Float, comment="m")
     bottom_md: Mapped[float] = mapped_column(Float, comment="m")
     packer_depth_md: Mapped[float | None] = mapped_column(Float, comment="m")
+    packer_rating_bar: Mapped[float | None] = mapped_column(Float, comment="differential")
+    derating_percent: Mapped[float] = mapped_column(
+        Float, server_default=text("0"), default=0.0, comment="wear/corrosion, % of ratings"
+    )
+    fluid_gradient_bar_per_m: Mapped[float | None] = mapped_column(
+        Float, comment="least fluid inside (gas); None: empty"
+    )
+    min_pressure_bar: Mapped[float | None] = mapped_column(Float, comment="least head pressure")
+    sssv_depth_md: Mapped[float | None] = mapped_column(Float, comment="m")
+    sssv_collapse_limit_bar: Mapped[float | None] = mapped_column(Float)
     burst_limit_bar: Mapped[float | None] = mapped_column(Float)
     collapse_limit_bar: Mapped[float | None] = mapped_column(Float)
 
@@ -240,6 +260,9 @@ class Annulus(TimestampMixin, Base):
         pg_enum(FluidType, "fluid_type"), server_default=FluidType.other.value
     )
     fluid_gradient_bar_per_m: Mapped[float] = mapped_column(Float)
+    backup_gradient_bar_per_m: Mapped[float | None] = mapped_column(
+        Float, comment="behind the outer casing; None: the next annulus out's fluid"
+    )
     safety_factor: Mapped[float] = mapped_column(Float, server_default=text("0.9"))
     warning_threshold: Mapped[float] = mapped_column(Float, server_default=text("0.8"))
     exceeded_threshold: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
@@ -276,10 +299,38 @@ class CriticalPoint(TimestampMixin, Base):
     tvd_m: Mapped[float] = mapped_column(Float)
     pressure_limit_bar: Mapped[float] = mapped_column(Float, comment="allowable pressure at depth")
     notes: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(
+        String(10), server_default=text("'manual'"), default="manual", comment="manual, derived"
+    )
+    # A derived point's kind, formula, inputs and source: why it has its limit.
+    derivation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    accepted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
 
     __table_args__ = (
         CheckConstraint("tvd_m >= 0 AND depth_md >= 0", name="depth_non_negative"),
         CheckConstraint("pressure_limit_bar > 0", name="limit_positive"),
+        CheckConstraint("origin IN ('manual', 'derived')", name="origin_known"),
+    )
+
+
+class SurveyStation(Base):
+    """One station of a well's deviation survey (TVD by minimum curvature, docs/domain.md)."""
+
+    __tablename__ = "survey_station"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
+    md_m: Mapped[float] = mapped_column(Float)
+    inclination_deg: Mapped[float] = mapped_column(Float)
+    azimuth_deg: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        UniqueConstraint("well_id", "md_m"),
+        CheckConstraint("md_m >= 0", name="md_non_negative"),
+        CheckConstraint("inclination_deg BETWEEN 0 AND 180", name="inclination_range"),
+        CheckConstraint("azimuth_deg BETWEEN 0 AND 360", name="azimuth_range"),
     )
 
 

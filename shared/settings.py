@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     retest_sustain_s: float = Field(
         1800.0, ge=0, description="event-time seconds the rise must last"
     )
+    # Derived critical points (services/api/derived.py; docs/domain.md).
+    auto_accept_derived_points: bool = Field(
+        False,
+        description="accept the critical points derived from a well's architecture on every "
+        "architecture change; false: they are proposals until an engineer accepts them",
+    )
 
     # maasp worker: readings are judged in batches (bulk getmany) so numpy does the work.
     maasp_batch_size: int = Field(50000, ge=1, description="most readings judged in one batch")

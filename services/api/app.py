@@ -29,7 +29,7 @@ from services.api.guard import BodyGuard
 from services.api.metrics import REQUEST_SECONDS, REQUESTS
 from services.api.outbox import OutboxRelay
 from services.api.ratelimit import LoginThrottle
-from services.api.routers import admin, alerts, auth, queries, resources
+from services.api.routers import admin, alerts, auth, derivation, queries, resources
 from shared.db import make_async_engine, make_sessionmaker
 from shared.gc_tuning import freeze_startup_heap
 from shared.http_app import make_http_app
@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(alerts.router, prefix=API_PREFIX)
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(resources.build_router(), prefix=API_PREFIX)
+    app.include_router(derivation.router, prefix=API_PREFIX)
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
     app.add_api_route(
         "/", lambda: FileResponse(CONSOLE_DIR / "index.html"), include_in_schema=False

@@ -40,6 +40,7 @@ class Ctx:
     parent: Any = None
     old: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    settings: Any = None  # the app's Settings
 
 
 Hook = Callable[[AsyncSession, Any, Ctx], Awaitable[None]]
@@ -77,6 +78,10 @@ class Resource:
     prepare: Hook | None = None  # fills derived fields of a new row (e.g. who recorded it)
     description: str = ""
     nested_path: str | None = None  # under the parent, when it differs from ``path``
+
+
+def _settings(request: Request) -> Any:
+    return getattr(request.app.state, "settings", None)
 
 
 async def get_or_404(session: AsyncSession, model: type[Base], item_id: int, label: str) -> Any:
@@ -215,7 +220,7 @@ async def _create(
             )
         values[res.parent.fk] = parent.id
     obj = res.model(**values)
-    ctx = Ctx(user=user, action="create", parent=parent)
+    ctx = Ctx(user=user, action="create", parent=parent, settings=_settings(request))
     if res.prepare:
         await res.prepare(session, obj, ctx)
     if res.validate:
@@ -337,7 +342,7 @@ def _item_routes(router: APIRouter, res: Resource, reader: Any, writer: Any, del
         user: Annotated[User, writer],
     ) -> Any:
         obj = await get_or_404(session, res.model, item_id, one)
-        ctx = Ctx(user=user, action="update", old=row_values(obj))
+        ctx = Ctx(user=user, action="update", old=row_values(obj), settings=_settings(request))
         apply_update(obj, body.model_dump(exclude_unset=True))
         if res.validate:
             await res.validate(session, obj, ctx)
@@ -358,7 +363,7 @@ def _item_routes(router: APIRouter, res: Resource, reader: Any, writer: Any, del
         request: Request, item_id: PathId, session: SessionDep, user: Annotated[User, deleter]
     ) -> Response:
         obj = await get_or_404(session, res.model, item_id, one)
-        ctx = Ctx(user=user, action="delete", old=row_values(obj))
+        ctx = Ctx(user=user, action="delete", old=row_values(obj), settings=_settings(request))
         if res.before_delete:
             await res.before_delete(session, obj, ctx)
         await session.delete(obj)

@@ -198,6 +198,8 @@ Depth = Annotated[Float, Field(ge=0, description="m")]
 PositiveDepth = Annotated[Float, Field(gt=0, description="m")]
 Diameter = Annotated[Float, Field(gt=0, description="inches")]
 Pressure = Annotated[Float, Field(gt=0, description="bar")]
+Gradient = Annotated[Float, Field(ge=0, le=1, description="bar/m")]
+Derating = Annotated[Float, Field(ge=0, lt=100, description="wear/corrosion, % of ratings")]
 
 
 class Stamped(Out):
@@ -223,6 +225,8 @@ class WellCreate(In):
     )
     measured_depth: PositiveDepth = Field(description="total measured depth, m")
     true_vertical_depth: PositiveDepth | None = Field(None, description="m; <= measured_depth")
+    wellhead_rating_bar: Pressure | None = Field(None, description="working pressure, bar")
+    tree_rating_bar: Pressure | None = Field(None, description="working pressure, bar")
     consequence_level: int | None = Field(
         None, ge=1, le=5, description="1-5; default from the well type"
     )
@@ -245,6 +249,8 @@ class WellUpdate(In):
     location: WellLocation | None = None
     measured_depth: PositiveDepth = None
     true_vertical_depth: PositiveDepth | None = None
+    wellhead_rating_bar: Pressure | None = None
+    tree_rating_bar: Pressure | None = None
     consequence_level: int = Field(None, ge=1, le=5)
     spud_date: Timestamp | None = None
     completion_date: Timestamp | None = None
@@ -265,6 +271,8 @@ class WellRead(Stamped):
     location: WellLocation | None
     measured_depth: float
     true_vertical_depth: float | None
+    wellhead_rating_bar: float | None
+    tree_rating_bar: float | None
     consequence_level: int
     spud_date: datetime | None
     completion_date: datetime | None
@@ -284,6 +292,11 @@ class CasingStringCreate(In):
     weight_ppf: Float | None = Field(None, gt=0, description="lb/ft")
     top_md: Depth
     bottom_md: PositiveDepth = Field(description="shoe, m; > top_md, <= the well's measured_depth")
+    derating_percent: Derating = 0.0
+    formation_strength_gradient_bar_per_m: Gradient | None = Field(
+        None, description="bar/m at the shoe, from a leak-off or formation-integrity test"
+    )
+    liner_hanger_rating_bar: Pressure | None = Field(None, description="liners: hanger rating")
     shoe_tvd: PositiveDepth | None = None
     burst_limit_bar: Pressure | None = None
     collapse_limit_bar: Pressure | None = None
@@ -298,6 +311,9 @@ class CasingStringUpdate(In):
     weight_ppf: Float | None = Field(None, gt=0)
     top_md: Depth = None
     bottom_md: PositiveDepth = None
+    derating_percent: Derating = None
+    formation_strength_gradient_bar_per_m: Gradient | None = None
+    liner_hanger_rating_bar: Pressure | None = None
     shoe_tvd: PositiveDepth | None = None
     burst_limit_bar: Pressure | None = None
     collapse_limit_bar: Pressure | None = None
@@ -313,6 +329,9 @@ class CasingStringRead(Stamped):
     weight_ppf: float | None
     top_md: float
     bottom_md: float
+    derating_percent: float
+    formation_strength_gradient_bar_per_m: float | None
+    liner_hanger_rating_bar: float | None
     shoe_tvd: float | None
     burst_limit_bar: float | None
     collapse_limit_bar: float | None
@@ -326,6 +345,14 @@ class TubingStringCreate(In):
     grade: str | None = Field(None, max_length=40)
     top_md: Depth
     bottom_md: PositiveDepth
+    packer_rating_bar: Pressure | None = Field(None, description="differential rating, bar")
+    derating_percent: Derating = 0.0
+    fluid_gradient_bar_per_m: Gradient | None = Field(
+        None, description="least fluid gradient inside (gas), bar/m; none: empty tubing"
+    )
+    min_pressure_bar: Float | None = Field(None, ge=0, description="least tubing head pressure")
+    sssv_depth_md: PositiveDepth | None = None
+    sssv_collapse_limit_bar: Pressure | None = None
     packer_depth_md: PositiveDepth | None = Field(None, description="m; within the string")
     burst_limit_bar: Pressure | None = None
     collapse_limit_bar: Pressure | None = None
@@ -338,6 +365,12 @@ class TubingStringUpdate(In):
     grade: str | None = Field(None, max_length=40)
     top_md: Depth = None
     bottom_md: PositiveDepth = None
+    packer_rating_bar: Pressure | None = None
+    derating_percent: Derating = None
+    fluid_gradient_bar_per_m: Gradient | None = None
+    min_pressure_bar: Float | None = Field(None, ge=0)
+    sssv_depth_md: PositiveDepth | None = None
+    sssv_collapse_limit_bar: Pressure | None = None
     packer_depth_md: PositiveDepth | None = None
     burst_limit_bar: Pressure | None = None
     collapse_limit_bar: Pressure | None = None
@@ -351,6 +384,12 @@ class TubingStringRead(Stamped):
     grade: str | None
     top_md: float
     bottom_md: float
+    packer_rating_bar: float | None
+    derating_percent: float
+    fluid_gradient_bar_per_m: float | None
+    min_pressure_bar: float | None
+    sssv_depth_md: float | None
+    sssv_collapse_limit_bar: float | None
     packer_depth_md: float | None
     burst_limit_bar: float | None
     collapse_limit_bar: float | None
@@ -419,6 +458,9 @@ class AnnulusCreate(In):
     outer_casing_string_id: Id | None = None
     fluid_type: FluidType = Field(FluidType.other, description="gas, brine, mud or other")
     fluid_gradient_bar_per_m: Float | None = Field(None, ge=0, description=_GRADIENT_DOC)
+    backup_gradient_bar_per_m: Gradient | None = Field(
+        None, description="bar/m behind the outer casing; none: the next annulus out's fluid"
+    )
     safety_factor: Float = Field(0.9, gt=0, le=1, description="multiplier on every limit")
     warning_threshold: Float = Field(0.8, gt=0, description="fraction of MAASP")
     exceeded_threshold: Float = Field(1.0, gt=0, description="fraction of MAASP")
@@ -437,6 +479,7 @@ class AnnulusUpdate(In):
     outer_casing_string_id: Id | None = None
     fluid_type: FluidType = None
     fluid_gradient_bar_per_m: Float = Field(None, ge=0)
+    backup_gradient_bar_per_m: Gradient | None = None
     safety_factor: Float = Field(None, gt=0, le=1)
     warning_threshold: Float = Field(None, gt=0)
     exceeded_threshold: Float = Field(None, gt=0)
@@ -453,6 +496,7 @@ class AnnulusRead(Stamped):
     outer_casing_string_id: int | None
     fluid_type: FluidType
     fluid_gradient_bar_per_m: float
+    backup_gradient_bar_per_m: float | None
     safety_factor: float
     warning_threshold: float
     exceeded_threshold: float
@@ -468,7 +512,11 @@ class CriticalPointCreate(In):
     depth_md: Depth | None = Field(
         None, description="m; within the well's measured_depth; tvd_m when not sent"
     )
-    tvd_m: Depth = Field(description="m; <= depth_md")
+    tvd_m: Depth | None = Field(
+        None,
+        description="m; <= depth_md; when not sent, from the well's survey at depth_md "
+        "(vertical if none); send depth_md, tvd_m or both",
+    )
     pressure_limit_bar: Pressure = Field(description="allowable pressure at depth")
     notes: str | None = None
 
@@ -490,6 +538,11 @@ class CriticalPointRead(Stamped):
     tvd_m: float
     pressure_limit_bar: float
     notes: str | None
+    origin: str = Field(description="manual, or derived (accepted from the architecture)")
+    derivation: dict[str, Any] | None = Field(
+        description="a derived point's kind, formula, inputs and source"
+    )
+    accepted_by_id: int | None
 
 
 class ScadaTagCreate(In):
@@ -889,3 +942,74 @@ class AlertOut(Out):
     payload: dict[str, Any]
     acknowledged_at: datetime | None
     acknowledged_by_id: int | None
+
+
+# --- deviation survey and derived critical points ---------------------------------------------
+
+
+class SurveyStationIn(In):
+    md_m: Float = Field(ge=0, description="measured depth, m; strictly increasing")
+    inclination_deg: Float = Field(ge=0, le=180, description="from vertical, degrees")
+    azimuth_deg: Float = Field(ge=0, le=360, description="from north, degrees")
+
+
+class SurveyIn(In):
+    """The whole survey: it replaces the stored one. A first station below MD 0 gets a
+    vertical tie-in at MD 0."""
+
+    stations: list[SurveyStationIn] = Field(min_length=1, max_length=10000)
+
+
+class SurveyStationOut(Out):
+    md_m: float
+    inclination_deg: float
+    azimuth_deg: float
+    tvd_m: float = Field(description="by minimum curvature")
+
+
+class SurveyRead(BaseModel):
+    well_id: int
+    stations: list[SurveyStationOut] = Field(description="empty: a vertical well (TVD = MD)")
+
+
+class DerivedPointRead(BaseModel):
+    kind: str = Field(description="one per element and depth, e.g. tubing_collapse_at_packer")
+    point_type: CriticalPointType
+    label: str
+    depth_md: float
+    tvd_m: float
+    pressure_limit_bar: float = Field(description="allowable pressure at depth")
+    allowable_surface_bar: float = Field(
+        description="safety_factor × limit − annulus gradient × tvd: the MAASP this point allows"
+    )
+    formula: str
+    source: str
+    inputs: dict[str, float]
+    status: str = Field(
+        description="proposed; accepted; changed (differs from the accepted one); "
+        "overridden (by a manual point of the same type and depth)"
+    )
+    critical_point_id: int | None = Field(
+        description="the accepted derived point, or the manual point that overrides it"
+    )
+
+
+class DerivedPointsRead(BaseModel):
+    annulus_id: int
+    points: list[DerivedPointRead]
+    missing: dict[str, list[str]] = Field(
+        description="points that cannot be derived yet: kind -> the fields to fill in"
+    )
+
+
+class AcceptDerivedIn(In):
+    kinds: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None, max_length=100, description="the kinds to accept; omitted: all"
+    )
+
+
+class AcceptDerivedRead(BaseModel):
+    annulus_id: int
+    accepted: list[CriticalPointRead]
+    overridden: list[str] = Field(description="kinds left out for a manual point")
+    missing: dict[str, list[str]]

@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import SseListener, build_well, poll, readings
+from tests.support import worked_example as wx
 
 ADMIN_EMAIL = "e2e-admin@wims.example"
 ADMIN_PASSWORD = "e2e-admin-password"
@@ -196,3 +197,46 @@ def test_every_metric_the_operators_monitoring_reads_is_exported(
     assert wanted <= exported, (
         f"named by the monitoring, exported by no service: {sorted(wanted - exported)}"
     )
+
+
+async def test_derived_points_accepted_give_the_worked_example_maasp(
+    running_stack: RunningStack,
+) -> None:
+    """Well 2/8-A-2A with a survey and its full architecture and no manual point: the
+    engineer accepts the derived points, and the MAASP worker's MAASPs, read through the
+    API, are the published ones (A 3710 psi from tubing collapse, C 1782 psi from burst)."""
+    rs = running_stack
+    email = "e2e-derived@wims.example"
+    made = rs.wims("create-admin", "--email", email, "--password", ADMIN_PASSWORD)
+    assert made.returncode == 0, made.stderr
+    async with httpx.AsyncClient(
+        base_url=rs.api, headers=rs.login(email, ADMIN_PASSWORD), timeout=30
+    ) as api:
+
+        async def post(path: str, body: dict) -> dict:
+            r = await api.post(path, json=body)
+            assert r.status_code == 201, f"POST {path}: {r.status_code} {r.text}"
+            return r.json()
+
+        async def put(path: str, body: dict) -> dict:
+            r = await api.put(path, json=body)
+            assert r.status_code == 200, f"PUT {path}: {r.status_code} {r.text}"
+            return r.json()
+
+        ids = await wx.build(post, put, name=f"2/8-A-2A-{uuid.uuid4().hex[:6]}")
+        for name in ("A", "C"):
+            r = await api.post(f"/annuli/{ids[name]}/derived-critical-points/accept")
+            assert r.status_code == 200, r.text
+            assert r.json()["accepted"], f"no derived point accepted for annulus {name}"
+
+        async def maasp_of(annulus_id: int):
+            r = await api.get(f"/annuli/{annulus_id}/maasp")
+            current = r.json().get("current") if r.status_code == 200 else None
+            return current if current and current["maasp_bar"] is not None else None
+
+        a = await poll(lambda: maasp_of(ids["A"]), "the A annulus MAASP", within_s=30)
+        c = await poll(lambda: maasp_of(ids["C"]), "the C annulus MAASP", within_s=30)
+    assert a["maasp_bar"] == pytest.approx(wx.A_MAASP_BAR, abs=0.07)  # 3710 psi ± 1 psi
+    assert a["limiting_point_name"] == "tubing collapse at packer"
+    assert c["maasp_bar"] == pytest.approx(wx.C_MAASP_BAR, abs=0.07)  # 1782 psi ± 1 psi
+    assert c["limiting_point_name"] == "20in burst at shoe"

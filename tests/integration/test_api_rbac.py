@@ -82,6 +82,31 @@ MATRIX: list[tuple[str, str, Role | None, int, Body]] = [
         200,
         lambda ids, role: {"category": "high"},
     ),
+    # deviation survey and derived critical points
+    ("GET", "/api/v1/wells/{well_id}/survey", Role.viewer, 200, None),
+    (
+        "PUT",
+        "/api/v1/wells/{well_id}/survey",
+        Role.engineer,
+        200,
+        lambda ids, role: {"stations": [{"md_m": 0, "inclination_deg": 0, "azimuth_deg": 0}]},
+    ),
+    (
+        "PUT",
+        "/api/v1/wells/{well_id}/survey/csv",
+        Role.engineer,
+        200,
+        lambda ids, role: "md_m,inclination_deg,azimuth_deg\n0,0,0\n100,2,30\n",
+    ),
+    ("DELETE", "/api/v1/wells/{well_id}/survey", Role.admin, 204, None),
+    ("GET", "/api/v1/annuli/{annulus_id}/derived-critical-points", Role.viewer, 200, None),
+    (
+        "POST",
+        "/api/v1/annuli/{annulus_id}/derived-critical-points/accept",
+        Role.engineer,
+        200,
+        None,
+    ),
 ]
 
 

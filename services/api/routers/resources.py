@@ -6,11 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import schemas as s
 from services.api.crud import Ctx, Parent, Resource, crud_router, get_or_404
+from services.api.derived import (
+    DERIVED,
+    MANUAL,
+    OVERRIDE_TOLERANCE_M,
+    accept_well_if_auto,
+    well_tvd,
+)
 from services.api.errors import FieldInvalid
 from services.api.outbox import queue_annulus_config, queue_barrier_event, queue_well_config
 from shared import events as ev
@@ -139,6 +146,17 @@ async def well_changed(session: AsyncSession, well: Well, ctx: Ctx) -> None:
     for annulus in ctx.extra.get("annuli", []):
         await queue_annulus_config(session, annulus, deleted=True)
     await queue_well_config(session, well, deleted=deleted)
+    if ctx.action == "update":  # wellhead and tree ratings are inputs of derived points
+        await architecture_changed(session, well, ctx)
+
+
+async def architecture_changed(session: AsyncSession, obj: Any, ctx: Ctx) -> None:
+    """With WIMS_AUTO_ACCEPT_DERIVED_POINTS, any change to what the derived critical points
+    are made of re-derives and accepts them for the whole well."""
+    auto = ctx.settings is not None and ctx.settings.auto_accept_derived_points
+    well_id = obj.id if isinstance(obj, Well) else obj.well_id
+    if auto and await session.get(Well, well_id) is not None:
+        await accept_well_if_auto(session, well_id, ctx.user, auto)
 
 
 wells = Resource(
@@ -225,6 +243,7 @@ async def cement_changed(session: AsyncSession, obj: CementInterval, ctx: Ctx) -
     well = await session.get(Well, obj.well_id)
     if well is not None:
         await queue_well_config(session, well)
+    await architecture_changed(session, obj, ctx)  # the top of cement places points
 
 
 casing_strings = Resource(
@@ -239,6 +258,7 @@ casing_strings = Resource(
     filters={"casing_type": CasingType, "name": str},
     sort_fields=("id", "name", "top_md", "bottom_md", "outer_diameter_in"),
     validate=validate_string,
+    changed=architecture_changed,
 )
 tubing_strings = Resource(
     model=TubingString,
@@ -252,6 +272,7 @@ tubing_strings = Resource(
     filters={"name": str},
     sort_fields=("id", "name", "top_md", "bottom_md"),
     validate=validate_string,
+    changed=architecture_changed,
 )
 cement_intervals = Resource(
     model=CementInterval,
@@ -373,12 +394,15 @@ async def annulus_changed(session: AsyncSession, annulus: Annulus, ctx: Ctx) -> 
     if ctx.action != "update" or annulus.name != ctx.old.get("name"):
         # The well's config lists its annuli.
         await queue_well_config(session, await well_of(session, annulus.well_id))
+    await architecture_changed(session, annulus, ctx)
 
 
 def _fill_depth_md(point: CriticalPoint, ctx: Ctx) -> None:
     """Until a deviation survey exists the point's measured depth is its vertical depth (a
     vertical well); a depth derived so follows a changed tvd_m, one given stays."""
     if ctx.action == "create":
+        if point.depth_md is None and point.tvd_m is None:
+            raise FieldInvalid("depth_md", "send depth_md (TVD from the survey), tvd_m or both")
         if point.depth_md is None:
             point.depth_md = point.tvd_m
         return
@@ -395,6 +419,11 @@ async def validate_critical_point(session: AsyncSession, point: CriticalPoint, c
         raise FieldInvalid(
             "depth_md", f"must be within the well's measured_depth ({well.measured_depth} m)"
         )
+    if point.tvd_m is None:  # a depth given in MD gets its TVD from the survey
+        point.tvd_m = (await well_tvd(session, well.id))(point.depth_md)
+    if ctx.action == "update" and point.origin == DERIVED:
+        # An engineer who edits a derived point takes it over: it is a manual point now.
+        point.origin, point.derivation = MANUAL, None
     if point.tvd_m > point.depth_md:
         raise FieldInvalid("tvd_m", f"must not exceed depth_md ({point.depth_md} m)")
     if well.true_vertical_depth is not None and point.tvd_m > well.true_vertical_depth:
@@ -404,6 +433,16 @@ async def validate_critical_point(session: AsyncSession, point: CriticalPoint, c
 
 
 async def critical_point_changed(session: AsyncSession, point: CriticalPoint, ctx: Ctx) -> None:
+    if ctx.action != "delete" and point.origin == MANUAL:
+        # A manual point overrides the derived point of its type at its depth.
+        await session.execute(
+            delete(CriticalPoint).where(
+                CriticalPoint.annulus_id == point.annulus_id,
+                CriticalPoint.origin == DERIVED,
+                CriticalPoint.point_type == point.point_type,
+                func.abs(CriticalPoint.depth_md - point.depth_md) <= OVERRIDE_TOLERANCE_M,
+            )
+        )
     annulus = await session.get(Annulus, point.annulus_id)
     if annulus is not None:
         await queue_annulus_config(session, annulus)
@@ -438,7 +477,9 @@ critical_points = Resource(
     validate=validate_critical_point,
     changed=critical_point_changed,
     description="Changes publish the annulus's config (wims.annulus-config) through the "
-    "outbox, so the MAASP worker recomputes MAASP.",
+    "outbox, so the MAASP worker recomputes MAASP. tvd_m omitted: from the well's survey. A "
+    "manual point replaces the derived point of its type within 1 m of its depth; editing a "
+    "derived point makes it manual.",
 )
 
 
