@@ -137,6 +137,11 @@ class Well(TimestampMixin, Base):
     true_vertical_depth: Mapped[float | None] = mapped_column(Float, comment="m")
     consequence_level: Mapped[int] = mapped_column(SmallInteger, comment="1-5")
     spud_date: Mapped[datetime | None] = _ts(nullable=True)
+    commissioning: Mapped[bool] = mapped_column(
+        Boolean,
+        server_default=text("false"),
+        comment="being commissioned: the well raises no colour alerts",
+    )
 
     __table_args__ = (
         CheckConstraint("measured_depth > 0", name="measured_depth_positive"),
@@ -403,6 +408,10 @@ class IntegritySnapshot(Base):
     max_utilisation: Mapped[float | None] = mapped_column(Float)
     sap_detected: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
+    assessed: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("true"), comment="false: data for a full assessment missing"
+    )
+    assessment_gaps: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'"))
 
     __table_args__ = (Index("ix_integrity_snapshot_well_id_ts", "well_id", "ts"),)
 

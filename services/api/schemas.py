@@ -207,6 +207,17 @@ class Stamped(Out):
 # --- wells ------------------------------------------------------------------------------------
 
 
+_COMMISSIONING = (
+    "the well is being commissioned (configured, tested, brought into service): its "
+    "snapshots record the truth but it raises no integrity colour alerts until cleared"
+)
+_ASSESSED = (
+    "false while data a full assessment needs is missing (an envelope without barrier "
+    "elements, an annulus without MAASP): the colour is then not a verdict; the console "
+    "shows 'not assessed'"
+)
+
+
 class WellCreate(In):
     name: Name
     field: Name
@@ -219,6 +230,7 @@ class WellCreate(In):
         None, ge=1, le=5, description="1-5; default from the well type"
     )
     spud_date: Timestamp | None = None
+    commissioning: bool = Field(False, description=_COMMISSIONING)
 
 
 class WellUpdate(In):
@@ -231,6 +243,7 @@ class WellUpdate(In):
     true_vertical_depth: PositiveDepth | None = None
     consequence_level: int = Field(None, ge=1, le=5)
     spud_date: Timestamp | None = None
+    commissioning: bool = Field(None, description=_COMMISSIONING)
 
 
 class WellRead(Stamped):
@@ -243,6 +256,7 @@ class WellRead(Stamped):
     true_vertical_depth: float | None
     consequence_level: int
     spud_date: datetime | None
+    commissioning: bool = Field(description=_COMMISSIONING)
 
 
 # --- strings and cement -----------------------------------------------------------------------
@@ -727,6 +741,8 @@ class IntegrityOut(Out):
     max_utilisation: float | None
     sap_detected: bool
     findings: list[dict[str, Any]]
+    assessed: bool = Field(description=_ASSESSED)
+    assessment_gaps: list[str] = Field(description="why the well is not fully assessed")
 
 
 class StringSummary(BaseModel):
@@ -764,6 +780,9 @@ class FleetWell(BaseModel):
     status: WellStatus
     well_type: WellType
     colour: IntegrityStatus | None = Field(description="latest integrity status; null: none yet")
+    assessed: bool | None = Field(description=_ASSESSED + "; null: no snapshot yet")
+    assessment_gaps: list[str] = Field(description="why the well is not fully assessed")
+    commissioning: bool = Field(description=_COMMISSIONING)
     risk_score: int | None
     risk_category: RiskCategory | None
     highest_utilisation: float | None = Field(

@@ -346,13 +346,15 @@ async def integrity_history(
 
 _FLEET_WELLS_SQL = text(
     """
-SELECT w.id, w.name, w.field, w.status, w.well_type,
-       i.status AS colour, i.risk_score, i.risk_category,
+SELECT w.id, w.name, w.field, w.status, w.well_type, w.commissioning,
+       i.status AS colour, i.assessed, coalesce(i.assessment_gaps, '[]') AS assessment_gaps,
+       i.risk_score, i.risk_category,
        coalesce(t.open_tasks, 0) AS open_tasks,
        coalesce(t.critical_open_tasks, 0) AS critical_open_tasks,
        coalesce(t.overdue_open_tasks, 0) AS overdue_open_tasks
 FROM well w
-LEFT JOIN LATERAL (SELECT status, risk_score, risk_category FROM integrity_snapshot
+LEFT JOIN LATERAL (SELECT status, assessed, assessment_gaps, risk_score, risk_category
+                     FROM integrity_snapshot
                     WHERE well_id = w.id ORDER BY ts DESC, id DESC LIMIT 1) i ON true
 LEFT JOIN (SELECT well_id, count(*) AS open_tasks,
                   count(*) FILTER (WHERE priority = 'critical') AS critical_open_tasks,
