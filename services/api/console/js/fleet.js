@@ -267,6 +267,15 @@ export function alertFor(alert) {
   const w = wells.get(id);
   if (w && alert.kind === "sap_detected") w.sap = true;
   if (w && alert.kind === "integrity_status_changed" && alert.status) w.colour = alert.status;
+  reread(id);
+  // An annulus alert moves the well's colour a moment later (the integrity worker writes
+  // the snapshot after it), and a well that raises no colour alert (settling,
+  // commissioning, not assessed, or a change still persisting) sends no second alert to
+  // follow: read it once more shortly after.
+  if (alert.kind !== "integrity_status_changed") setTimeout(() => reread(id), 1000);
+}
+
+function reread(id) {
   pending.add(id);
   if (!pendingTimer) pendingTimer = setTimeout(refreshPending, 150);
 }
