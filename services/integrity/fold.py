@@ -489,7 +489,8 @@ def status_changed_alert(
     colour and the announced change, so a replayed announcement is the same alert."""
     name = state.get("name") or f"well {state['well_id']}"
     drivers = [f.message for f in assessment.findings if f.severity != Severity.info][:3]
-    was = previous.value if previous is not None else "unassessed"
+    # None: nothing was ever announced for the well (new, or quiet since it was set up).
+    was = previous.value if previous is not None else "not announced"
     message = f"{name} integrity {was} -> {assessment.status.value}"
     if drivers:
         message += ": " + "; ".join(drivers)
