@@ -62,7 +62,7 @@ async def read_alerts(settings: Settings) -> list[tuple[int, ev.Alert]]:
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
         out: list[tuple[int, ev.Alert]] = []
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 out.extend((r.timestamp, ev.decode(topics.ALERTS.name, r.value)) for r in records)

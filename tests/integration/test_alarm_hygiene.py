@@ -69,7 +69,7 @@ def colour_alerts(settings: Settings, well_id: int) -> list[ev.Alert]:
             await consumer.seek_to_beginning(*parts)
             ends = await consumer.end_offsets(parts)
             found: list[ev.Alert] = []
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
                     for r in records:
                         if r.key != str(well_id).encode():
