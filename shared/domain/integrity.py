@@ -401,8 +401,9 @@ class IntegrityAssessment:
             self.risk_score,
             self.risk_category,
             tuple((f.code, f.subject) for f in self.findings),
-            self.assessment_gaps,
-        )
+            # Only when there are gaps: a fully assessed well keeps the fingerprint it had
+            # before gaps were judged, so an upgrade writes no snapshot burst.
+        ) + ((self.assessment_gaps,) if self.assessment_gaps else ())
 
     def to_dict(self) -> dict[str, Any]:
         return {

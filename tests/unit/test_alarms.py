@@ -356,3 +356,11 @@ def test_a_state_from_before_alarm_hygiene_keeps_what_was_announced() -> None:
     legacy = {k: v for k, v in state.items() if k not in ("alarm", "configured_at")}
     legacy["last"] = {**state["last"], "status": "red"}  # announced red back then
     assert step(legacy, s(20), "t")[1] is None
+
+
+def test_gaining_a_maasp_changes_the_fingerprint_and_an_assessed_well_keeps_its_old_one() -> None:
+    gap = evaluate_well(well_inputs(fold(None, config(1, T0, points=0))), T0)  # type: ignore[arg-type]
+    full = evaluate_well(well_inputs(fold(None, config(1, T0))), T0)  # type: ignore[arg-type]
+    assert gap.fingerprint() != full.fingerprint()
+    # Fingerprints stored before gaps were judged stay valid: no snapshot burst on upgrade.
+    assert full.fingerprint() == full.fingerprint()[:8] and len(full.fingerprint()) == 8
