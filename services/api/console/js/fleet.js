@@ -272,7 +272,7 @@ export function alertFor(alert) {
   // the snapshot after it), and a well that raises no colour alert (settling,
   // commissioning, not assessed, or a change still persisting) sends no second alert to
   // follow: read it once more shortly after.
-  if (alert.kind !== "integrity_status_changed") setTimeout(() => reread(id), 1000);
+  if (alert.kind !== "integrity_status_changed") setTimeout(() => reread(id), 500);
 }
 
 function reread(id) {
