@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status demo test test-unit test-fault test-scale soak bench lint format clean
+.PHONY: setup up down status demo test test-unit test-fault test-scale soak bench measure-alarms lint format clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,10 @@ soak: setup        ## bounded soak: steady push, config edits, kills, broker res
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Minutes of `wims demo` from a clean start; prints the alerts per kind and well.
+measure-alarms: setup  ## alarm load of the demo (ALARMS_ARGS="--minutes 6")
+	$(BIN)/python -m bench.alarms $(ALARMS_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

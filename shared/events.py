@@ -179,6 +179,9 @@ class AnnulusRef(BaseModel):
 
     id: int
     name: str
+    critical_points: int | None = Field(
+        None, ge=0, description="how many critical points define its MAASP; None: not stated"
+    )
 
 
 class WellConfig(Event):
@@ -191,6 +194,9 @@ class WellConfig(Event):
     consequence_level: int = Field(ge=1, le=5)
     annuli: list[AnnulusRef] = []
     elements: list[BarrierElementConfig] = []
+    commissioning: bool = Field(
+        False, description="an engineer is commissioning the well: no colour alerts"
+    )
     deleted: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -317,6 +323,8 @@ class IntegritySnapshot(Event):
 
     sap_detected: bool = False
     findings: list[dict[str, Any]] = []
+    assessed: bool = True
+    assessment_gaps: list[str] = []
 
 
 class TaskEvent(Event):

@@ -147,6 +147,11 @@ class Well(TimestampMixin, Base):
     data_stale_after_s: Mapped[int | None] = mapped_column(
         Integer, comment="no good reading this long is data_stale; None: the global default"
     )
+    commissioning: Mapped[bool] = mapped_column(
+        Boolean,
+        server_default=text("false"),
+        comment="being commissioned: the well raises no colour alerts",
+    )
 
     __table_args__ = (
         CheckConstraint("measured_depth > 0", name="measured_depth_positive"),
@@ -510,6 +515,10 @@ class IntegritySnapshot(Base):
     highest_annulus_utilisation: Mapped[float | None] = mapped_column(Float)
     sap_detected: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'"))
+    assessed: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("true"), comment="false: data for a full assessment missing"
+    )
+    assessment_gaps: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'"))
 
     __table_args__ = (Index("ix_integrity_snapshot_well_id_created_at", "well_id", "created_at"),)
 
@@ -549,6 +558,8 @@ class FleetWell(Base):
     colour: Mapped[IntegrityStatus] = mapped_column(pg_enum(IntegrityStatus, "integrity_status"))
     risk_score: Mapped[int] = mapped_column(SmallInteger)
     risk_category: Mapped[RiskCategory] = mapped_column(pg_enum(RiskCategory, "risk_category"))
+    assessed: Mapped[bool] = mapped_column(Boolean)
+    assessment_gaps: Mapped[list[str]] = mapped_column(JSONB)
 
 
 class RiskMatrixCell(Base):

@@ -84,6 +84,25 @@ class Settings(BaseSettings):
     integrity_reevaluate_seconds: float = Field(
         60.0, gt=0, description="how often the integrity worker re-evaluates every well"
     )
+    # Alarm hygiene (docs/domain.md "Alarm hygiene"): when a colour change becomes an alert.
+    colour_persist_s: float = Field(
+        120.0,
+        ge=0,
+        description="a well colour other than red must hold this long before it is alerted "
+        "(a change that reverts sooner raises nothing); red alerts at once; 0: no delay",
+    )
+    config_settling_s: float = Field(
+        300.0,
+        ge=0,
+        description="a well whose annuli, critical points or barrier elements changed within "
+        "this time raises no colour alerts (its snapshots still record the colour)",
+    )
+    integrity_alarm_sweep_s: float = Field(
+        2.0,
+        gt=0,
+        description="how often the integrity worker looks for colour alerts whose persistence "
+        "or settling time ran out with no new event for the well",
+    )
     integrity_risk_matrix_refresh_seconds: float = Field(
         60.0, gt=0, description="how long the integrity worker caches the risk matrix"
     )

@@ -367,6 +367,11 @@ def run_demo(settings: Any, args: Any, start_stack: Callable[[Any, Any], int]) -
 
     wells = {w["name"]: w["id"] for w in api.get("/wells", limit=500)}
     plans = {p.well["name"]: p for p in sample_field(args.wells, seed=args.seed)}
+    # The SSSV's well was configured moments ago, during seeding: within its settling time
+    # (WIMS_CONFIG_SETTLING_S) its colour changes raise no alert, so the incident waits
+    # that out, as a real failure would come long after the well was set up.
+    sssv_after = max(args.sssv_after, settings.config_settling_s + 15)
+
     scenarios: list[str] = []
     sssv_element: int | None = None
     for name, plan in plans.items():
@@ -383,13 +388,13 @@ def run_demo(settings: Any, args: Any, start_stack: Callable[[Any, Any], int]) -
                 for element in api.get(f"/barrier-envelopes/{env['id']}/barrier-elements"):
                     if element["element_type"] == "sssv":
                         sssv_element = element["id"]
-            print(f"  incident: failing SSSV inflow test on {name} after {args.sssv_after:.0f} s")
+            print(f"  incident: failing SSSV inflow test on {name} after {sssv_after:.0f} s")
 
     key = api.post("/api-keys", {"name": "demo SCADA historian", "source": "demo-scada"})
     secret = key["secret"]
 
     def fail_sssv() -> None:
-        time.sleep(args.sssv_after)
+        time.sleep(sssv_after)
         if sssv_element is None:
             return
         from datetime import UTC, datetime

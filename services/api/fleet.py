@@ -34,8 +34,9 @@ _FILTERS = """
   AND (CAST(%(country)s AS text) IS NULL OR w.country = %(country)s)"""
 
 _WELLS_SQL = f"""
-SELECT w.id, w.name, w.field, w.status::text, w.type::text, w.country,
-       f.colour::text, f.risk_score, f.risk_category::text,
+SELECT w.id, w.name, w.field, w.status::text, w.type::text, w.country, w.commissioning,
+       f.colour::text, f.assessed, coalesce(f.assessment_gaps, '[]'::jsonb),
+       f.risk_score, f.risk_category::text,
        coalesce(t.open_tasks, 0), coalesce(t.critical_open_tasks, 0),
        coalesce(t.overdue_open_tasks, 0)
 FROM well w
@@ -56,7 +57,10 @@ _WELL_KEYS = (
     "status",
     "type",
     "country",
+    "commissioning",
     "colour",
+    "assessed",
+    "assessment_gaps",
     "risk_score",
     "risk_category",
     "open_tasks",
@@ -83,13 +87,14 @@ FLEET_TRUTH_SQL = """
 SELECT a.id AS annulus_id, m.timestamp AS reading_ts, m.pressure_bar, m.quality::text AS quality,
        r.config_version AS maasp_config_version, r.maasp_bar,
        i.created_at AS snapshot_ts, i.overall_status::text AS colour, i.risk_score,
-       i.risk_category::text AS risk_category
+       i.risk_category::text AS risk_category, i.assessed, i.assessment_gaps
 FROM annulus a
 LEFT JOIN LATERAL (SELECT timestamp, pressure_bar, quality FROM annulus_measurement
                     WHERE annulus_id = a.id ORDER BY timestamp DESC LIMIT 1) m ON true
 LEFT JOIN LATERAL (SELECT config_version, maasp_bar FROM maasp_result WHERE annulus_id = a.id
                     ORDER BY config_version DESC LIMIT 1) r ON true
-LEFT JOIN LATERAL (SELECT created_at, overall_status, risk_score, risk_category
+LEFT JOIN LATERAL (SELECT created_at, overall_status, risk_score, risk_category, assessed,
+                          assessment_gaps
                      FROM integrity_snapshot
                     WHERE well_id = a.well_id ORDER BY created_at DESC, id DESC LIMIT 1) i ON true
 ORDER BY a.id
@@ -98,7 +103,7 @@ FLEET_MODEL_SQL = """
 SELECT a.id AS annulus_id, fa.reading_ts, fa.pressure_bar, fa.quality::text AS quality,
        fa.maasp_config_version, fa.maasp_bar,
        f.snapshot_ts, f.colour::text AS colour, f.risk_score,
-       f.risk_category::text AS risk_category
+       f.risk_category::text AS risk_category, f.assessed, f.assessment_gaps
 FROM annulus a
 LEFT JOIN fleet_annulus fa ON fa.annulus_id = a.id
 LEFT JOIN fleet_well f ON f.well_id = a.well_id

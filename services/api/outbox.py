@@ -24,7 +24,7 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.api.metrics import OUTBOX_ERRORS, OUTBOX_PENDING, OUTBOX_PUBLISHED
@@ -87,10 +87,17 @@ async def queue_well_config(session: AsyncSession, well: Well, *, deleted: bool 
     annuli: list[ev.AnnulusRef] = []
     elements: list[ev.BarrierElementConfig] = []
     if not deleted:
+        # The number of critical points tells the integrity worker whether an annulus has a
+        # MAASP at all, i.e. whether the well can be fully assessed.
+        points = (
+            select(func.count(CriticalPoint.id))
+            .where(CriticalPoint.annulus_id == Annulus.id)
+            .scalar_subquery()
+        )
         annuli = [
-            ev.AnnulusRef(id=a_id, name=name)
-            for a_id, name in await session.execute(
-                select(Annulus.id, Annulus.name)
+            ev.AnnulusRef(id=a_id, name=name, critical_points=n)
+            for a_id, name, n in await session.execute(
+                select(Annulus.id, Annulus.name, points)
                 .where(Annulus.well_id == well.id)
                 .order_by(Annulus.name)
             )
@@ -137,6 +144,7 @@ async def queue_well_config(session: AsyncSession, well: Well, *, deleted: bool 
         consequence_level=well.consequence_level,
         annuli=annuli,
         elements=elements,
+        commissioning=well.commissioning,
         deleted=deleted,
     )
     _queue(session, topics.WELL_CONFIG, well.id, event, oid)

@@ -212,6 +212,15 @@ class Stamped(Out):
 
 
 Country = Annotated[str, Field(min_length=1, max_length=100)]
+_COMMISSIONING = (
+    "the well is being commissioned (configured, tested, brought into service): its "
+    "snapshots record the truth but it raises no integrity colour alerts until cleared"
+)
+_ASSESSED = (
+    "false while data a full assessment needs is missing (an envelope without barrier "
+    "elements, an annulus without MAASP): the colour is then not a verdict; the console "
+    "shows 'not assessed'"
+)
 
 
 class WellCreate(In):
@@ -238,6 +247,7 @@ class WellCreate(In):
         le=INT32_MAX,
         description="s without a good reading before data_stale; null: the default",
     )
+    commissioning: bool = Field(False, description=_COMMISSIONING)
 
 
 class WellUpdate(In):
@@ -260,6 +270,7 @@ class WellUpdate(In):
         le=INT32_MAX,
         description="s without a good reading before data_stale; null: the default",
     )
+    commissioning: bool = Field(None, description=_COMMISSIONING)
 
 
 class WellRead(Stamped):
@@ -277,6 +288,7 @@ class WellRead(Stamped):
     spud_date: datetime | None
     completion_date: datetime | None
     data_stale_after_s: int | None
+    commissioning: bool = Field(description=_COMMISSIONING)
 
 
 # --- strings and cement -----------------------------------------------------------------------
@@ -859,6 +871,8 @@ class IntegrityOut(Out):
     highest_annulus_utilisation: float | None
     sap_detected: bool
     findings: list[dict[str, Any]]
+    assessed: bool = Field(description=_ASSESSED)
+    assessment_gaps: list[str] = Field(description="why the well is not fully assessed")
 
 
 class StringSummary(BaseModel):
@@ -897,6 +911,9 @@ class FleetWell(BaseModel):
     type: WellType
     country: str | None
     colour: IntegrityStatus | None = Field(description="latest integrity status; null: none yet")
+    assessed: bool | None = Field(description=_ASSESSED + "; null: no snapshot yet")
+    assessment_gaps: list[str] = Field(description="why the well is not fully assessed")
+    commissioning: bool = Field(description=_COMMISSIONING)
     risk_score: int | None
     risk_category: RiskCategory | None
     highest_utilisation: float | None = Field(

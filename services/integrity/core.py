@@ -13,12 +13,18 @@ State layout::
       "partition": 3,              # partition of the table (and of every wims.* topic)
       "config_version": 4,         # None until a WellConfig arrived
       "name": "W-17", "consequence": 3,
+      "commissioning": False,      # an engineer is commissioning it: no colour alerts
+      "structure": "ab12...",      # hash of the annuli and elements the config lists
+      "configured_at": "...",      # when that structure last changed (settling time)
       "elements": {"5": {"name", "element_type", "envelope", "status", "status_ts",
                          "last_tested_at", "next_test_due"}},
       "annuli": {"1": {"name", "level", "utilisation", "sap_detected",
-                       "diagnostic_test_due", "ts"}},
-      "last": {"fingerprint", "status", "event_id"} or None   # last snapshot emitted
+                       "diagnostic_test_due", "ts", "critical_points"}},
+      "last": {"fingerprint", "status", "event_id"} or None,  # last snapshot emitted
+      "alarm": {"announced", "pending", "pending_since", "wake_at"}  # shared.domain.alarms
     }
+
+States written before a key existed lack it: readers use ``.get`` with the old meaning.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from uuid import UUID
 
 import orjson
 
+from shared.domain.alarms import AlarmPolicy, ColourAlarm, Quiet, decide_alarm
 from shared.domain.integrity import (
     AnnulusEvidence,
     ElementInput,
@@ -71,6 +78,9 @@ def new_state(well_id: int, partition: int) -> State:
         "config_version": None,
         "name": None,
         "consequence": None,
+        "commissioning": False,
+        "structure": None,
+        "configured_at": None,
         "elements": {},
         "annuli": {},
         "last": None,
@@ -139,6 +149,13 @@ def _apply_well_config(state: State, config: WellConfig) -> State | None:
     state["config_version"] = config.version
     state["name"] = config.name
     state["consequence"] = config.consequence_level
+    state["commissioning"] = config.commissioning
+    structure = _structure(config)
+    if structure != state.get("structure"):
+        # The well's make-up changed (not a status or a test date): its colour may move
+        # while the engineer is still at it, so the settling time starts again.
+        state["structure"] = structure
+        state["configured_at"] = _iso(config.updated_at)
     elements: dict[str, Any] = {}
     for e in config.elements:
         element = {
@@ -172,11 +189,22 @@ def _apply_well_config(state: State, config: WellConfig) -> State | None:
     annuli: dict[str, Any] = {}
     for ref in config.annuli:
         current = state["annuli"].get(str(ref.id))
-        annuli[str(ref.id)] = (
-            {**current, "name": ref.name} if current is not None else _blank_annulus(ref.name)
-        )
+        annulus = {**current, "name": ref.name} if current is not None else _blank_annulus(ref.name)
+        annulus["critical_points"] = ref.critical_points
+        annuli[str(ref.id)] = annulus
     state["annuli"] = annuli
     return state
+
+
+def _structure(config: WellConfig) -> str:
+    """What the well is made of, as a short hash: its annuli (and how many critical points
+    define each MAASP) and its barrier elements with their envelope and type. Statuses and
+    test dates are operations, not configuration, and are left out."""
+    parts = (
+        sorted((a.id, a.critical_points) for a in config.annuli),
+        sorted((e.id, e.envelope_type.value, e.element_type.value) for e in config.elements),
+    )
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:16]
 
 
 def _element(state: State, event: ElementStatusChanged | BarrierTestRecorded) -> dict[str, Any]:
@@ -338,6 +366,7 @@ def well_inputs(state: State) -> WellInputs | None:
             utilisation=a["utilisation"],
             sap_detected=a["sap_detected"],
             diagnostic_test_due=a["diagnostic_test_due"],
+            maasp_defined=None if a.get("critical_points") is None else a["critical_points"] > 0,
         )
         for aid, a in state["annuli"].items()
     ]
@@ -363,18 +392,38 @@ _SEVERITY = {
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one changed assessment produces: the snapshot, perhaps a colour-change alert,
-    and the state to store once both are written."""
+    """What one evaluation produces: a snapshot when the assessment changed, a colour-change
+    alert when the alarm announces one, and the state to store once both are written."""
 
-    snapshot: IntegritySnapshot
+    snapshot: IntegritySnapshot | None
     alert: Alert | None
     state: State
 
 
+def alarm_of(state: State) -> ColourAlarm:
+    """The well's colour alarm. A state from before alarm hygiene has none: the colour of
+    its last snapshot was alerted then, so it is what the operators were last told."""
+    stored = state.get("alarm")
+    if stored is not None:
+        return ColourAlarm.from_dict(stored)
+    last = state.get("last")
+    return ColourAlarm(announced=IntegrityStatus(last["status"]) if last else None)
+
+
+def wake_at(state: State) -> datetime | None:
+    """When the well's alarm wants another look without any new event (None: never)."""
+    return _dt((state.get("alarm") or {}).get("wake_at"))
+
+
 def decide(
-    state: State, assessment: IntegrityAssessment, cause: str, now: datetime
+    state: State,
+    assessment: IntegrityAssessment,
+    cause: str,
+    now: datetime,
+    policy: AlarmPolicy = AlarmPolicy(),
 ) -> Outcome | None:
-    """A snapshot (and an alert on a colour change) when the fingerprint changed, else None.
+    """A snapshot when the fingerprint changed, an alert when the alarm announces a colour
+    (shared.domain.alarms), or None when neither the assessment nor the alarm changed.
 
     ``cause`` names what led to the evaluation (the input event id, or the periodic
     re-evaluation): the ids are derived from it and the fingerprint, so replaying the same
@@ -382,17 +431,46 @@ def decide(
     """
     fp = fingerprint_key(assessment)
     last = state.get("last")
-    if last is not None and last["fingerprint"] == fp:
-        return None
+    changed = last is None or last["fingerprint"] != fp
+    alarm = alarm_of(state)
+    quiet = Quiet(
+        commissioning=bool(state.get("commissioning")),
+        configured_at=_dt(state.get("configured_at")),
+        assessment_gaps=assessment.assessment_gaps,
+    )
+    decision = decide_alarm(alarm, assessment.status, now, quiet, policy)
+    stored_alarm = {**decision.alarm.to_dict(), "wake_at": _iso(decision.wake_at)}
+    if not changed and stored_alarm == state.get("alarm"):
+        return None  # (an announcement always changes the stored alarm)
+    new = copy.deepcopy(state)
+    new["alarm"] = stored_alarm
+    snapshot = None
+    if changed:
+        snapshot = _snapshot(state, assessment, fp, cause, now)
+        new["last"] = {
+            "fingerprint": fp,
+            "status": assessment.status.value,
+            "event_id": str(snapshot.event_id),
+        }
+    alert = None
+    if decision.announce is not None:
+        snapshot_id = UUID(new["last"]["event_id"])
+        held = alarm.pending_since if alarm.pending is decision.announce else None
+        alert = status_changed_alert(state, assessment, alarm.announced, snapshot_id, now, held)
+    return Outcome(snapshot=snapshot, alert=alert, state=new)
+
+
+def _snapshot(
+    state: State, assessment: IntegrityAssessment, fp: str, cause: str, now: datetime
+) -> IntegritySnapshot:
     well_id = state["well_id"]
-    previous = IntegrityStatus(last["status"]) if last is not None else None
-    snapshot_id = derived_id("integrity-snapshot", well_id, fp, cause)
-    snapshot = IntegritySnapshot(
-        event_id=snapshot_id,
+    last = state.get("last")
+    return IntegritySnapshot(
+        event_id=derived_id("integrity-snapshot", well_id, fp, cause),
         well_id=well_id,
         created_at=now,
         overall_status=assessment.status,
-        previous_status=previous,
+        previous_status=IntegrityStatus(last["status"]) if last is not None else None,
         primary_status=assessment.primary,
         secondary_status=assessment.secondary,
         probability=assessment.probability,
@@ -402,20 +480,9 @@ def decide(
         highest_annulus_utilisation=assessment.highest_annulus_utilisation,
         sap_detected=assessment.sap_detected,
         findings=[f.to_dict() for f in assessment.findings],
+        assessed=assessment.assessed,
+        assessment_gaps=list(assessment.assessment_gaps),
     )
-    alert = None
-    # A new well that starts green is not news; one that starts amber or red is.
-    if assessment.status != previous and not (
-        previous is None and assessment.status is IntegrityStatus.green
-    ):
-        alert = status_changed_alert(state, assessment, previous, snapshot_id, now)
-    new = copy.deepcopy(state)
-    new["last"] = {
-        "fingerprint": fp,
-        "status": assessment.status.value,
-        "event_id": str(snapshot_id),
-    }
-    return Outcome(snapshot=snapshot, alert=alert, state=new)
 
 
 def status_changed_alert(
@@ -424,15 +491,36 @@ def status_changed_alert(
     previous: IntegrityStatus | None,
     snapshot_id: UUID,
     now: datetime,
+    held_since: datetime | None = None,
 ) -> Alert:
+    """The operations centre's alert: the well's colour moved from ``previous`` (the colour
+    last announced) to the assessment's. Its id is derived from the snapshot that shows the
+    colour and the announced change, so a replayed announcement is the same alert."""
     name = state.get("name") or f"well {state['well_id']}"
     drivers = [f.message for f in assessment.findings if f.severity != Severity.info][:3]
-    was = previous.value if previous is not None else "unassessed"
+    # None: nothing was ever announced for the well (new, or quiet since it was set up).
+    was = previous.value if previous is not None else "not announced"
     message = f"{name} integrity {was} -> {assessment.status.value}"
     if drivers:
         message += ": " + "; ".join(drivers)
+    details: dict[str, Any] = {
+        "snapshot_event_id": str(snapshot_id),
+        "primary_status": assessment.primary.value,
+        "secondary_status": assessment.secondary.value,
+        "risk_score": assessment.risk_score,
+        "risk_category": assessment.risk_category.value,
+        "findings": [f.code for f in assessment.findings],
+    }
+    if held_since is not None:
+        details["held_since"] = held_since.isoformat()
     return Alert(
-        event_id=derived_id("integrity-status-changed", state["well_id"], snapshot_id),
+        event_id=derived_id(
+            "integrity-status-changed",
+            state["well_id"],
+            snapshot_id,
+            previous.value if previous else None,
+            assessment.status.value,
+        ),
         kind=AlertKind.integrity_status_changed,
         severity=_SEVERITY[assessment.status],
         well_id=state["well_id"],
@@ -442,12 +530,5 @@ def status_changed_alert(
         level=assessment.max_level,
         status=assessment.status,
         previous_status=previous,
-        details={
-            "snapshot_event_id": str(snapshot_id),
-            "primary_status": assessment.primary.value,
-            "secondary_status": assessment.secondary.value,
-            "risk_score": assessment.risk_score,
-            "risk_category": assessment.risk_category.value,
-            "findings": [f.code for f in assessment.findings],
-        },
+        details=details,
     )

@@ -3,9 +3,16 @@
 One agent folds the four well-keyed input topics (well config, barrier events, annulus
 state, alerts) into a per-well state in a changelog-backed table, evaluates the well with
 the pure domain (shared.domain.integrity) and, only when the assessment's fingerprint
-changed, writes a snapshot to integrity_snapshot, publishes it to wims.integrity-snapshots
-and, on a colour change, an ``integrity_status_changed`` alert to wims.alerts. A timer
-re-evaluates every well this worker owns, because test due dates pass without any event.
+changed, writes a snapshot to integrity_snapshot and publishes it to
+wims.integrity-snapshots. Whether a colour change is alerted (``integrity_status_changed``
+on wims.alerts) is the alarm's decision (shared.domain.alarms): red at once, other colours
+once they have persisted, none while the well is settling, commissioned or not assessed.
+The alarm lives in the same table state, so it survives restarts and rebalances.
+
+Two timers: one re-evaluates every well this worker owns, because test due dates pass
+without any event; a faster one looks only at wells whose alarm asked for another look
+(``wake_at``: a pending colour's persistence or a settling time ran out), so a pending
+alert fires though no event arrives for the well.
 
 Order of effects per change, so that a crash at any point loses nothing and doubles
 nothing: database insert (ON CONFLICT on the derived event id) -> Kafka delivery -> table
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -33,11 +41,13 @@ from services.integrity.core import (
     apply_event,
     decide,
     event_well_id,
+    wake_at,
     well_inputs,
 )
 from shared import topics
 from shared.compat.faust_worker import active_partitions, peek, put_durably, settling
 from shared.dead_letters import decode_failure_reason
+from shared.domain.alarms import AlarmPolicy
 from shared.domain.integrity import evaluate_well
 from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix
 from shared.enums import IntegrityStatus
@@ -78,6 +88,10 @@ class IntegrityWorker:
         self.lock = asyncio.Lock()
         self._matrix: RiskMatrix = DEFAULT_RISK_MATRIX
         self._matrix_loaded_at: float | None = None
+        self.alarm_policy = AlarmPolicy(
+            persist=timedelta(seconds=ctx.settings.colour_persist_s),
+            settling=timedelta(seconds=ctx.settings.config_settling_s),
+        )
 
     # ------------------------------------------------------------------ risk matrix
 
@@ -164,32 +178,36 @@ class IntegrityWorker:
             return None
         now = utcnow()
         assessment = evaluate_well(inputs, now, await self.risk_matrix())
-        return decide(state, assessment, cause, now)
+        return decide(state, assessment, cause, now, self.alarm_policy)
 
     async def _write(self, outcome: Outcome) -> None:
         snapshot = outcome.snapshot
-        inserted = await retry_transient("integrity", "write snapshot", self._insert, outcome)
-        if inserted:
-            metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.overall_status.value).inc()
-        log.info(
-            "well %s: %s -> %s (risk %s %s)%s",
-            snapshot.well_id,
-            snapshot.previous_status.value if snapshot.previous_status else "new",
-            snapshot.overall_status.value,
-            snapshot.risk_score,
-            snapshot.risk_category.value,
-            "" if inserted else ", already stored (replay)",
-        )
-        key = entity_key(snapshot.well_id)
-        # Wait for delivery: the table must not record this fingerprint before the snapshot
-        # (and its alert) are on the broker, or a crash would lose them for good.
-        await (await self.snapshots_topic.send(key=key, value=snapshot.encode()))
-        if outcome.alert is not None:
-            await (await self.alerts_topic.send(key=key, value=outcome.alert.encode()))
-            metrics.STATUS_ALERTS.labels(status=snapshot.overall_status.value).inc()
+        key = entity_key(outcome.state["well_id"])
+        if snapshot is not None:
+            inserted = await retry_transient("integrity", "write snapshot", self._insert, outcome)
+            if inserted:
+                metrics.SNAPSHOTS_WRITTEN.labels(status=snapshot.overall_status.value).inc()
+            log.info(
+                "well %s: %s -> %s (risk %s %s)%s",
+                snapshot.well_id,
+                snapshot.previous_status.value if snapshot.previous_status else "new",
+                snapshot.overall_status.value,
+                snapshot.risk_score,
+                snapshot.risk_category.value,
+                "" if inserted else ", already stored (replay)",
+            )
+            # Wait for delivery: the table must not record this fingerprint before the
+            # snapshot (and its alert) are on the broker, or a crash would lose them.
+            await (await self.snapshots_topic.send(key=key, value=snapshot.encode()))
+        alert = outcome.alert
+        if alert is not None:
+            await (await self.alerts_topic.send(key=key, value=alert.encode()))
+            metrics.STATUS_ALERTS.labels(status=alert.status.value if alert.status else "").inc()
+            log.info("well %s: alerted %s", alert.well_id, alert.message)
 
     async def _insert(self, outcome: Outcome) -> bool:
         s = outcome.snapshot
+        assert s is not None
         stmt = (
             pg_insert(SnapshotRow)
             .values(
@@ -206,6 +224,8 @@ class IntegrityWorker:
                 highest_annulus_utilisation=s.highest_annulus_utilisation,
                 sap_detected=s.sap_detected,
                 findings=s.findings,
+                assessed=s.assessed,
+                assessment_gaps=s.assessment_gaps,
             )
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(SnapshotRow.id)
@@ -222,17 +242,24 @@ class IntegrityWorker:
         partitions may sit in the same table store and must not be assessed here."""
         return active_partitions(self.app, topics.WELL_CONFIG.name)
 
-    async def reevaluate_all(self) -> int:
-        """Re-evaluate every owned well; returns the number of snapshots emitted."""
+    async def reevaluate_all(self, due_only: bool = False) -> int:
+        """Re-evaluate every owned well (or, ``due_only``, those whose alarm asked for a
+        look by now); returns the number of outcomes written."""
         if settling(self.app):
             return 0  # the table is being rebuilt; the next tick sees it whole
         started = time.perf_counter()
         owned = self.owned_partitions()
         emitted = 0
         colours = dict.fromkeys(IntegrityStatus, 0)
+        now = utcnow()
         for well_id in list(self.table.keys()):
             if self.app.rebalancing:
                 return emitted
+            if due_only:
+                state = peek(self.table, well_id)
+                due = None if state is None else wake_at(state)
+                if due is None or due > now:
+                    continue  # cheap check outside the lock: most wells want nothing
             async with self.lock:
                 state = peek(self.table, well_id)
                 if state is None or state["partition"] not in owned:
@@ -254,6 +281,8 @@ class IntegrityWorker:
                     log.exception("re-evaluation of well %s failed; retried next tick", well_id)
                 if state.get("last"):
                     colours[IntegrityStatus(state["last"]["status"])] += 1
+        if due_only:
+            return emitted  # a partial pass: the colour gauges stay as the full pass set them
         for colour, count in colours.items():
             metrics.WELLS.labels(status=colour.value).set(count)
         metrics.REEVALUATION_SECONDS.observe(time.perf_counter() - started)
@@ -317,5 +346,9 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     @app.timer(settings.integrity_reevaluate_seconds, name="integrity-reevaluate")
     async def reevaluate() -> None:
         await worker.reevaluate_all()
+
+    @app.timer(settings.integrity_alarm_sweep_s, name="integrity-alarm-sweep")
+    async def alarm_sweep() -> None:
+        await worker.reevaluate_all(due_only=True)
 
     return app, ctx

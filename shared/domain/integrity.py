@@ -121,6 +121,8 @@ class AnnulusEvidence:
     """measured pressure / MAASP; None when either is unknown."""
     sap_detected: bool = False
     diagnostic_test_due: bool = False
+    maasp_defined: bool | None = None
+    """whether the annulus has critical points to derive a MAASP from; None: not stated"""
 
     def __post_init__(self) -> None:
         # Accept the wire spelling ("warning") and fail early on a typo.
@@ -419,6 +421,14 @@ class IntegrityAssessment:
     findings: tuple[Finding, ...] = field(default=())
     """The WHY, in a stable order: envelopes (primary, secondary), then elements by
     envelope and id, then annuli by id."""
+    assessment_gaps: tuple[str, ...] = field(default=())
+    """What keeps the well from a full assessment (see ``assessment_gaps``); empty: none."""
+
+    @property
+    def assessed(self) -> bool:
+        """False while data a full assessment needs is missing: the colour is then only
+        what the evidence so far shows, and must not be read as "all is well"."""
+        return not self.assessment_gaps
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What matters for a snapshot, hashable; equal fingerprints mean nothing changed.
@@ -437,7 +447,9 @@ class IntegrityAssessment:
             self.risk_score,
             self.risk_category,
             tuple((f.code, f.subject) for f in self.findings),
-        )
+            # Only when there are gaps: a fully assessed well keeps the fingerprint it had
+            # before gaps were judged, so an upgrade writes no snapshot burst.
+        ) + ((self.assessment_gaps,) if self.assessment_gaps else ())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -453,6 +465,8 @@ class IntegrityAssessment:
             "max_level": str(self.max_level) if self.max_level is not None else None,
             "sap_detected": self.sap_detected,
             "findings": [f.to_dict() for f in self.findings],
+            "assessed": self.assessed,
+            "assessment_gaps": list(self.assessment_gaps),
         }
 
 
@@ -499,6 +513,25 @@ def _envelope_finding(env: EnvelopeType, status: EnvelopeStatus, count: int) -> 
     return None
 
 
+def assessment_gaps(
+    elements_by_envelope: dict[EnvelopeType, int], annuli: Sequence[AnnulusEvidence]
+) -> tuple[str, ...]:
+    """Why a well is not fully assessed, for people; empty when it is.
+
+    An envelope without barrier elements cannot be judged (nothing proves it exists) and an
+    annulus without a MAASP cannot be judged against a limit: the colour of such a well is
+    built on missing data, so it is shown as "not assessed", never as a plain green. An
+    annulus whose MAASP is not stated (old configuration events) is not counted as missing.
+    """
+    gaps = [
+        f"no barrier elements in the {env.value} envelope"
+        for env in _ENVELOPES
+        if not elements_by_envelope.get(env)
+    ]
+    gaps += [f"annulus {a.name} has no MAASP" for a in annuli if a.maasp_defined is False]
+    return tuple(gaps)
+
+
 def evaluate_well(
     inputs: WellInputs,
     now: datetime,
@@ -516,11 +549,13 @@ def evaluate_well(
     annuli = sorted(inputs.annuli, key=lambda a: a.annulus_id)
 
     env_status: dict[EnvelopeType, EnvelopeStatus] = {}
+    env_size: dict[EnvelopeType, int] = {}
     findings: list[Finding] = []
     element_findings: list[Finding] = []
     for env in _ENVELOPES:
         members = [(e, e.effective_status(now)) for e in elements if e.envelope is env]
         env_status[env] = envelope_status(eff for _, eff in members)
+        env_size[env] = len(members)
         f = _envelope_finding(env, env_status[env], len(members))
         if f is not None:
             findings.append(f)
@@ -549,4 +584,5 @@ def evaluate_well(
         max_level=highest_level(annuli),
         sap_detected=any(a.sap_detected for a in annuli),
         findings=tuple(findings),
+        assessment_gaps=assessment_gaps(env_size, annuli),
     )

@@ -165,6 +165,42 @@ async def test_poor_cement_reaches_the_cement_element_in_the_well_config(
     assert qualities == {"SSSV": (None, False), "casing cement": ("poor", False)}
 
 
+async def test_an_engineer_marks_a_well_as_commissioning_and_its_config_says_so(
+    api: Api, users: Users
+) -> None:
+    """The integrity worker raises no colour alerts for a commissioning well: the flag
+    reaches it on the well's config, with each annulus's number of critical points (no
+    points: no MAASP, the well is not fully assessed)."""
+    ids = await build_well(api.client, users.headers["admin"])
+    engineer = users.headers["engineer"]
+    tail = await KafkaTail(api.settings, topics.WELL_CONFIG.name).start()
+    try:
+        r = await api.client.patch(
+            f"{V1}/wells/{ids['well']}", json={"commissioning": True}, headers=engineer
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["commissioning"] is True
+        cfg = await tail.wait_for(lambda k, c: c.well_id == ids["well"] and c.commissioning, 10)
+        assert [(a.name, a.critical_points) for a in cfg.annuli] == [("A", 2)]
+        # Removing a critical point changes what the MAASP rests on: the config follows.
+        r = await api.client.delete(
+            f"{V1}/critical-points/{ids['cp_packer']}", headers=users.headers["admin"]
+        )
+        assert r.status_code == 204, r.text
+        cfg = await tail.wait_for(
+            lambda k, c: c.well_id == ids["well"] and c.annuli[0].critical_points == 1, 10
+        )
+        assert cfg.commissioning is True
+    finally:
+        await tail.stop()
+    r = await api.client.patch(
+        f"{V1}/wells/{ids['well']}", json={"commissioning": None}, headers=engineer
+    )
+    assert r.status_code == 422 and "commissioning" in r.text
+    r = await api.client.get(f"{V1}/wells/{ids['well']}", headers=users.headers["viewer"])
+    assert r.json()["commissioning"] is True
+
+
 async def test_nothing_is_published_for_a_rolled_back_change(
     api: Api, users: Users, db_engine: Engine
 ) -> None:

@@ -45,6 +45,10 @@ WORKER_ENV = {
     # The periodic re-evaluation runs every second here so a passing test due date shows up
     # within the test's patience; in production it is a minute.
     "WIMS_INTEGRITY_REEVALUATE_SECONDS": "1",
+    # These tests are about colours, snapshots and recovery: every colour change is alerted
+    # as it happens. Alarm hygiene (settling, persistence) has its own module.
+    "WIMS_CONFIG_SETTLING_S": "0",
+    "WIMS_COLOUR_PERSIST_S": "0",
 }
 
 PRIMARY = [

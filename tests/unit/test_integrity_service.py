@@ -9,14 +9,16 @@ import pytest
 
 from services.integrity.core import (
     FoldError,
+    Outcome,
     State,
     apply_event,
-    decide,
     fingerprint_key,
     well_inputs,
 )
+from services.integrity.core import decide as fold_decide
 from shared import events as ev
-from shared.domain.integrity import evaluate_well
+from shared.domain.alarms import AlarmPolicy
+from shared.domain.integrity import IntegrityAssessment, evaluate_well
 from shared.enums import (
     AlertKind,
     ElementStatus,
@@ -31,6 +33,17 @@ from shared.enums import (
 )
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+# These tests are about snapshots and what a colour change alert says; when a change is
+# alerted (persistence, settling) is tested in test_alarms.py.
+NO_DELAY = AlarmPolicy(persist=timedelta(0), settling=timedelta(0))
+
+
+def decide(
+    state: State, assessment: IntegrityAssessment, cause: str, now: datetime
+) -> Outcome | None:
+    return fold_decide(state, assessment, cause, now, NO_DELAY)
+
+
 WELL = 17
 SSSV, PACKER, CASING, WELLHEAD = 1, 2, 11, 12
 ANNULUS_A = 51

@@ -446,6 +446,10 @@ async def critical_point_changed(session: AsyncSession, point: CriticalPoint, ct
     annulus = await session.get(Annulus, point.annulus_id)
     if annulus is not None:
         await queue_annulus_config(session, annulus)
+        if ctx.action != "update":
+            # The well's config counts each annulus's critical points: the integrity
+            # worker tells from it whether the annulus has a MAASP.
+            await queue_well_config(session, await well_of(session, annulus.well_id))
 
 
 annuli = Resource(

@@ -82,14 +82,15 @@ END $$;
 CREATE FUNCTION fleet_well_from_snapshots() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO fleet_well AS f (well_id, snapshot_ts, snapshot_id, colour, risk_score,
-                               risk_category)
+                               risk_category, assessed, assessment_gaps)
   SELECT * FROM (SELECT DISTINCT ON (well_id) well_id, created_at, id, overall_status,
-                        risk_score, risk_category
+                        risk_score, risk_category, assessed, assessment_gaps
                    FROM new_rows ORDER BY well_id, created_at DESC, id DESC) latest ORDER BY well_id
   ON CONFLICT (well_id) DO UPDATE
     SET snapshot_ts = EXCLUDED.snapshot_ts, snapshot_id = EXCLUDED.snapshot_id,
         colour = EXCLUDED.colour, risk_score = EXCLUDED.risk_score,
-        risk_category = EXCLUDED.risk_category
+        risk_category = EXCLUDED.risk_category, assessed = EXCLUDED.assessed,
+        assessment_gaps = EXCLUDED.assessment_gaps
     WHERE (EXCLUDED.snapshot_ts, EXCLUDED.snapshot_id) > (f.snapshot_ts, f.snapshot_id);
   RETURN NULL;
 END $$;
@@ -118,8 +119,10 @@ SELECT a.id, m.timestamp, m.pressure_bar, m.quality, r.config_version, r.maasp_b
   LEFT JOIN LATERAL (SELECT config_version, maasp_bar FROM maasp_result
                       WHERE annulus_id = a.id ORDER BY config_version DESC LIMIT 1) r ON true
  WHERE m.timestamp IS NOT NULL OR r.config_version IS NOT NULL;
-INSERT INTO fleet_well (well_id, snapshot_ts, snapshot_id, colour, risk_score, risk_category)
-SELECT DISTINCT ON (well_id) well_id, created_at, id, overall_status, risk_score, risk_category
+INSERT INTO fleet_well (well_id, snapshot_ts, snapshot_id, colour, risk_score, risk_category,
+                        assessed, assessment_gaps)
+SELECT DISTINCT ON (well_id) well_id, created_at, id, overall_status, risk_score, risk_category,
+       assessed, assessment_gaps
   FROM integrity_snapshot ORDER BY well_id, created_at DESC, id DESC;
 """
 
@@ -149,6 +152,8 @@ def upgrade() -> None:
         sa.Column("colour", _enum("integrity_status"), nullable=False),
         sa.Column("risk_score", sa.SmallInteger(), nullable=False),
         sa.Column("risk_category", _enum("risk_category"), nullable=False),
+        sa.Column("assessed", sa.Boolean(), nullable=False),
+        sa.Column("assessment_gaps", postgresql.JSONB(), nullable=False),
         sa.ForeignKeyConstraint(
             ["well_id"], ["well.id"], name=op.f("fk_fleet_well_well_id_well"), ondelete="CASCADE"
         ),

@@ -5,7 +5,7 @@
 // second): no element is created, measured or styled row by row.
 
 import { get } from "./api.js";
-import { $, COLOURS, colourBadge, esc, isOverdue, pct } from "./util.js";
+import { $, COLOURS, colourBadge, displayColour, esc, isOverdue, pct } from "./util.js";
 
 const wells = new Map(); // id -> FleetWell (+ sap when known)
 const filters = { field: "", colour: "", type: "", text: "", sort: "risk" };
@@ -65,8 +65,15 @@ function utilCell(w) {
   return `<span class="util level-${esc(level)}">${esc(text)}<span class="muted"> ${esc(level)}</span></span>`;
 }
 
+function boardColour(w) {
+  return displayColour(w.colour, w.assessed);
+}
+
 function rowHtml(w) {
-  const colour = w.colour || "none";
+  const colour = boardColour(w);
+  const commissioning = w.commissioning
+    ? ' <span class="flag commissioning" title="being commissioned: no colour alerts">commissioning</span>'
+    : "";
   const sap = w.sap === true ? '<span class="flag" title="sustained annulus pressure">SAP</span>' : w.sap === false ? "no" : "–";
   const overdue = w.overdue_open_tasks
     ? `<span class="overdue"><span aria-hidden="true">⚑</span> ${w.overdue_open_tasks}</span>`
@@ -74,8 +81,8 @@ function rowHtml(w) {
   const critical = w.critical_open_tasks ? ` <span class="muted">(${w.critical_open_tasks} critical)</span>` : "";
   return (
     `<tr class="row-${colour}${flashed.has(w.id) ? " flash" : ""}" data-id="${w.id}">` +
-    `<td>${colourBadge(w.colour)}</td>` +
-    `<td><a href="#/wells/${w.id}">${esc(w.name)}</a></td>` +
+    `<td>${colourBadge(colour)}</td>` +
+    `<td><a href="#/wells/${w.id}">${esc(w.name)}</a>${commissioning}</td>` +
     `<td>${esc(w.field)}</td><td>${esc(w.type)}</td>` +
     `<td class="risk">${w.risk_category ? `${esc(w.risk_category)} <span class="muted">${esc(w.risk_score)}</span>` : "–"}</td>` +
     `<td>${utilCell(w)}</td><td>${sap}</td>` +
@@ -89,7 +96,7 @@ function visible() {
   for (const w of wells.values()) {
     if (filters.field && w.field !== filters.field) continue;
     if (filters.type && w.type !== filters.type) continue;
-    if (filters.colour && (w.colour || "none") !== filters.colour) continue;
+    if (filters.colour && boardColour(w) !== filters.colour) continue;
     if (text && !w.name.toLowerCase().includes(text)) continue;
     out.push(w);
   }
@@ -111,7 +118,7 @@ function shell() {
     fields.add(w.field);
     types.add(w.type);
   }
-  const colourOpts = ["red", "amber", "green", "none"]
+  const colourOpts = ["red", "amber", "green", "unassessed", "none"]
     .map((c) => `<option value="${c}"${filters.colour === c ? " selected" : ""}>${COLOURS[c].label}</option>`)
     .join("");
   const sortOpts = Object.keys(SORTS)
@@ -135,9 +142,9 @@ function shell() {
 }
 
 function renderCounts() {
-  const counts = { red: 0, amber: 0, green: 0, none: 0 };
-  for (const w of wells.values()) counts[w.colour || "none"] += 1;
-  $("#colour-counts").innerHTML = ["red", "amber", "green", "none"]
+  const counts = { red: 0, amber: 0, green: 0, unassessed: 0, none: 0 };
+  for (const w of wells.values()) counts[boardColour(w)] += 1;
+  $("#colour-counts").innerHTML = ["red", "amber", "green", "unassessed", "none"]
     .map(
       (c) =>
         `<span class="count colour-${c}" data-colour="${c}"><span aria-hidden="true">${COLOURS[c].icon}</span> ${COLOURS[c].label}: <b>${counts[c]}</b></span>`,
@@ -224,6 +231,9 @@ function fromState(state) {
     status: state.well.status,
     type: state.well.type,
     colour: i ? i.overall_status : null,
+    assessed: i ? i.assessed : null,
+    assessment_gaps: i ? i.assessment_gaps : [],
+    commissioning: state.well.commissioning,
     risk_score: i ? i.risk_score : null,
     risk_category: i ? i.risk_category : null,
     sap: i ? i.sap_detected : old.sap,
@@ -257,6 +267,15 @@ export function alertFor(alert) {
   const w = wells.get(id);
   if (w && alert.kind === "sap_detected") w.sap = true;
   if (w && alert.kind === "integrity_status_changed" && alert.status) w.colour = alert.status;
+  reread(id);
+  // An annulus alert moves the well's colour a moment later (the integrity worker writes
+  // the snapshot after it), and a well that raises no colour alert (settling,
+  // commissioning, not assessed, or a change still persisting) sends no second alert to
+  // follow: read it once more shortly after.
+  if (alert.kind !== "integrity_status_changed") setTimeout(() => reread(id), 500);
+}
+
+function reread(id) {
   pending.add(id);
   if (!pendingTimer) pendingTimer = setTimeout(refreshPending, 150);
 }

@@ -15,8 +15,17 @@ export const COLOURS = {
   red: { icon: "✖", label: "Red" },
   amber: { icon: "⚠", label: "Amber" },
   green: { icon: "✔", label: "Green" },
+  unassessed: { icon: "◌", label: "Not assessed" },
   none: { icon: "?", label: "No status" },
 };
+
+// What the board shows for a well: its colour, or "not assessed" while data a full
+// assessment needs is missing (an envelope without elements, an annulus without MAASP),
+// since such a colour is not a verdict and a green one would read as "all is well".
+export function displayColour(colour, assessed) {
+  if (assessed === false) return "unassessed";
+  return colour || "none";
+}
 
 export function colourBadge(colour) {
   const key = colour || "none";

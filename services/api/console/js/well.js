@@ -1,9 +1,9 @@
 // The well page (#/wells/{id}): why a well has its colour. Architecture, annuli with their
 // pressure trend against MAASP, MAASP history, barriers, integrity timeline, tasks.
 
-import { get } from "./api.js";
+import { get, patch } from "./api.js";
 import { trendSvg } from "./chart.js";
-import { $, colourBadge, esc, isOverdue, num, pct, when } from "./util.js";
+import { $, colourBadge, displayColour, esc, isOverdue, num, pct, when } from "./util.js";
 import { taskStatusControl } from "./tasks.js";
 
 // Range buttons: raw readings for the short one, min/max/avg buckets (computed in SQL) for
@@ -141,6 +141,18 @@ function tasksTable(tasks, engineer) {
     .join("")}</tbody></table>`;
 }
 
+// An engineer marks a well as being commissioned while configuring and testing it: its
+// snapshots still record the truth, but it raises no colour alerts until cleared.
+function commissioningHtml(w, engineer) {
+  const text = w.commissioning
+    ? "<b>Being commissioned</b>: this well raises no colour alerts."
+    : "In service: colour changes are alerted.";
+  const button = engineer
+    ? ` <button type="button" id="commissioning-toggle">${w.commissioning ? "End commissioning" : "Mark as being commissioned"}</button>`
+    : "";
+  return `<p class="commissioning-state">${text}${button}</p>`;
+}
+
 export async function render(root, wellId, engineer, params) {
   current = { wellId, root };
   root.innerHTML = '<p class="muted">Loading the well…</p>';
@@ -162,8 +174,12 @@ export async function render(root, wellId, engineer, params) {
     for (const e of elementsByEnvelope[k]) allElements.push({ ...e, envelope_type: env.type });
   });
   root.innerHTML = `
-    <div class="page-head"><h1>${esc(w.name)}</h1>${colourBadge(i ? i.overall_status : null)}
+    <div class="page-head"><h1>${esc(w.name)}</h1>${colourBadge(i ? displayColour(i.overall_status, i.assessed) : null)}
       <span class="muted">${esc(w.field)} · ${esc(w.type)} · ${esc(w.status)} · MD ${num(w.measured_depth, 0)} m</span></div>
+    ${commissioningHtml(w, engineer)}
+    ${i && i.assessed === false ? `<section class="card not-assessed"><h2>Not assessed</h2>
+      <p>The colour below is what the evidence so far shows, not a verdict; this well raises no colour alerts until:</p>
+      <ul>${(i.assessment_gaps || []).map((g) => `<li>${esc(g)}</li>`).join("")}</ul></section>` : ""}
     ${i ? `<section class="card why"><h2>Why ${esc(i.overall_status)}</h2>
       <p>Risk <b>${esc(i.risk_category)}</b> (${esc(i.risk_score)}: probability ${esc(i.probability)} × consequence ${esc(i.consequence)}),
       primary envelope ${esc(i.primary_status)}, secondary ${esc(i.secondary_status)}${i.sap_detected ? ", <b>SAP detected</b>" : ""}, as of ${esc(when(i.created_at))}</p>
@@ -185,8 +201,18 @@ export async function render(root, wellId, engineer, params) {
     <section class="card"><h2>Open tasks</h2><div id="well-tasks">${tasksTable(state.open_tasks, engineer)}</div></section>
     <section class="card"><h2>Integrity history</h2>
       <ol class="timeline">${history.map((h) => `<li class="tl-${esc(h.overall_status)}"><div>${colourBadge(h.overall_status)} <time>${esc(when(h.created_at))}</time>
-        risk ${esc(h.risk_category)} (${esc(h.risk_score)}) · utilisation ${pct(h.highest_annulus_utilisation)}${h.sap_detected ? " · SAP" : ""}</div>${findingsHtml(h.findings)}</li>`).join("") || '<li class="muted">No snapshots yet.</li>'}</ol>
+        risk ${esc(h.risk_category)} (${esc(h.risk_score)}) · utilisation ${pct(h.highest_annulus_utilisation)}${h.sap_detected ? " · SAP" : ""}${h.assessed === false ? " · not assessed" : ""}</div>${findingsHtml(h.findings)}</li>`).join("") || '<li class="muted">No snapshots yet.</li>'}</ol>
     </section>`;
+  root.querySelector("#commissioning-toggle")?.addEventListener("click", async (e) => {
+    e.target.disabled = true;
+    try {
+      await patch(`/wells/${wellId}`, { commissioning: !w.commissioning });
+      await render(root, wellId, engineer, params);
+    } catch (err) {
+      e.target.disabled = false;
+      e.target.insertAdjacentText("afterend", ` Could not change: ${err.message}`);
+    }
+  });
   const wanted = params.get("range") in RANGES ? params.get("range") : "24h";
   for (const a of state.annuli) {
     const section = root.querySelector(`section[data-annulus="${a.id}"]`);
