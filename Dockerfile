@@ -2,7 +2,7 @@
 #   wims serve api|ingest|maasp|integrity|tasks     a service (CMD default: the api)
 #   wims migrate                                    Alembic upgrade to head, then exit
 #   wims topics                                     create the topic catalogue, then exit
-# Configuration is the WIMS_* environment (shared/settings.py); health is checked by
+# Configuration is the WIMS_* environment (shared/infrastructure/settings.py); health is checked by
 # docker-compose.yml on each service's /readyz.
 
 FROM python:3.11-slim AS build

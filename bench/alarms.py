@@ -27,9 +27,9 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared import events as ev
-from shared import topics
-from shared.settings import PROJECT_ROOT, Settings
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import TEST_PORTS
 
 DEMO_ADMIN = "demo-admin@wims.example"

@@ -27,7 +27,7 @@ from typing import Any
 
 from services import processes
 from services.processes import SERVICES, Instance
-from shared.settings import PROJECT_ROOT, Settings, get_settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings, get_settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
@@ -173,7 +173,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.migrate import upgrade
+    from shared.persistence.migrate import upgrade
 
     upgrade(settings)
     print("database: migrated to head")
@@ -181,7 +181,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.kafka import ensure_topics
+    from shared.infrastructure.kafka import ensure_topics
 
     created = asyncio.run(ensure_topics(settings))
     print(f"kafka: topics ready ({len(created)} created)")
@@ -192,10 +192,10 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from shared.auth import hash_password
-    from shared.db import make_engine
-    from shared.enums import Role
-    from shared.models import User
+    from shared.contracts.enums import Role
+    from shared.infrastructure.auth import hash_password
+    from shared.infrastructure.db import make_engine
+    from shared.persistence.models import User
 
     password = args.password or os.environ.get("WIMS_ADMIN_PASSWORD") or getpass.getpass()
     if len(password) < 8:
@@ -246,7 +246,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.observability import configure_logging
+    from shared.infrastructure.observability import configure_logging
 
     configure_logging(settings.log_level)
     if args.service == "ingest-sink":
@@ -278,7 +278,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from importlib import import_module
 
-    from shared.faust_app import run_worker
+    from shared.infrastructure.faust_app import run_worker
 
     module = import_module(f"services.{args.service}.worker")
     app, _ctx = module.create_app(settings)
@@ -288,7 +288,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     from services.tasks.sweep import sweep_once
-    from shared.observability import configure_logging
+    from shared.infrastructure.observability import configure_logging
 
     configure_logging("WARNING")
     try:
@@ -302,7 +302,7 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_maintenance(settings: Settings, args: argparse.Namespace) -> int:
     from services.ingest.maintenance import run_once
-    from shared.observability import configure_logging
+    from shared.infrastructure.observability import configure_logging
 
     configure_logging("WARNING")
     try:
@@ -319,7 +319,7 @@ def cmd_publish_annulus_config(settings: Settings, args: argparse.Namespace) -> 
 
     from services.maasp.pump import publish_annulus_config
     from services.maasp.store import UnknownAnnulus, annulus_config_from_db
-    from shared.db import make_engine
+    from shared.infrastructure.db import make_engine
 
     engine = make_engine(settings)
     try:

@@ -4,7 +4,7 @@
 wrappers around this module; the end-to-end tests and the soak test (tests/soak) read the
 dead letters with the same ``read_dead_letters``. It lives beside the CLI in services/, not
 in shared/, because no service needs it: the workers only write dead letters, through the
-contract in shared/dead_letters.py, and keep their imports to that.
+contract in shared/contracts/dead_letters.py, and keep their imports to that.
 
 Reading never hangs: the end offsets of wims.dead-letters are taken first, then each
 partition is read from its beginning up to that end, within a deadline. A record given up
@@ -26,10 +26,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from shared import topics
-from shared.compat.record_batches import refresh_metadata
-from shared.dead_letters import DeadLetter
-from shared.settings import Settings
+from shared.contracts import topics
+from shared.contracts.dead_letters import DeadLetter
+from shared.infrastructure.compat.record_batches import refresh_metadata
+from shared.infrastructure.settings import Settings
 
 TOPIC = topics.DEAD_LETTERS.name
 
@@ -82,7 +82,7 @@ class Reading:
 
 def _parse(value: bytes) -> Letter:
     letter = DeadLetter.decode(value)
-    # Letters written before shared/dead_letters.py (the MAASP worker's first format) carry
+    # Letters written before shared/contracts/dead_letters.py (the MAASP worker's first format) carry
     # {topic, partition, offset, error, raw}: no key, and the value only as text.
     doc = orjson.loads(value)
     return Letter(letter, key_known="value_b64" in doc)

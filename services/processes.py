@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 
 SERVICES = ("api", "ingest", "maasp", "integrity", "tasks")
 #: services whose processes share the service's port (SO_REUSEPORT)

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 from tests.support.stack import Stack, container_stack, docker_engine_answers, local_stack
 
 TIER_ORDER = {"unit": 0, "integration": 1, "e2e": 2}
@@ -25,12 +25,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack() -> Iterator[Stack]:
     factory = container_stack if docker_engine_answers() else local_stack
     with factory() as s:
-        from shared.migrate import upgrade
+        from shared.persistence.migrate import upgrade
 
         upgrade(s.settings())
         import asyncio
 
-        from shared.kafka import ensure_topics
+        from shared.infrastructure.kafka import ensure_topics
 
         asyncio.run(ensure_topics(s.settings()))
         yield s
@@ -44,7 +44,7 @@ def settings(stack: Stack) -> Settings:
 @pytest.fixture(scope="session")
 def db_engine(settings: Settings):
     """A synchronous SQLAlchemy engine on the test database (for arranging and asserting)."""
-    from shared.db import make_engine
+    from shared.infrastructure.db import make_engine
 
     engine = make_engine(settings)
     yield engine
@@ -60,7 +60,7 @@ def clean_db(db_engine) -> None:
     """
     from sqlalchemy import text
 
-    from shared.models import Base
+    from shared.persistence.models import Base
 
     names = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "risk_matrix_cell")
     with db_engine.begin() as conn:

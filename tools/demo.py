@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.enums import WellLocation, WellType
+from shared.contracts.enums import WellLocation, WellType
 
 BAR_PER_M_PER_SG = 0.0981  # hydrostatic gradient of fresh water, bar/m per specific gravity
 

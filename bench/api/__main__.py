@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from shared.auth import create_access_token, hash_password
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.auth import create_access_token, hash_password
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import ServiceProcess, Stack, local_stack, start_service
 
 WELLS = int(os.environ.get("BENCH_API_WELLS", "5000"))
@@ -127,7 +127,7 @@ async def constant() -> dict[str, str]:
 
 
 def seed(settings: Settings) -> None:
-    from shared.migrate import upgrade
+    from shared.persistence.migrate import upgrade
 
     upgrade(settings)
     with psycopg.connect(settings.libpq_url, autocommit=True) as conn:

@@ -35,8 +35,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.ingest.sink import MeasurementSink
-from shared import topics
-from shared.settings import Settings
+from shared.contracts import topics
+from shared.infrastructure.settings import Settings
 from tests.support.stack import Stack, local_stack, start_service
 
 PUSH_S = float(os.environ.get("BENCH_INGEST_S", "10"))
@@ -48,8 +48,8 @@ BASELINE_TOPIC = "bench.ingest-baseline"
 
 
 def setup(settings: Settings) -> tuple[list[int], str]:
-    from shared.db import make_engine
-    from shared.migrate import upgrade
+    from shared.infrastructure.db import make_engine
+    from shared.persistence.migrate import upgrade
     from tests.support.factories import make_annulus, make_api_key, make_well
 
     upgrade(settings)
@@ -236,7 +236,7 @@ def main() -> int:
 
 def run(stack: Stack) -> int:
     settings = stack.settings()
-    from shared.kafka import ensure_topics
+    from shared.infrastructure.kafka import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     annuli, key = setup(settings)

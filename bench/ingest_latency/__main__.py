@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack, local_stack, start_service
 
 JSON_RECORDS = 100_000
@@ -126,8 +126,8 @@ async def measure(
 
 
 def setup(settings: Settings) -> tuple[list[int], str]:
-    from shared.db import make_engine
-    from shared.migrate import upgrade
+    from shared.infrastructure.db import make_engine
+    from shared.persistence.migrate import upgrade
     from tests.support.factories import make_annulus, make_api_key, make_well
 
     upgrade(settings)
@@ -153,7 +153,7 @@ def summary(name: str, response: httpx.Response) -> str:
 
 def run(stack: Stack) -> int:
     settings = stack.settings()
-    from shared.kafka import ensure_topics
+    from shared.infrastructure.kafka import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     annuli, key = setup(settings)

@@ -5,7 +5,7 @@
    into wims.readings. A bare aiokafka consumer drains the topic, twice, the faster drain
    counting (the baseline: what Kafka and one Python process deliver with no work at
    all); so does a bare consumer taking whole record batches as the worker does
-   (shared.compat.record_batches), printed beside it to show what that alone is worth; then one
+   (shared.infrastructure.compat.record_batches), printed beside it to show what that alone is worth; then one
    worker process judges them. Its rate is timed from its first to its
    N-th finished reading, read from its own counter (``wims_maasp_readings_total``,
    incremented once a batch is judged, emitted and stored), so start-up and table
@@ -40,11 +40,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.orm import Session
 
 from services.maasp.config import annulus_key
-from shared import events as ev
-from shared import topics
-from shared.compat.record_batches import RecordTaker
-from shared.enums import WellLocation, WellStatus, WellType
-from shared.settings import PROJECT_ROOT, Settings
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import WellLocation, WellStatus, WellType
+from shared.infrastructure.compat.record_batches import RecordTaker
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack, local_stack, start_service
 
 N = int(os.environ.get("BENCH_MAASP_N", "1000000"))
@@ -57,9 +57,9 @@ PROFILE = os.environ.get("BENCH_MAASP_PROFILE") == "1"
 
 
 def setup_database(settings: Settings) -> None:
-    from shared.db import make_engine
-    from shared.migrate import upgrade
-    from shared.models import Annulus, CriticalPoint, Well
+    from shared.infrastructure.db import make_engine
+    from shared.persistence.migrate import upgrade
+    from shared.persistence.models import Annulus, CriticalPoint, Well
 
     upgrade(settings)
     engine = make_engine(settings)
@@ -131,7 +131,7 @@ def config(i: int) -> ev.AnnulusConfig:
 
 
 def reading(annulus_id: int, ts: float, pressure: float) -> bytes:
-    # The wire form of shared.events.Reading, written with orjson directly: building
+    # The wire form of shared.contracts.events.Reading, written with orjson directly: building
     # a million pydantic models would take longer than the worker takes to judge them.
     stamp = datetime.fromtimestamp(ts, UTC)
     return orjson.dumps(
@@ -190,7 +190,7 @@ async def produce_preload(
 async def baseline_drain(settings: Settings, *, batches: bool = False) -> float:
     """Readings/s of a bare aiokafka consumer draining the topic (no decoding): with
     getmany (the baseline), or, ``batches``, taking whole record batches as the worker
-    does (shared.compat.record_batches), to show what that alone is worth."""
+    does (shared.infrastructure.compat.record_batches), to show what that alone is worth."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -433,7 +433,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     with local_stack() as stack:
         settings = stack.settings()
-        from shared.kafka import ensure_topics
+        from shared.infrastructure.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         setup_database(settings)

@@ -9,7 +9,7 @@ from typing import Any
 
 import faust
 
-from shared.settings import get_settings
+from shared.infrastructure.settings import get_settings
 
 
 def main() -> None:

@@ -55,17 +55,17 @@ from bench.maasp.__main__ import (
     setup_database,
 )
 from services.processes import free_port, listens_on
-from shared import events as ev
-from shared import topics
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     ElementStatus,
     ElementType,
     EnvelopeType,
     UtilisationLevel,
     WellType,
 )
-from shared.settings import PROJECT_ROOT, Settings
-from shared.topics import entity_key
+from shared.contracts.topics import entity_key
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import ServiceProcess, Stack, local_stack, start_service
 
 N = int(os.environ.get("BENCH_SCALE_N", "600000"))
@@ -458,7 +458,7 @@ def main(argv: list[str]) -> int:
         return 2
     with local_stack() as stack:
         settings = stack.settings()
-        from shared.kafka import ensure_topics
+        from shared.infrastructure.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         setup_database(settings)

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from bench.ingest.__main__ import read_back
-from shared.settings import get_settings
+from shared.infrastructure.settings import get_settings
 
 BASELINE_TOPIC = "bench.scale-baseline"
 GROUP = 1000

@@ -34,11 +34,11 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import events as ev
-from shared import topics
-from shared.auth import create_access_token, hash_password
-from shared.enums import AlertKind, Severity
-from shared.settings import PROJECT_ROOT, Settings
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import AlertKind, Severity
+from shared.infrastructure.auth import create_access_token, hash_password
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import ServiceProcess, local_stack, start_service
 
 STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", "500"))
@@ -87,7 +87,7 @@ def api_pid(svc: ServiceProcess) -> int:
 
 
 def seed_users(settings: Settings) -> list[str]:
-    from shared.migrate import upgrade
+    from shared.persistence.migrate import upgrade
 
     upgrade(settings)
     hashed = hash_password("bench-pass")
@@ -312,7 +312,7 @@ async def measure(settings: Settings, api: ServiceProcess, tokens: list[str]) ->
 def main() -> None:
     with local_stack() as stack:
         settings = stack.settings()
-        from shared.kafka import ensure_topics
+        from shared.infrastructure.kafka import ensure_topics
 
         asyncio.run(ensure_topics(settings))
         tokens = seed_users(settings)

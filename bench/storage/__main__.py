@@ -38,11 +38,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.ingest.publisher import reading_value
 from services.ingest.sink import copy_line, write_lines
+from shared.contracts.enums import Quality
+from shared.contracts.topics import entity_key
 from shared.domain.readings import NormalisedReading
-from shared.enums import Quality
-from shared.measurement_storage import WEEK, week_start
-from shared.settings import Settings
-from shared.topics import entity_key
+from shared.infrastructure.settings import Settings
+from shared.persistence.measurement_storage import WEEK, week_start
 from tests.support.stack import local_stack
 
 READINGS = int(os.environ.get("BENCH_STORAGE_READINGS", "200000"))
@@ -211,8 +211,8 @@ def tb(n: float) -> str:
 def main() -> int:
     with local_stack() as stack:
         settings = stack.settings()
-        from shared.kafka import ensure_topics
-        from shared.migrate import upgrade
+        from shared.infrastructure.kafka import ensure_topics
+        from shared.persistence.migrate import upgrade
 
         upgrade(settings)
         asyncio.run(ensure_topics(settings))

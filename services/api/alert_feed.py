@@ -33,11 +33,11 @@ from services.api.metrics import (
     SSE_KAFKA_CONSUMERS,
     SSE_REFUSED,
 )
-from shared import events as ev
-from shared import topics
-from shared.models import AlertRecord
-from shared.retry import RETRIES, Backoff, TransientError, is_transient
-from shared.settings import Settings
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.infrastructure.retry import RETRIES, Backoff, TransientError, is_transient
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import AlertRecord
 
 log = logging.getLogger(__name__)
 HISTORY_GROUP = "wims-api-alerts"

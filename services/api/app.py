@@ -30,12 +30,12 @@ from services.api.metrics import REQUEST_SECONDS, REQUESTS
 from services.api.outbox import OutboxRelay
 from services.api.ratelimit import LoginThrottle
 from services.api.routers import admin, alerts, auth, derivation, queries, resources
-from shared.db import make_async_engine, make_sessionmaker
-from shared.gc_tuning import freeze_startup_heap
-from shared.http_app import make_http_app
-from shared.kafka import export_lag_periodically
-from shared.observability import RequestTiming
-from shared.settings import Settings, get_settings
+from shared.infrastructure.db import make_async_engine, make_sessionmaker
+from shared.infrastructure.gc_tuning import freeze_startup_heap
+from shared.infrastructure.http_app import make_http_app
+from shared.infrastructure.kafka import export_lag_periodically
+from shared.infrastructure.observability import RequestTiming
+from shared.infrastructure.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"

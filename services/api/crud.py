@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.deps import PageDep, SessionDep, require_role
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid, NotFound
 from services.api.schemas import PathId, Text, Timestamp
-from shared.enums import Role
-from shared.models import Base, User
+from shared.contracts.enums import Role
+from shared.persistence.models import Base, User
 
 
 @dataclass

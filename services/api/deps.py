@@ -9,7 +9,7 @@ it at once, so a deactivated user's tokens stop working on the next request, and
 change applies to it. Another API process, or a change made outside the API, is seen
 within ``WIMS_API_USER_CACHE_S``.
 
-Revocation: a token carries the ``token_version`` of its user at issue (shared/auth.py);
+Revocation: a token carries the ``token_version`` of its user at issue (shared/infrastructure/auth.py);
 a password, role or activation change and ``POST /auth/logout`` bump the user's version,
 so every token issued before is refused. The version is a column of the user row this
 module reads (or has cached) anyway, so the check costs no database round trip.
@@ -26,10 +26,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.errors import FieldInvalid
-from shared.auth import decode_access_token, token_version
-from shared.enums import Role
-from shared.models import User
-from shared.settings import Settings
+from shared.contracts.enums import Role
+from shared.infrastructure.auth import decode_access_token, token_version
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import User
 
 ROLE_RANK = {Role.viewer: 0, Role.engineer: 1, Role.admin: 2}
 

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.outbox import queue_annulus_config
+from shared.contracts.enums import CasingType
 from shared.domain.critical_points import (
     Accessory,
     AnnulusSetting,
@@ -33,8 +34,7 @@ from shared.domain.critical_points import (
     derive_outer_annulus,
 )
 from shared.domain.survey import Station, minimum_curvature
-from shared.enums import CasingType
-from shared.models import (
+from shared.persistence.models import (
     Annulus,
     CasingString,
     CementInterval,

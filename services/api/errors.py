@@ -31,8 +31,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from shared.retry import is_transient
-from shared.settings import get_settings
+from shared.infrastructure.retry import is_transient
+from shared.infrastructure.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Conflict(ApiError):
 
 
 # Database constraint name -> (status, field, reason). Names follow the naming convention in
-# shared/models.py, so they are stable.
+# shared/persistence/models.py, so they are stable.
 _CHECKS: dict[str, tuple[str, str]] = {
     "md_order": ("top_md", "must be less than bottom_md"),
     "diameter_order": ("inner_diameter_in", "must be less than outer_diameter_in"),

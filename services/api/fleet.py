@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from shared.contracts.enums import UtilisationLevel
 from shared.domain.utilisation import (
     DEFAULT_THRESHOLDS,
     LEVEL_BY_CODE,
@@ -26,7 +27,6 @@ from shared.domain.utilisation import (
     levels_for,
     utilisation_array,
 )
-from shared.enums import UtilisationLevel
 
 _FILTERS = """
   (CAST(%(field)s AS text) IS NULL OR w.field = %(field)s)
@@ -164,7 +164,7 @@ async def fleet_json(
     conn: Any, field: str | None, country: str | None, status: str | None, colour: str | None
 ) -> bytes:
     """The body of GET /fleet (schemas.Fleet), serialised; ``conn`` is a psycopg connection
-    (shared.db.driver_connection)."""
+    (shared.infrastructure.db.driver_connection)."""
     params = {"field": field, "country": country, "status": status}
     annuli = await (await conn.execute(_ANNULI_SQL, params)).fetchall()
     wells = await (await conn.execute(_WELLS_SQL, params | {"colour": colour})).fetchall()

@@ -21,7 +21,7 @@ import orjson
 from fastapi import HTTPException
 
 from services.api.deps import token_looks_valid
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 
 class _BodyTooLarge(HTTPException):

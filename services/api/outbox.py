@@ -28,12 +28,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.api.metrics import OUTBOX_ERRORS, OUTBOX_PENDING, OUTBOX_PUBLISHED
-from shared import events as ev
-from shared import topics
-from shared.config_events import NEXT_CONFIG_VERSION, annulus_config_event
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import ElementType
+from shared.contracts.topics import entity_key
 from shared.domain.integrity import cement_quality_behind
-from shared.enums import ElementType
-from shared.models import (
+from shared.infrastructure.retry import Backoff, is_transient
+from shared.infrastructure.settings import Settings
+from shared.persistence.config_events import NEXT_CONFIG_VERSION, annulus_config_event
+from shared.persistence.models import (
     Annulus,
     BarrierElement,
     BarrierEnvelope,
@@ -42,9 +45,6 @@ from shared.models import (
     OutboxRecord,
     Well,
 )
-from shared.retry import Backoff, is_transient
-from shared.settings import Settings
-from shared.topics import entity_key
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Request and response schemas: ``XCreate`` / ``XUpdate`` / ``XRead`` per resource.
 
-Field names are the data model's (shared/models.py). Units: depths in metres (``*_md`` is
+Field names are the data model's (shared/persistence/models.py). Units: depths in metres (``*_md`` is
 measured depth, ``*tvd*`` true vertical depth), pressures in bar, diameters in inches.
 Cross-field rules that need stored data (a depth within the well, the inner string inside
 the outer string) are checked by the routers on the merged row, so create and update follow
@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-from shared.enums import (
+from shared.contracts.enums import (
     CasingType,
     CementQuality,
     CriticalPointType,

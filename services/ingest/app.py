@@ -66,11 +66,11 @@ from shared.domain.readings import (
     Rejection,
     iter_csv_records,
 )
-from shared.gc_tuning import freeze_startup_heap
-from shared.http_app import make_http_app
-from shared.kafka import export_lag_periodically
-from shared.observability import RequestTiming
-from shared.settings import Settings, get_settings
+from shared.infrastructure.gc_tuning import freeze_startup_heap
+from shared.infrastructure.http_app import make_http_app
+from shared.infrastructure.kafka import export_lag_periodically
+from shared.infrastructure.observability import RequestTiming
+from shared.infrastructure.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 PREFIX = "/ingest/v1"
@@ -101,7 +101,7 @@ class CollectionPause:
     A 100,000-reading push keeps some 300,000 tracked objects alive (records, readings,
     ids) until it is answered; the collections its allocations trigger walked them again
     and again, each full one holding the loop for 80-240 ms on a loaded 2-core machine,
-    about half of the request's time (measured with gc.callbacks; see shared/gc_tuning.py).
+    about half of the request's time (measured with gc.callbacks; see shared/infrastructure/gc_tuning.py).
     They are freed by reference counting when the request ends, so nothing is lost by not
     walking them. Overlapping pushes share one pause; a push starting when the pause has
     lasted ``max_s`` does not extend it, so the collector runs again at the latest when
@@ -637,7 +637,7 @@ async def _startup(app: FastAPI) -> None:
     if settings.ingest_sink_enabled:
         app.state.background += _sink_tasks(settings)
     # What lives as long as the process (modules, app, routes, engine, producer) is never
-    # walked by a collection again (shared/gc_tuning.py).
+    # walked by a collection again (shared/infrastructure/gc_tuning.py).
     freeze_startup_heap()
 
 

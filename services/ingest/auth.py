@@ -23,8 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.metrics import AUTH_FAILURES
-from shared.auth import decode_access_token, hash_api_key, token_version
-from shared.enums import Role
+from shared.contracts.enums import Role
+from shared.infrastructure.auth import decode_access_token, hash_api_key, token_version
 
 MANUAL_SOURCE = "manual"
 _PUSH_ROLES = frozenset({Role.engineer.value, Role.admin.value})

@@ -1,6 +1,6 @@
 """The ingest service keeps ``annulus_measurement``'s storage in shape: the table is the
 sink's, so the processes that run the sink also run its maintenance (partitions ahead,
-retention; shared/measurement_storage.py), once at start and then every
+retention; shared/persistence/measurement_storage.py), once at start and then every
 ``measurement_maintenance_interval_s``. ``wims maintenance`` runs it once by hand."""
 
 import asyncio
@@ -16,8 +16,8 @@ from services.ingest.metrics import (
     MAINTENANCE_LAST_SUCCESS,
     PARTITIONS_COVERED_UNTIL,
 )
-from shared.measurement_storage import Report, maintain
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
+from shared.persistence.measurement_storage import Report, maintain
 
 log = logging.getLogger(__name__)
 

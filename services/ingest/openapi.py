@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 BIGINT_MAX = 2**63 - 1
 _NUMBER_OR_STATE: dict[str, Any] = {

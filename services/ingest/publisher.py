@@ -9,7 +9,7 @@ message (serialiser checks, the pure-Python murmur2 partitioner, accumulator boo
 a large share of the 50,000 readings/s budget. Here the partition of an annulus is computed
 once (the same murmur2 the default partitioner uses, so readings stay co-partitioned with
 ``wims.annulus-config``) and the Reading JSON is written by the readings codec
-(``shared.contracts.readings.encode_reading``, byte-identical to ``shared.events.Reading``).
+(``shared.contracts.readings.encode_reading``, byte-identical to ``shared.contracts.events.Reading``).
 
 When Kafka does not acknowledge within ``ingest_kafka_timeout_s`` the request gets
 :class:`KafkaUnavailable` (-> 503) and the producer is *abandoned*: an idempotent aiokafka
@@ -31,13 +31,13 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from services.ingest.metrics import DEAD_LETTER_FAILURES, KAFKA_FAILURES, KAFKA_PRODUCE_SECONDS
-from shared import topics
-from shared.compat.producer_batches import send_batch_until
+from shared.contracts import topics
+from shared.contracts.events import FieldErrorModel, RejectedReading
 from shared.contracts.readings import encode_reading
+from shared.contracts.topics import entity_key
 from shared.domain.readings import NormalisedReading, Rejection
-from shared.events import FieldErrorModel, RejectedReading
-from shared.settings import Settings
-from shared.topics import entity_key
+from shared.infrastructure.compat.producer_batches import send_batch_until
+from shared.infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 

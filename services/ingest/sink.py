@@ -41,9 +41,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingest.errors import describe
 from services.ingest.metrics import SINK_DROPPED, SINK_LAG, SINK_ROWS, SINK_UNDECODABLE
-from shared import topics
-from shared.retry import Backoff, is_transient
-from shared.settings import Settings
+from shared.contracts import topics
+from shared.infrastructure.retry import Backoff, is_transient
+from shared.infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 SINK_GROUP = "wims-ingest-sink"

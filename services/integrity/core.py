@@ -38,14 +38,7 @@ from uuid import UUID
 
 import orjson
 
-from shared.domain.alarms import AlarmPolicy, ColourAlarm, Quiet, decide_alarm
-from shared.domain.integrity import (
-    AnnulusEvidence,
-    ElementInput,
-    IntegrityAssessment,
-    WellInputs,
-)
-from shared.enums import (
+from shared.contracts.enums import (
     AlertKind,
     ElementStatus,
     IntegrityStatus,
@@ -53,7 +46,7 @@ from shared.enums import (
     TestResult,
     UtilisationLevel,
 )
-from shared.events import (
+from shared.contracts.events import (
     Alert,
     AnnulusState,
     BarrierTestRecorded,
@@ -62,6 +55,13 @@ from shared.events import (
     IntegritySnapshot,
     WellConfig,
     derived_id,
+)
+from shared.domain.alarms import AlarmPolicy, ColourAlarm, Quiet, decide_alarm
+from shared.domain.integrity import (
+    AnnulusEvidence,
+    ElementInput,
+    IntegrityAssessment,
+    WellInputs,
 )
 
 State = dict[str, Any]

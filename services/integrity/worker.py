@@ -44,20 +44,26 @@ from services.integrity.core import (
     wake_at,
     well_inputs,
 )
-from shared import topics
-from shared.compat.faust_worker import active_partitions, peek, put_durably, settling
-from shared.dead_letters import decode_failure_reason
+from shared.contracts import topics
+from shared.contracts.dead_letters import decode_failure_reason
+from shared.contracts.enums import IntegrityStatus
+from shared.contracts.events import decode, utcnow
+from shared.contracts.topics import entity_key
 from shared.domain.alarms import AlarmPolicy
 from shared.domain.integrity import evaluate_well
 from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix
-from shared.enums import IntegrityStatus
-from shared.events import decode, utcnow
-from shared.faust_app import Rejected, WorkerContext, describe, make_faust_app, process_message
-from shared.models import IntegritySnapshot as SnapshotRow
-from shared.models import RiskMatrixCell
-from shared.retry import retry_transient
-from shared.settings import Settings
-from shared.topics import entity_key
+from shared.infrastructure.compat.faust_worker import active_partitions, peek, put_durably, settling
+from shared.infrastructure.faust_app import (
+    Rejected,
+    WorkerContext,
+    describe,
+    make_faust_app,
+    process_message,
+)
+from shared.infrastructure.retry import retry_transient
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import IntegritySnapshot as SnapshotRow
+from shared.persistence.models import RiskMatrixCell
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +134,7 @@ class IntegrityWorker:
 
     async def handle(self, event: Any) -> None:
         """Fold one input message. A transient failure is retried with the offset held; a
-        message that breaks its contract is dead-lettered (shared.faust_app)."""
+        message that breaks its contract is dead-lettered (shared.infrastructure.faust_app)."""
         message = event.message
         reason = await process_message(self.app, "integrity", message, self._fold, event)
         if reason is None:

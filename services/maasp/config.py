@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared import events as ev
+from shared.contracts import events as ev
+from shared.contracts.topics import entity_key
 from shared.domain.maasp import CriticalPoint, maasp
 from shared.domain.utilisation import Thresholds
-from shared.topics import entity_key
 
 annulus_key = entity_key  # the table key is the Kafka key
 

@@ -48,8 +48,10 @@ import numpy as np
 import orjson
 
 from services.maasp.config import ConfigView
-from shared import events as ev
+from shared.contracts import events as ev
+from shared.contracts.enums import AlertKind, Severity, UtilisationLevel
 from shared.contracts.readings import BAD, NO_WELL
+from shared.contracts.topics import ALERTS, ANNULUS_STATE, entity_key
 from shared.domain.ordering import all_in_order, in_order, in_order_array
 from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step, sap_step_many
 from shared.domain.sap import STATE_VERSION as SAP_STATE_VERSION
@@ -68,8 +70,6 @@ from shared.domain.utilisation import (
     utilisation,
     utilisation_array,
 )
-from shared.enums import AlertKind, Severity, UtilisationLevel
-from shared.topics import ALERTS, ANNULUS_STATE, entity_key
 
 STATE_VERSION = 1
 #: Groups up to this size are judged with scalar Python rather than numpy (measured: at

@@ -27,14 +27,14 @@ from services.maasp.config import (
 )
 from services.maasp.core import Emit, JudgeParams, encode_state, judge_annulus, judge_batch
 from services.maasp.store import store_result
-from shared import events as ev
-from shared import topics
-from shared.compat.faust_worker import put_durably, send_raw
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.dead_letters import decode_failure_reason
+from shared.contracts.enums import UtilisationLevel
 from shared.contracts.readings import QUALITY_NAMES, ReadingBatch, error_summary
-from shared.dead_letters import decode_failure_reason
 from shared.domain.utilisation import LEVEL_BY_CODE
-from shared.enums import UtilisationLevel
-from shared.faust_app import Rejected, WorkerContext, send_dead_letter
+from shared.infrastructure.compat.faust_worker import put_durably, send_raw
+from shared.infrastructure.faust_app import Rejected, WorkerContext, send_dead_letter
 
 if TYPE_CHECKING:
     from services.maasp.pump import Fetched, Origin

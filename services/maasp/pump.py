@@ -16,13 +16,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from services.maasp.config import annulus_key
-from shared import events as ev
-from shared import topics
-from shared.compat.faust_worker import settling
-from shared.compat.record_batches import RecordTaker
+from shared.contracts import events as ev
+from shared.contracts import topics
 from shared.contracts.readings import ReadingBatch, concat_batches, decode_readings
-from shared.gc_tuning import collection_paused, freeze_startup_heap
-from shared.settings import Settings
+from shared.infrastructure.compat.faust_worker import settling
+from shared.infrastructure.compat.record_batches import RecordTaker
+from shared.infrastructure.gc_tuning import collection_paused, freeze_startup_heap
+from shared.infrastructure.settings import Settings
 
 if TYPE_CHECKING:
     from services.maasp.processing import BatchTail, MaaspWorker
@@ -84,7 +84,7 @@ class ReadingsPump:
       partitions are assigned by hand, so the faust group stays the one that decides who
       owns which annuli.
     - Records are taken off the consumer a record batch at a time
-      (:mod:`shared.compat.record_batches`), not as a ConsumerRecord per message.
+      (:mod:`shared.infrastructure.compat.record_batches`), not as a ConsumerRecord per message.
     - A batch's offsets are committed after its events and states are acknowledged
       (:meth:`MaaspWorker.finish`), so a SIGKILL replays at most the batches in flight.
     - Two batches overlap: while batch N's acks, state writes and commit are under way
@@ -173,7 +173,7 @@ class ReadingsPump:
                 continue
             # A batch's records, rows and states live until it is done and are freed by
             # reference counting: the cyclic collector walking them meanwhile only cost time
-            # (measured, see shared.gc_tuning). So it is
+            # (measured, see shared.infrastructure.gc_tuning). So it is
             # paused while batches follow each other, for GC_PAUSE_S at most, and runs with
             # no batch alive: the last one is finished first.
             with collection_paused():
@@ -291,7 +291,7 @@ async def publish_annulus_config(settings: Any, config: ev.AnnulusConfig) -> Non
     """Publish one AnnulusConfig on wims.annulus-config (acks=all), keyed by annulus id."""
     from aiokafka import AIOKafkaProducer
 
-    from shared.topics import ANNULUS_CONFIG
+    from shared.contracts.topics import ANNULUS_CONFIG
 
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True

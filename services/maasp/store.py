@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from services.maasp import metrics as m
 from services.maasp.config import ConfigView
-from shared import events as ev
-from shared.config_events import NEXT_CONFIG_VERSION, annulus_config_event
-from shared.models import Annulus
-from shared.models import CriticalPoint as CriticalPointRow
-from shared.models import MaaspResult as MaaspResultRow
-from shared.retry import retry_transient
+from shared.contracts import events as ev
+from shared.infrastructure.retry import retry_transient
+from shared.persistence.config_events import NEXT_CONFIG_VERSION, annulus_config_event
+from shared.persistence.models import Annulus
+from shared.persistence.models import CriticalPoint as CriticalPointRow
+from shared.persistence.models import MaaspResult as MaaspResultRow
 
 log = logging.getLogger(__name__)
 

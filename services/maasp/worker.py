@@ -25,10 +25,10 @@ state's newest reading, count as late and emit nothing. It never leaves state th
 seen a reading whose alert is missing.
 
 A message that can never be processed (undecodable, invalid by contract, or one the judge
-fails on) is logged, counted and published on wims.dead-letters (shared.dead_letters) with
+fails on) is logged, counted and published on wims.dead-letters (shared.contracts.dead_letters) with
 its position, key, value and reason; the agents never die of one. A transient failure (the
 broker or the database away, a topic's metadata not known yet) is retried with the offset
-held (shared.retry): nothing valid is dead-lettered.
+held (shared.infrastructure.retry): nothing valid is dead-lettered.
 
 This module is the wiring only: the agents, the pump's task and the timers.
 """
@@ -43,8 +43,8 @@ from services.maasp import metrics as m
 from services.maasp.core import JudgeParams
 from services.maasp.processing import MaaspWorker
 from services.maasp.pump import ReadingsPump
-from shared.faust_app import WorkerContext, make_faust_app, process_message
-from shared.settings import Settings
+from shared.infrastructure.faust_app import WorkerContext, make_faust_app, process_message
+from shared.infrastructure.settings import Settings
 
 
 def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:

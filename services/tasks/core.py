@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shared import events as ev
-from shared import topics
-from shared.dead_letters import decode_failure_reason
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.dead_letters import decode_failure_reason
+from shared.contracts.enums import ElementType, TaskStatus, TestResult
 from shared.domain.task_rules import (
     DEFAULT_TEST_INTERVAL_DAYS,
     TaskRules,
@@ -24,8 +25,7 @@ from shared.domain.task_rules import (
     task_for_inconclusive_test,
     task_for_integrity,
 )
-from shared.enums import ElementType, TaskStatus, TestResult
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 # The rule for each test result that calls for a task (a pass calls for none).
 _TEST_RULES = {
@@ -129,7 +129,7 @@ class Rejected:
 
     index: int
     reason: str
-    """A dead-letter reason (shared.dead_letters): undecodable or invalid (not a valid
+    """A dead-letter reason (shared.contracts.dead_letters): undecodable or invalid (not a valid
     event for the topic, or the rules refused its values)."""
     error: str
 

@@ -31,6 +31,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.contracts.enums import AlertKind, Severity
+from shared.contracts.events import Alert, derived_id, utcnow
 from shared.domain.communication import (
     DEFAULT_COMMUNICATION_PARAMS,
     Communication,
@@ -47,10 +49,8 @@ from shared.domain.missing_data import (
 )
 from shared.domain.retest import RETEST_RISE_BAR, RETEST_SUSTAIN_S, retest_due
 from shared.domain.sap import DEFAULT_SAP_PARAMS
-from shared.enums import AlertKind, Severity
-from shared.events import Alert, derived_id, utcnow
-from shared.models import AnnulusMeasurement, FindingState
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import AnnulusMeasurement, FindingState
 
 log = logging.getLogger(__name__)
 

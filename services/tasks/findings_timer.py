@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import faust
 
 from services.tasks.findings import FindingsConfig, run_findings
-from shared.events import Alert
-from shared.faust_app import WorkerContext
-from shared.retry import retry_transient
-from shared.settings import Settings
-from shared.topics import ALERTS, entity_key
+from shared.contracts.events import Alert
+from shared.contracts.topics import ALERTS, entity_key
+from shared.infrastructure.faust_app import WorkerContext
+from shared.infrastructure.retry import retry_transient
+from shared.infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 

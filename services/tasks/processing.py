@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tasks import metrics, store
 from services.tasks.core import Prepared, prepare_batch
+from shared.contracts.events import TaskEvent
 from shared.domain.task_rules import TaskRules
-from shared.events import TaskEvent
-from shared.retry import retry_transient
+from shared.infrastructure.retry import retry_transient
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tasks import metrics
 from services.tasks.core import task_event
+from shared.contracts.enums import OPEN_TASK_STATUSES, TaskStatus
+from shared.contracts.events import TaskEvent, derived_id
 from shared.domain.task_rules import OpenTask, TaskSpec, merge
-from shared.enums import OPEN_TASK_STATUSES, TaskStatus
-from shared.events import TaskEvent, derived_id
-from shared.models import Task, TaskSourceEvent
+from shared.persistence.models import Task, TaskSourceEvent
 
 log = logging.getLogger(__name__)
 

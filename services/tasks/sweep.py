@@ -20,12 +20,12 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.tasks import metrics, store
+from shared.contracts.enums import ElementType
+from shared.contracts.events import TaskEvent, derived_id, utcnow
 from shared.domain.task_rules import TaskRules, next_test_due, reminder_for_element
-from shared.enums import ElementType
-from shared.events import TaskEvent, derived_id, utcnow
-from shared.models import BarrierElement, BarrierEnvelope
-from shared.retry import retry_transient
-from shared.settings import Settings
+from shared.infrastructure.retry import retry_transient
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import BarrierElement, BarrierEnvelope
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,8 @@ async def sweep_once(settings: Settings) -> SweepReport:
     from aiokafka import AIOKafkaProducer
 
     from services.tasks.core import rules_from_settings
-    from shared.db import make_async_engine
-    from shared.topics import TASK_EVENTS
+    from shared.contracts.topics import TASK_EVENTS
+    from shared.infrastructure.db import make_async_engine
 
     rules = rules_from_settings(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")

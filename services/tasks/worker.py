@@ -19,11 +19,11 @@ from services.tasks.core import SOURCE_TOPICS, rules_from_settings
 from services.tasks.findings_timer import register_findings
 from services.tasks.processing import process_batch
 from services.tasks.sweep import run_sweep
-from shared.events import TaskEvent
-from shared.faust_app import WorkerContext, make_faust_app, send_dead_letter
-from shared.retry import retry_transient
-from shared.settings import Settings
-from shared.topics import TASK_EVENTS
+from shared.contracts.events import TaskEvent
+from shared.contracts.topics import TASK_EVENTS
+from shared.infrastructure.faust_app import WorkerContext, make_faust_app, send_dead_letter
+from shared.infrastructure.retry import retry_transient
+from shared.infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,3 +1,4 @@
-"""Contracts between the services that are more than the event models of shared.events:
-the one codec of the ``wims.readings`` wire form (:mod:`shared.contracts.readings`).
+"""Contracts: what crosses a process boundary — the Kafka topics, the events on them (and the one Reading codec), the value sets they carry, and the dead-letter envelope.
+
+The lowest layer: it imports nothing else of `shared`.
 """

@@ -1,4 +1,4 @@
-"""The one codec of the ``wims.readings`` wire form, whose schema is :class:`shared.events.Reading`.
+"""The one codec of the ``wims.readings`` wire form, whose schema is :class:`shared.contracts.events.Reading`.
 
 Both directions are hot paths, so neither builds a pydantic model per reading; each is held
 to the model by tests (tests/unit/test_reading_codec.py: any reading encodes to the bytes
@@ -12,7 +12,7 @@ Decoding: a pydantic model per reading costs more than everything else the worke
 the common, well-formed case is parsed by msgspec into a struct of the few fields the
 worker reads, their types checked as it parses: about half the cost of a whole-message
 ``orjson.loads``. Anything that path does not accept goes through the Reading contract in
-shared.events, which either accepts it (a coercion the fast path does not do) or says which
+shared.contracts.events, which either accepts it (a coercion the fast path does not do) or says which
 field is wrong and why.
 """
 
@@ -30,8 +30,8 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from shared import events as ev
-from shared.topics import READINGS
+from shared.contracts import events as ev
+from shared.contracts.topics import READINGS
 
 if TYPE_CHECKING:
     from shared.domain.readings import NormalisedReading

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.enums import IntegrityStatus
+from shared.contracts.enums import IntegrityStatus
 
 
 @dataclass(frozen=True)

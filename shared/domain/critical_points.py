@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.enums import CriticalPointType
+from shared.contracts.enums import CriticalPointType
 
 ISO_16530_2 = "ISO/TS 16530-2:2014, MAASP critical points"
 API_RP_90 = "API RP 90, annular casing pressure management (burst/collapse of bounding strings)"

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix, risk
-from shared.enums import (
+from shared.contracts.enums import (
     CementQuality,
     ElementStatus,
     ElementType,
@@ -27,6 +26,7 @@ from shared.enums import (
     Severity,
     UtilisationLevel,
 )
+from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix, risk
 
 # --------------------------------------------------------------------------- elements
 

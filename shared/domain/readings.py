@@ -58,8 +58,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from shared.contracts.enums import Quality
 from shared.domain.units import BAR_PER_PSI
-from shared.enums import Quality
 
 # --------------------------------------------------------------------------------------
 # Reason codes: a short, fixed vocabulary used as a low-cardinality metrics label. The

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from shared.enums import RiskCategory, WellType
+from shared.contracts.enums import RiskCategory, WellType
 
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 """Valid probability and consequence levels."""

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from shared.enums import (
+from shared.contracts.enums import (
     PRIORITY_RANK,
     AlertKind,
     ElementType,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.enums import UtilisationLevel
+from shared.contracts.enums import UtilisationLevel
 
 #: int8 codes for arrays, ordered by severity so codes compare like levels.
 LEVEL_CODES: dict[UtilisationLevel, int] = {

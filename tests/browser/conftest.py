@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
-from shared.settings import PROJECT_ROOT
+from shared.infrastructure.settings import PROJECT_ROOT
 from tests.e2e.conftest import RunningStack, pytest_runtest_makereport, running_stack
 
 __all__ = ["RunningStack", "pytest_runtest_makereport", "running_stack"]

@@ -20,7 +20,7 @@ import pytest
 from services import processes
 from services.cli import SERVICES
 from services.deadletters import Letter, read_dead_letters
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.stack import Stack
 
 LOG_TAIL_LINES = 60

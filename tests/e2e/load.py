@@ -24,14 +24,14 @@ import psycopg
 
 from services import processes
 from services.processes import Instance
+from shared.contracts.enums import UtilisationLevel
 from shared.domain.utilisation import (
     DEFAULT_THRESHOLDS,
     LEVEL_CODES,
     levels_for_series,
     utilisation_array,
 )
-from shared.enums import UtilisationLevel
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 #: pressure of annulus ``a`` at its reading number ``i``
 PressureFn = Callable[[int, int], float]

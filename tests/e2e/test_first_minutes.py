@@ -29,7 +29,7 @@ import pytest
 
 from services.cli import SERVICES
 from services.deadletters import read_dead_letters
-from shared.settings import PROJECT_ROOT
+from shared.infrastructure.settings import PROJECT_ROOT
 from tests.e2e.conftest import RunningStack, describe_dead_letters
 from tests.e2e.helpers import poll
 from tests.support.stack import TEST_PORTS, Stack, keep_logs

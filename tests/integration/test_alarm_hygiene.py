@@ -17,9 +17,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
 
-from shared import events as ev
-from shared import topics
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     AlertKind,
     ElementStatus,
     ElementType,
@@ -29,7 +29,7 @@ from shared.enums import (
     TestType,
     WellType,
 )
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 from tests.integration.test_integrity_worker import publish, statuses, wait_for
 from tests.support.factories import make_well
 from tests.support.stack import ServiceProcess, Stack, start_service

@@ -6,7 +6,7 @@ import httpx
 import pytest_asyncio
 from sqlalchemy import Engine
 
-from shared.enums import Role
+from shared.contracts.enums import Role
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     PASSWORD,
     Api,

@@ -602,7 +602,7 @@ async def test_engineer_cannot_rewrite_an_auto_task_but_can_close_it(
 ) -> None:
     from sqlalchemy.orm import Session
 
-    from shared.models import Task
+    from shared.persistence.models import Task
 
     ids = await build_well(api.client, users.headers["admin"])
     with Session(db_engine) as s, s.begin():

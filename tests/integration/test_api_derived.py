@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from shared import events as ev
-from shared import topics
+from shared.contracts import events as ev
+from shared.contracts import topics
 from shared.domain.maasp import CriticalPoint, maasp
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,

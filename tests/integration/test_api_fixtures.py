@@ -18,11 +18,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from services.api.app import create_app
-from shared import events as ev
-from shared.auth import create_access_token, hash_password
-from shared.enums import Role
-from shared.models import User
-from shared.settings import Settings
+from shared.contracts import events as ev
+from shared.contracts.enums import Role
+from shared.infrastructure.auth import create_access_token, hash_password
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import User
 
 PASSWORD = "correct horse battery"
 _HASH = hash_password(PASSWORD)  # once: argon2 is slow on purpose
@@ -75,7 +75,7 @@ async def truncate_all(db_engine: Engine) -> None:
     lock that only the (blocked) loop can release."""
     from sqlalchemy import text
 
-    from shared.models import Base
+    from shared.persistence.models import Base
 
     names = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "risk_matrix_cell")
 

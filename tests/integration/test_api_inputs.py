@@ -242,7 +242,7 @@ SECRET = "S3cr3t-Kangaroo-7f1d9c"
 def test_nothing_a_client_sent_reaches_the_api_log(stack: Stack, db_engine) -> None:
     """Bad input through the paths that used to log a traceback with the SQL parameters,
     against the API as a process: the secret is in none of its log lines."""
-    from shared.enums import Role
+    from shared.contracts.enums import Role
 
     settings = stack.settings()
     admin_id = make_user(db_engine, "log-admin@wims.test", Role.admin)

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from services.api.outbox import queue_annulus_config
-from shared import events as ev
-from shared import topics
-from shared.models import Annulus
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.persistence.models import Annulus
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,
     KafkaTail,

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from services.api.fleet import FLEET_MODEL_SQL, FLEET_TRUTH_SQL
-from shared.auth import create_access_token
-from shared.models import AnnulusMeasurement, IntegritySnapshot, MaaspResult, Task
-from shared.settings import Settings
+from shared.infrastructure.auth import create_access_token
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import AnnulusMeasurement, IntegritySnapshot, MaaspResult, Task
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,
     Users,

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from services.api.app import create_app
-from shared.enums import Role
-from shared.models import AlertRecord, IntegritySnapshot, MaaspResult, Task
+from shared.contracts.enums import Role
+from shared.persistence.models import AlertRecord, IntegritySnapshot, MaaspResult, Task
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     NOW,
     PASSWORD,
@@ -394,7 +394,7 @@ async def test_route_answers_each_role_as_the_matrix_says(
 
 
 def test_matrix_covers_every_route() -> None:
-    from shared.settings import Settings
+    from shared.infrastructure.settings import Settings
 
     spec = create_app(Settings(environment="test")).openapi()
     served = {(m.upper(), path) for path, ops in spec["paths"].items() for m in ops}

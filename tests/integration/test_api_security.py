@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from services.api.deps import UserCache, user_from_token
 from services.cli import cmd_create_admin
-from shared.auth import create_access_token
+from shared.infrastructure.auth import create_access_token
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     PASSWORD,
     Api,
@@ -26,7 +26,7 @@ from tests.support.stack import Stack, start_service
 
 V1 = "/api/v1"
 LIMIT = 64 * 1024
-# The development value shared/settings.py used to publish as the default signing secret.
+# The development value shared/infrastructure/settings.py used to publish as the default signing secret.
 PUBLISHED_SECRET = "development-only-secret-change-me"
 WELL = {
     "name": "S-1",

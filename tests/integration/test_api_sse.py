@@ -13,9 +13,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from shared import events as ev
-from shared import topics
-from shared.enums import AlertKind, Role, Severity
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import AlertKind, Role, Severity
 from tests.integration.test_api_fixtures import make_user, poll_until, token_for, truncate_all
 from tests.support.stack import ServiceProcess, Stack, start_service
 

@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from shared import topics
-from shared.auth import create_access_token
-from shared.enums import Role, Severity
+from shared.contracts import topics
+from shared.contracts.enums import Role, Severity
+from shared.infrastructure.auth import create_access_token
 from tests.integration.test_api_fixtures import make_user, token_for, truncate_all
 from tests.integration.test_api_sse import STREAM, SseReader, alert
 from tests.support.stack import ServiceProcess, Stack, start_service

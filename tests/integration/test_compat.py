@@ -1,10 +1,10 @@
-"""Workarounds of shared.compat against a real broker, each shown failing without it.
+"""Workarounds of shared.infrastructure.compat against a real broker, each shown failing without it.
 
-producer-knows-changelogs (shared.compat.faust_worker): aiokafka's partitioner fails on a topic its producer has not fetched yet (the
+producer-knows-changelogs (shared.infrastructure.compat.faust_worker): aiokafka's partitioner fails on a topic its producer has not fetched yet (the
 first-minutes defect: every table write of a new worker could fail so), and the guarded
 faust producer turns that into a transient error that a retry gets past.
 
-add-batch-early-timeout (shared.compat.producer_batches): many record batches waiting for
+add-batch-early-timeout (shared.infrastructure.compat.producer_batches): many record batches waiting for
 one partition time out in aiokafka long before their timeout; send_batch_until does not."""
 
 import asyncio
@@ -18,10 +18,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
-from shared.compat.faust_worker import TopicPartitionsUnknown, install
-from shared.compat.producer_batches import At, send_batch_until
-from shared.retry import is_transient, retry_transient
-from shared.settings import Settings
+from shared.infrastructure.compat.faust_worker import TopicPartitionsUnknown, install
+from shared.infrastructure.compat.producer_batches import At, send_batch_until
+from shared.infrastructure.retry import is_transient, retry_transient
+from shared.infrastructure.settings import Settings
 
 
 async def new_topic(settings: Settings, partitions: int) -> str:

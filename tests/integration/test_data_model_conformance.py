@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-import shared.models as models
+import shared.persistence.models as models
 from shared.domain.risk import DEFAULT_RISK_MATRIX
 from tests.integration.test_api_fixtures import (  # noqa: F401  (fixtures)
     Api,

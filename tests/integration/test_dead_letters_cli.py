@@ -14,10 +14,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared import topics
-from shared.compat.record_batches import refresh_metadata
-from shared.dead_letters import dead_letter
-from shared.settings import Settings
+from shared.contracts import topics
+from shared.contracts.dead_letters import dead_letter
+from shared.infrastructure.compat.record_batches import refresh_metadata
+from shared.infrastructure.settings import Settings
 from tests.support.stack import Stack
 
 WIMS = str(Path(sys.executable).parent / "wims")

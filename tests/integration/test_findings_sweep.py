@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from services.tasks.findings import FindingsConfig, run_findings
-from shared.db import make_async_engine
-from shared.events import Alert
-from shared.settings import Settings
+from shared.contracts.events import Alert
+from shared.infrastructure.db import make_async_engine
+from shared.infrastructure.settings import Settings
 from tests.support.factories import make_annulus, make_scada_tag, make_well
 
 

@@ -25,12 +25,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from services.ingest.sink import copy_line, write_lines
-from shared import topics
-from shared.auth import create_access_token
+from shared.contracts import topics
+from shared.contracts.events import decode
 from shared.contracts.readings import encode_reading
 from shared.domain.readings import validate_batch
-from shared.events import decode
-from shared.settings import Settings
+from shared.infrastructure.auth import create_access_token
+from shared.infrastructure.settings import Settings
 from tests.support.factories import (
     make_annulus,
     make_api_key,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 from tests.support.factories import make_annulus, make_api_key, make_well
 from tests.support.stack import Stack, start_service
 from tools.simulator import Scenario, load_profiles, push

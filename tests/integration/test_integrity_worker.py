@@ -21,9 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Engine, text
 
 from services.integrity.worker import INPUT_TOPICS
-from shared import events as ev
-from shared import topics
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     AlertKind,
     ElementStatus,
     ElementType,
@@ -35,7 +35,7 @@ from shared.enums import (
     UtilisationLevel,
     WellType,
 )
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 from tests.support.factories import make_well
 from tests.support.stack import ServiceProcess, Stack, start_service
 
@@ -653,7 +653,7 @@ def test_a_worker_restarted_again_and_again_misses_no_event(
 ) -> None:
     # Each restart ends a table recovery while the alert published during the start waits
     # on the input topic: faust 0.15.3 could fetch it in that instant and drop it for good
-    # (shared.faust_app works around it). Several restarts in a row, each straight after
+    # (shared.infrastructure.faust_app works around it). Several restarts in a row, each straight after
     # the previous snapshot, each alert must still make its snapshot, and only one.
     well = Well(db_engine, annuli=("A",))
     publish(settings, (topics.WELL_CONFIG, well.id, well.config()))

@@ -6,9 +6,9 @@ from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import events as ev
-from shared import topics
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     AlertKind,
     ElementStatus,
     ElementType,
@@ -26,7 +26,7 @@ from shared.enums import (
     UtilisationLevel,
     WellType,
 )
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """The readings pump's record taker against a real broker: taking whole record batches out of
 the consumer's buffer hands over exactly what aiokafka's getmany does, in the same order,
-and leaves the consumer at the same position (shared.compat.record_batches)."""
+and leaves the consumer at the same position (shared.infrastructure.compat.record_batches)."""
 
 import asyncio
 import uuid
@@ -10,8 +10,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.compat.record_batches import RecordTaker
-from shared.settings import Settings
+from shared.infrastructure.compat.record_batches import RecordTaker
+from shared.infrastructure.settings import Settings
 
 Taken = list[tuple[int, int, bytes]]  # (partition, offset, value)
 

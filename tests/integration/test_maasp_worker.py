@@ -22,12 +22,12 @@ from sqlalchemy import text
 
 from services.maasp.config import annulus_key
 from services.maasp.store import annulus_config_from_db
-from shared import events as ev
-from shared import topics
-from shared.compat.record_batches import refresh_metadata
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import AlertKind, Quality
 from shared.domain.maasp import CriticalPoint, maasp
-from shared.enums import AlertKind, Quality
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.compat.record_batches import refresh_metadata
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.support.factories import make_annulus, make_well
 from tests.support.stack import Stack, start_service
 

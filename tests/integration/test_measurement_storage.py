@@ -10,7 +10,8 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from shared.measurement_storage import (
+from shared.infrastructure.settings import Settings
+from shared.persistence.measurement_storage import (
     DEFAULT_PARTITION,
     WEEK,
     maintain,
@@ -18,7 +19,6 @@ from shared.measurement_storage import (
     week_start,
     weekly_partitions,
 )
-from shared.settings import Settings
 
 # A Wednesday in a year no other test writes readings in.
 NOW = datetime(2031, 3, 12, 15, 30, tzinfo=UTC)

@@ -10,10 +10,10 @@ from alembic.migration import MigrationContext
 from psycopg.rows import dict_row
 from sqlalchemy import create_engine, inspect
 
-from shared.measurement_storage import include_name
-from shared.migrate import downgrade, upgrade
-from shared.models import Base
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
+from shared.persistence.measurement_storage import include_name
+from shared.persistence.migrate import downgrade, upgrade
+from shared.persistence.models import Base
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from shared.enums import Role
-from shared.settings import PROJECT_ROOT
+from shared.contracts.enums import Role
+from shared.infrastructure.settings import PROJECT_ROOT
 from tests.integration.test_api_fixtures import make_user, token_for
 from tests.support.stack import Stack, start_service
 

@@ -10,9 +10,9 @@ import uuid
 import httpx
 from sqlalchemy import Engine, text
 
-from shared import topics
-from shared.enums import AlertKind
-from shared.settings import Settings
+from shared.contracts import topics
+from shared.contracts.enums import AlertKind
+from shared.infrastructure.settings import Settings
 from tests.integration.test_tasks_worker import alert, produce, wait_for
 from tests.support.factories import make_annulus, make_well
 from tests.support.stack import Stack, start_service

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.integration.test_tasks_worker import find_task_event
 from tests.support.factories import make_barrier_element, make_well
 from tests.support.stack import Stack

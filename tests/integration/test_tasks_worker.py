@@ -17,10 +17,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Engine, text
 
-from shared import events as ev
-from shared import topics
-from shared.compat.record_batches import refresh_metadata
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     AlertKind,
     ElementType,
     EnvelopeStatus,
@@ -31,7 +30,8 @@ from shared.enums import (
     TestResult,
     TestType,
 )
-from shared.settings import Settings
+from shared.infrastructure.compat.record_batches import refresh_metadata
+from shared.infrastructure.settings import Settings
 from tests.support.factories import make_annulus, make_barrier_element, make_well
 from tests.support.stack import ServiceProcess, Stack, start_service
 

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 #: what each stream service consumes as (its group, what to call it)
 GROUPS = {

@@ -21,9 +21,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from services import processes
 from services.processes import STREAM_WORKERS, Instance
+from shared.contracts.enums import UtilisationLevel
+from shared.contracts.topics import entity_key
 from shared.domain.utilisation import level_for
-from shared.enums import UtilisationLevel
-from shared.topics import entity_key
 from tests.e2e.conftest import RunningStack
 from tests.e2e.helpers import build_well, poll
 from tests.e2e.load import (

@@ -37,7 +37,7 @@ from services import processes
 from services.cli import SERVICES
 from services.deadletters import read_dead_letters
 from services.processes import Instance
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 from tests.e2e.helpers import build_well
 from tests.e2e.load import (
     Pusher,
@@ -329,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--minutes and --rate must be > 0, --wells >= 1")
     t0 = time.monotonic()
     with local_stack() as stack:
-        from shared.kafka import ensure_topics
-        from shared.migrate import upgrade
+        from shared.infrastructure.kafka import ensure_topics
+        from shared.persistence.migrate import upgrade
 
         upgrade(stack.settings())
         asyncio.run(ensure_topics(stack.settings()))

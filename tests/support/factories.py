@@ -5,8 +5,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from shared.enums import WellLocation, WellStatus, WellType
-from shared.models import Annulus, CriticalPoint, Well
+from shared.contracts.enums import WellLocation, WellStatus, WellType
+from shared.persistence.models import Annulus, CriticalPoint, Well
 
 
 def make_well(engine: Engine, name: str = "W-1", **kw: Any) -> int:
@@ -68,7 +68,7 @@ def make_barrier_element(
     """A barrier element in the well's envelope of that type (the envelope is made once)."""
     from sqlalchemy import select
 
-    from shared.models import BarrierElement, BarrierEnvelope
+    from shared.persistence.models import BarrierElement, BarrierEnvelope
 
     with Session(engine) as s, s.begin():
         envelope_id = s.scalar(
@@ -98,8 +98,8 @@ def make_barrier_element(
 
 def make_api_key(engine: Engine, source: str = "pi-test", name: str = "test key") -> str:
     """An API key bound to ``source``, stored hashed as the API stores it; returns the secret."""
-    from shared.auth import new_api_key
-    from shared.models import ApiKey
+    from shared.infrastructure.auth import new_api_key
+    from shared.persistence.models import ApiKey
 
     secret, prefix, digest = new_api_key()
     with Session(engine) as s, s.begin():
@@ -109,7 +109,7 @@ def make_api_key(engine: Engine, source: str = "pi-test", name: str = "test key"
 
 def make_user(engine: Engine, email: str, role: str = "engineer", active: bool = True) -> int:
     """A user row (the password is unusable: tests mint tokens directly)."""
-    from shared.models import User
+    from shared.persistence.models import User
 
     with Session(engine) as s, s.begin():
         user = User(email=email, password_hash="!", role=role, is_active=active)
@@ -119,7 +119,7 @@ def make_user(engine: Engine, email: str, role: str = "engineer", active: bool =
 
 
 def make_scada_tag(engine: Engine, tag: str, annulus_id: int) -> int:
-    from shared.models import ScadaTag
+    from shared.persistence.models import ScadaTag
 
     with Session(engine) as s, s.begin():
         row = ScadaTag(tag=tag, annulus_id=annulus_id)

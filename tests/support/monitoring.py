@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.settings import PROJECT_ROOT
+from shared.infrastructure.settings import PROJECT_ROOT
 
 RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules.yml"
 DASHBOARDS = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.infrastructure.settings import PROJECT_ROOT, Settings
 
 # Apart from a developer's stack on the default ports. WIMS_TEST_PORT_OFFSET (a multiple of
 # 10) lets two test runs share a machine.

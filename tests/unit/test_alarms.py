@@ -11,10 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from services.integrity.core import State, apply_event, decide, wake_at, well_inputs
-from shared import events as ev
-from shared.domain.alarms import AlarmPolicy, ColourAlarm, Quiet, decide_alarm
-from shared.domain.integrity import evaluate_well
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts.enums import (
     ElementStatus,
     ElementType,
     EnvelopeType,
@@ -23,6 +21,8 @@ from shared.enums import (
     TestType,
     WellType,
 )
+from shared.domain.alarms import AlarmPolicy, ColourAlarm, Quiet, decide_alarm
+from shared.domain.integrity import evaluate_well
 
 GREEN, AMBER, RED = IntegrityStatus.green, IntegrityStatus.amber, IntegrityStatus.red
 T0 = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)

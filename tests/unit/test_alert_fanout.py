@@ -14,9 +14,9 @@ from services.api.alert_feed import (
     Subscriber,
     parse_position,
 )
-from shared import events as ev
-from shared.enums import AlertKind, Severity
-from shared.settings import Settings
+from shared.contracts import events as ev
+from shared.contracts.enums import AlertKind, Severity
+from shared.infrastructure.settings import Settings
 
 
 def make_fanout(partitions: int = 2, **settings: object) -> AlertFanout:

@@ -16,8 +16,8 @@ from services.api.app import create_app
 from services.api.errors import FieldInvalid, install_error_handlers
 from services.api.routers.queries import parse_resolution
 from services.api.routers.resources import RESOURCES
-from shared.models import User
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
+from shared.persistence.models import User
 
 
 def _request_models() -> list[type[BaseModel]]:

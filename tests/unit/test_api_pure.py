@@ -87,7 +87,7 @@ async def test_one_request_timing_layer_times_by_route_template_for_api_and_inge
     from fastapi import FastAPI
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from shared.observability import RequestTiming
+    from shared.infrastructure.observability import RequestTiming
 
     registry = CollectorRegistry()
     seconds = Histogram("t_seconds", "", ["route"], registry=registry)

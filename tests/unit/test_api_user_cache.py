@@ -6,8 +6,8 @@ import pytest
 
 from services.api import deps
 from services.api.deps import UserCache
-from shared.enums import Role
-from shared.models import User
+from shared.contracts.enums import Role
+from shared.persistence.models import User
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -110,7 +110,7 @@ def test_a_token_is_verified_once_but_its_expiry_on_every_use(
 
     import jwt
 
-    from shared import auth
+    from shared.infrastructure import auth
 
     secret = "s" * 40
     token = auth.create_access_token(7, "viewer", secret, timedelta(minutes=5))

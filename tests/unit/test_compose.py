@@ -1,7 +1,7 @@
 """docker-compose.yml, the Dockerfile and deploy/prometheus.yml agree with the code.
 
 No Docker engine is needed: the files are read, not run. Service names come from
-``services.cli.SERVICES``, ports from the defaults of ``shared.settings.Settings``, the
+``services.cli.SERVICES``, ports from the defaults of ``shared.infrastructure.settings.Settings``, the
 commands from the ``wims`` argument parser and the entry point from pyproject.toml, so a
 change in the code that the container files do not follow fails here.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from services.cli import SERVICES, build_parser
 from services.processes import SHARED_PORT
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -228,7 +228,7 @@ def test_every_wims_variable_is_a_setting(services: dict[str, Any]) -> None:
     named = {var for service in services.values() for var in env_of(service)}
     named |= set(re.findall(rf"\b{ENV_PREFIX}[A-Z0-9_]+\b", COMPOSE.read_text()))
     unknown = {var for var in named if var.startswith(ENV_PREFIX)} - known
-    assert not unknown, f"not fields of shared.settings.Settings: {sorted(unknown)}"
+    assert not unknown, f"not fields of shared.infrastructure.settings.Settings: {sorted(unknown)}"
 
 
 def test_kafka_is_kraft_single_node_reachable_as_the_bootstrap(services: dict[str, Any]) -> None:

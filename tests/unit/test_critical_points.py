@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.contracts.enums import CriticalPointType
 from shared.domain.critical_points import (
     AnnulusSetting,
     Casing,
@@ -16,7 +17,6 @@ from shared.domain.critical_points import (
     formation_strength,
 )
 from shared.domain.maasp import CriticalPoint, bar_to_psi, maasp, psi_to_bar
-from shared.enums import CriticalPointType
 
 M_PER_FT = 0.3048
 BAR_PER_M_PER_SG = 0.0980665  # 1000 kg/m3 × g0

@@ -7,17 +7,9 @@ import pytest
 
 from services.integrity.core import apply_event, new_state, well_inputs
 from services.tasks.core import spec_for_event
-from shared import events as ev
-from shared import topics
-from shared.domain.integrity import (
-    ElementInput,
-    WellInputs,
-    cement_quality_behind,
-    evaluate_well,
-)
-from shared.domain.maasp import default_fluid_gradient
-from shared.domain.task_rules import DEFAULT_TASK_RULES
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     CementQuality,
     ElementStatus,
     ElementType,
@@ -29,6 +21,14 @@ from shared.enums import (
     TestType,
     TriggerType,
 )
+from shared.domain.integrity import (
+    ElementInput,
+    WellInputs,
+    cement_quality_behind,
+    evaluate_well,
+)
+from shared.domain.maasp import default_fluid_gradient
+from shared.domain.task_rules import DEFAULT_TASK_RULES
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 INTERVALS = [(0.0, 800.0, "OK"), (2500.0, 3400.0, "poor"), (1200.0, 2000.0, "uncertain")]

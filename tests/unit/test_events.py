@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pydantic
 import pytest
 
-from shared import events as ev
-from shared import topics
-from shared.enums import ElementStatus, ElementType, EnvelopeType, TestResult, TestType
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import ElementStatus, ElementType, EnvelopeType, TestResult, TestType
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

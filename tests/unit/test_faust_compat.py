@@ -1,4 +1,4 @@
-"""The faust workarounds of shared.compat: aiokafka hands faust no input record before the
+"""The faust workarounds of shared.infrastructure.compat: aiokafka hands faust no input record before the
 worker is ready for it (rebalance over, producer knowing every changelog), never reads an
 empty set of active partitions as "all of them"; a table write the producer cannot place
 yet is a transient error; and a workaround refuses an unverified library version."""
@@ -12,9 +12,14 @@ from typing import Any
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from shared import compat
-from shared.compat.faust_worker import _READY, FetchablePartitions, TopicPartitionsUnknown, install
-from shared.retry import is_transient
+from shared.infrastructure import compat
+from shared.infrastructure.compat.faust_worker import (
+    _READY,
+    FetchablePartitions,
+    TopicPartitionsUnknown,
+    install,
+)
+from shared.infrastructure.retry import is_transient
 
 CHANGELOG = TP("wims-integrity-well-state-changelog", 3)
 ALERTS = TP("wims.alerts", 3)

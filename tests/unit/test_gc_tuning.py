@@ -2,7 +2,7 @@ import gc
 
 import pytest
 
-from shared.gc_tuning import collection_paused, freeze_startup_heap
+from shared.infrastructure.gc_tuning import collection_paused, freeze_startup_heap
 
 
 def test_freeze_startup_heap_freezes_what_is_alive() -> None:

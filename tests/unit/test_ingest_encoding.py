@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 from services.ingest.publisher import partition_of
 from services.ingest.sink import copy_line
+from shared.contracts.enums import Quality
+from shared.contracts.events import Reading, decode
 from shared.contracts.readings import encode_reading
 from shared.domain.readings import validate_batch
-from shared.enums import Quality
-from shared.events import Reading, decode
 
 NOW = datetime(2026, 11, 25, 10, 5, tzinfo=UTC)
 RECEIVED = datetime(2026, 11, 25, 10, 5, 1, 123456, tzinfo=UTC)

@@ -243,8 +243,8 @@ def test_big_pushes_share_one_collector_pause_bounded_in_length() -> None:
 
 def test_a_dead_letter_too_big_for_kafka_carries_a_note_instead_of_the_record() -> None:
     from services.ingest.publisher import DEAD_LETTER_MAX_BYTES, rejected_value
+    from shared.contracts.events import decode
     from shared.domain.readings import FieldError, Rejection
-    from shared.events import decode
 
     error = (FieldError("annulus_id", "annulus_id must be a positive integer", "bad_type"),)
     huge = Rejection(3, error, {"annulus_id": [list(range(1000))] * 1000})

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.ingest.app import create_app
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 import random
 from datetime import UTC, datetime, timedelta
 
+from shared.contracts.enums import Quality
 from shared.domain.readings import validate_batch
-from shared.enums import Quality
 from tools.simulator import (
     BUILDUP_S,
     SAP_BLEED_S,

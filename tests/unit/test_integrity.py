@@ -7,6 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.contracts.enums import (
+    ElementStatus,
+    ElementType,
+    EnvelopeStatus,
+    IntegrityStatus,
+    RiskCategory,
+    UtilisationLevel,
+)
 from shared.domain.integrity import (
     AnnulusEvidence,
     ElementInput,
@@ -20,14 +28,6 @@ from shared.domain.integrity import (
     well_status,
 )
 from shared.domain.risk import DEFAULT_RISK_MATRIX, RiskMatrix
-from shared.enums import (
-    ElementStatus,
-    ElementType,
-    EnvelopeStatus,
-    IntegrityStatus,
-    RiskCategory,
-    UtilisationLevel,
-)
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 OK, DEG, FAIL, UNK = (

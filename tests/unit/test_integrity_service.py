@@ -16,10 +16,8 @@ from services.integrity.core import (
     well_inputs,
 )
 from services.integrity.core import decide as fold_decide
-from shared import events as ev
-from shared.domain.alarms import AlarmPolicy
-from shared.domain.integrity import IntegrityAssessment, evaluate_well
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts.enums import (
     AlertKind,
     ElementStatus,
     ElementType,
@@ -31,6 +29,8 @@ from shared.enums import (
     UtilisationLevel,
     WellType,
 )
+from shared.domain.alarms import AlarmPolicy
+from shared.domain.integrity import IntegrityAssessment, evaluate_well
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 # These tests are about snapshots and what a colour change alert says; when a change is
@@ -437,8 +437,8 @@ def test_the_well_state_changelog_is_keyed_and_partitioned_like_the_wells_events
     # must be the bytes every producer keys the well's events with: then it lands on the
     # partition of those events, without faust consulting its (possibly stale) metadata.
     from services.integrity.worker import create_app
-    from shared.settings import Settings
-    from shared.topics import entity_key
+    from shared.contracts.topics import entity_key
+    from shared.infrastructure.settings import Settings
 
     _, ctx = create_app(Settings())
     table = ctx.extra["integrity"].table

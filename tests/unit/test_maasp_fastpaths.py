@@ -13,7 +13,7 @@ from hypothesis import strategies as hs
 
 from services.maasp.config import evaluate_config
 from services.maasp.core import JudgeParams, encode_state, judge_annulus, judge_batch
-from shared import events as ev
+from shared.contracts import events as ev
 from shared.contracts.readings import _decode_one, concat_batches, decode_readings, iso_epochs
 from shared.domain.sap import DEFAULT_SAP_PARAMS, SapParams, SapState, sap_step, sap_step_many
 from tests.unit.test_maasp_service import config

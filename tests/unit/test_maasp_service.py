@@ -13,10 +13,10 @@ from services.maasp.config import (
     view_to_table,
 )
 from services.maasp.core import JudgeParams, encode_state, judge_annulus
-from shared import events as ev
+from shared.contracts import events as ev
+from shared.contracts.enums import Quality
 from shared.contracts.readings import BAD, GOOD, NO_WELL, decode_readings
 from shared.domain.sap import detect_sap_series
-from shared.enums import Quality
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 PARAMS = JudgeParams(heartbeat_s=5.0)

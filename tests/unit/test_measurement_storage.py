@@ -8,8 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.api.routers.queries import buckets_query, rollup_for
-from shared.measurement_storage import WEEK, covered_until, partition_name, plan, week_start
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
+from shared.persistence.measurement_storage import (
+    WEEK,
+    covered_until,
+    partition_name,
+    plan,
+    week_start,
+)
 
 times = st.datetimes(
     min_value=datetime(2001, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
@@ -106,7 +112,7 @@ def test_hourly_rollups_must_outlive_raw_readings() -> None:
 
 
 def test_the_drift_check_skips_partitions_only() -> None:
-    from shared.measurement_storage import include_name
+    from shared.persistence.measurement_storage import include_name
 
     for name in (
         "annulus_measurement_p20261130",

@@ -27,10 +27,10 @@ SERVICE_METRICS = (
     "services.maasp.metrics",
     "services.integrity.metrics",
     "services.tasks.metrics",
-    "shared.dead_letters",
-    "shared.retry",
-    "shared.kafka",
-    "shared.observability",
+    "shared.contracts.dead_letters",
+    "shared.infrastructure.retry",
+    "shared.infrastructure.kafka",
+    "shared.infrastructure.observability",
 )
 
 

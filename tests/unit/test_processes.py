@@ -12,7 +12,7 @@ import pytest
 
 from services import cli, processes
 from services.processes import Instance
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 
 @pytest.fixture

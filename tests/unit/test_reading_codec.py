@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.contracts.enums import Quality
+from shared.contracts.events import Reading, decode
 from shared.contracts.readings import (
     NO_WELL,
     QUALITY_CODES,
@@ -14,8 +16,6 @@ from shared.contracts.readings import (
     encode_reading,
 )
 from shared.domain.readings import NormalisedReading
-from shared.enums import Quality
-from shared.events import Reading, decode
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 values = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64))

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.contracts.enums import Quality
 from shared.domain import readings as r
 from shared.domain.readings import (
     PSI_TO_BAR,
@@ -29,7 +30,6 @@ from shared.domain.readings import (
     validate_batch,
     validate_record,
 )
-from shared.enums import Quality
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TS = "2026-11-25T10:00:00Z"

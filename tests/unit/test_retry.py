@@ -1,4 +1,4 @@
-"""shared.retry: the one definition of a transient failure, and the retry that waits it out
+"""shared.infrastructure.retry: the one definition of a transient failure, and the retry that waits it out
 with the message held instead of skipping or dead-lettering a valid message."""
 
 import asyncio
@@ -12,8 +12,8 @@ from aiokafka.errors import (
 )
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from shared.compat.faust_worker import TopicPartitionsUnknown
-from shared.retry import Backoff, is_transient, retry_transient
+from shared.infrastructure.compat.faust_worker import TopicPartitionsUnknown
+from shared.infrastructure.retry import Backoff, is_transient, retry_transient
 
 
 def _db(cls: type) -> Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.contracts.enums import RiskCategory, WellType
 from shared.domain.risk import (
     DEFAULT_RISK_MATRIX,
     RiskMatrix,
@@ -11,7 +12,6 @@ from shared.domain.risk import (
     default_consequence,
     risk,
 )
-from shared.enums import RiskCategory, WellType
 
 # The specification's four categories; HIGH and EXTREME are the bands Dethlefs & Chastain
 # call significant and high.

@@ -1,4 +1,4 @@
-"""The HTTP surface every WIMS service shares (shared/http_app.py) and the login throttle
+"""The HTTP surface every WIMS service shares (shared/infrastructure/http_app.py) and the login throttle
 (services/api/ratelimit.py), without Kafka or a database: these routes need neither."""
 
 import base64
@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 
 from services.api.ratelimit import LoginThrottle
-from shared.http_app import STRICT_CSP, _relative, make_http_app
-from shared.settings import Settings
+from shared.infrastructure.http_app import STRICT_CSP, _relative, make_http_app
+from shared.infrastructure.settings import Settings
 
 
 class Clock:

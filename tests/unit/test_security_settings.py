@@ -13,10 +13,10 @@ import jwt
 import pytest
 
 from services.cli import uvicorn_options
-from shared.auth import create_access_token, decode_access_token
-from shared.settings import JWT_SECRET_FILE, PROJECT_ROOT, Settings
+from shared.infrastructure.auth import create_access_token, decode_access_token
+from shared.infrastructure.settings import JWT_SECRET_FILE, PROJECT_ROOT, Settings
 
-# The development value the repository used to publish (shared/settings.py before this
+# The development value the repository used to publish (shared/infrastructure/settings.py before this
 # change): anyone could sign an admin token with it.
 PUBLISHED_SECRET = "development-only-secret-change-me"
 STRONG = "s" * 32
@@ -43,7 +43,7 @@ def test_unset_secret_is_a_random_private_file_of_the_run_folder(tmp_path: Path)
 def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:
     """`wims up` starts five services at once on a fresh run folder: they must all sign and
     verify with the same secret."""
-    code = "from shared.settings import Settings; print(Settings().jwt_secret)"
+    code = "from shared.infrastructure.settings import Settings; print(Settings().jwt_secret)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIMS_JWT")}
     env["WIMS_RUN_DIR"] = str(tmp_path)
     procs = [

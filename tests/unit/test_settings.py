@@ -1,6 +1,6 @@
 import pytest
 
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 
 def test_defaults_are_the_documented_ports(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.contracts.enums import (
+    AlertKind,
+    ElementType,
+    IntegrityStatus,
+    TaskPriority,
+    TriggerType,
+)
 from shared.domain.integrity import Finding
 from shared.domain.task_rules import (
     DEFAULT_TASK_RULES,
@@ -22,13 +29,6 @@ from shared.domain.task_rules import (
     task_for_alert,
     task_for_failed_test,
     task_for_integrity,
-)
-from shared.enums import (
-    AlertKind,
-    ElementType,
-    IntegrityStatus,
-    TaskPriority,
-    TriggerType,
 )
 
 TS = datetime(2025, 3, 10, 8, 30, tzinfo=UTC)

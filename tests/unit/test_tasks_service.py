@@ -12,10 +12,9 @@ import pytest
 from services.tasks.core import prepare_batch, rules_from_settings, spec_for_event, task_event
 from services.tasks.store import task_event_id
 from services.tasks.sweep import SweepReport
-from shared import events as ev
-from shared import topics
-from shared.domain.task_rules import DEFAULT_TASK_RULES
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts import topics
+from shared.contracts.enums import (
     AlertKind,
     ElementStatus,
     ElementType,
@@ -29,7 +28,8 @@ from shared.enums import (
     TestType,
     TriggerType,
 )
-from shared.settings import Settings
+from shared.domain.task_rules import DEFAULT_TASK_RULES
+from shared.infrastructure.settings import Settings
 
 TS = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 ALERTS = topics.ALERTS.name

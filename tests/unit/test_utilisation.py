@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.contracts.enums import UtilisationLevel
 from shared.domain.utilisation import (
     DEFAULT_THRESHOLDS,
     LEVEL_BY_CODE,
@@ -23,7 +24,6 @@ from shared.domain.utilisation import (
     utilisation,
     utilisation_array,
 )
-from shared.enums import UtilisationLevel
 
 U = UtilisationLevel
 T = DEFAULT_THRESHOLDS

@@ -10,10 +10,10 @@ from services.api import schemas as s
 from services.api.crud import commit, get_or_404, row_values
 from services.api.deps import Admin, PageDep, SessionDep, Viewer, user_cache
 from services.api.errors import ERROR_RESPONSES, ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid
-from shared.auth import hash_password, new_api_key
+from shared.contracts.enums import Role
 from shared.domain.risk import RiskMatrix
-from shared.enums import Role
-from shared.models import ApiKey, RiskMatrixCell, User
+from shared.infrastructure.auth import hash_password, new_api_key
+from shared.persistence.models import ApiKey, RiskMatrixCell, User
 
 router = APIRouter()
 

@@ -30,8 +30,8 @@ from services.api.deps import (
     user_from_token,
 )
 from services.api.errors import ERROR_RESPONSES, ITEM_RESPONSES, ErrorBody, FieldInvalid
-from shared.enums import AlertKind, Role, Severity
-from shared.models import AlertRecord
+from shared.contracts.enums import AlertKind, Role, Severity
+from shared.persistence.models import AlertRecord
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["alerts"])

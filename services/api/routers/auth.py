@@ -12,8 +12,8 @@ from services.api.deps import CurrentUser, SessionDep, SettingsDep, user_cache
 from services.api.errors import ERROR_RESPONSES, ErrorBody
 from services.api.metrics import LOGIN_FAILURES
 from services.api.ratelimit import LoginThrottle
-from shared.auth import create_access_token, hash_password, verify_password
-from shared.models import User
+from shared.infrastructure.auth import create_access_token, hash_password, verify_password
+from shared.persistence.models import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -17,7 +17,7 @@ from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid
 from shared.domain.maasp import CriticalPoint as Point
 from shared.domain.maasp import maasp
 from shared.domain.survey import Station, SurveyError, minimum_curvature, validate_stations
-from shared.models import Annulus, SurveyStation, User, Well
+from shared.persistence.models import Annulus, SurveyStation, User, Well
 
 router = APIRouter(tags=["well architecture"])
 

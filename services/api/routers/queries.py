@@ -17,14 +17,14 @@ from services.api import schemas as s
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
 from services.api.fleet import fleet_json
-from shared.db import driver_connection
+from shared.contracts.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
 from shared.domain.utilisation import Thresholds, level_for, utilisation
-from shared.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
-from shared.measurement_storage import TS
+from shared.infrastructure.db import driver_connection
+from shared.persistence.measurement_storage import TS
 
 router = APIRouter(tags=["queries"])
 
-# psycopg parameters: run on the driver's connection (shared.db.driver_connection).
+# psycopg parameters: run on the driver's connection (shared.infrastructure.db.driver_connection).
 _STATE_SQL = """
 SELECT
   row_to_json(w) AS well,

@@ -20,12 +20,8 @@ from services.api.derived import (
 )
 from services.api.errors import FieldInvalid
 from services.api.outbox import queue_annulus_config, queue_barrier_event, queue_well_config
-from shared import events as ev
-from shared.domain.maasp import default_fluid_gradient
-from shared.domain.risk import default_consequence
-from shared.domain.task_rules import next_test_due
-from shared.domain.utilisation import Thresholds
-from shared.enums import (
+from shared.contracts import events as ev
+from shared.contracts.enums import (
     CasingType,
     CementQuality,
     CriticalPointType,
@@ -38,7 +34,11 @@ from shared.enums import (
     WellStatus,
     WellType,
 )
-from shared.models import (
+from shared.domain.maasp import default_fluid_gradient
+from shared.domain.risk import default_consequence
+from shared.domain.task_rules import next_test_due
+from shared.domain.utilisation import Thresholds
+from shared.persistence.models import (
     Annulus,
     BarrierElement,
     BarrierEnvelope,

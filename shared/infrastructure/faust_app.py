@@ -1,7 +1,7 @@
 """The common shape of a WIMS faust worker: one App per service, id = consumer group.
 
 Every worker gets, from :func:`make_faust_app`, the faust workarounds of
-``shared.compat.faust_worker`` (its input held until it is ready and its producer knows
+``shared.infrastructure.compat.faust_worker`` (its input held until it is ready and its producer knows
 every changelog), health pages, and :func:`process_message`: the one way a worker handles a
 message, retrying transient failures with the offset held and dead-lettering only a
 message that can never be processed.
@@ -17,13 +17,13 @@ import faust
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.compat import faust_worker
-from shared.db import database_ready, make_async_engine
-from shared.dead_letters import dead_letter
-from shared.kafka import COMMITTED_OFFSET, CONSUMER_LAG, ConsumerLag, KafkaProbe
-from shared.observability import add_faust_health_pages
-from shared.retry import retry_transient
-from shared.settings import Settings
+from shared.contracts.dead_letters import dead_letter
+from shared.infrastructure.compat import faust_worker
+from shared.infrastructure.db import database_ready, make_async_engine
+from shared.infrastructure.kafka import COMMITTED_OFFSET, CONSUMER_LAG, ConsumerLag, KafkaProbe
+from shared.infrastructure.observability import add_faust_health_pages
+from shared.infrastructure.retry import retry_transient
+from shared.infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def make_faust_app(service: str, settings: Settings) -> tuple[faust.App, WorkerC
         web_bind=settings.bind_host,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
-        # Values are decoded by shared.events (one TypeAdapter per topic), not by faust codecs.
+        # Values are decoded by shared.contracts.events (one TypeAdapter per topic), not by faust codecs.
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",  # tables recover from their changelog topics on restart
@@ -103,7 +103,7 @@ def run_worker(app: faust.App, log_level: str) -> None:
 
 class Rejected(Exception):
     """A message that can never be processed: ``reason`` is ``undecodable`` or ``invalid``
-    (see ``shared.dead_letters``), the message says which field and why."""
+    (see ``shared.contracts.dead_letters``), the message says which field and why."""
 
     def __init__(self, reason: str, error: str) -> None:
         super().__init__(error)
@@ -153,7 +153,7 @@ async def process_message(
     """Run ``handle(*args)`` for one message until it is done; None then, or the reason it
     was dead-lettered with.
 
-    A transient failure (``shared.retry``) is retried with backoff while the offset is held:
+    A transient failure (``shared.infrastructure.retry``) is retried with backoff while the offset is held:
     a valid message is never skipped nor dead-lettered for the infrastructure's sake. A
     :class:`Rejected` message is dead-lettered with its reason; any other error is the
     service's own failure on a valid message and is dead-lettered as ``unprocessable``,

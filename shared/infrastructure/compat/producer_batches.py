@@ -1,5 +1,5 @@
 """aiokafka's producer: queue a whole record batch without its early time-out
-(``add-batch-early-timeout`` in ``shared.compat``)."""
+(``add-batch-early-timeout`` in ``shared.infrastructure.compat``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
-from shared.compat import plain_path_warning
+from shared.infrastructure.compat import plain_path_warning
 
 
 class Deadline(Protocol):

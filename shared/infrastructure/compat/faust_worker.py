@@ -1,4 +1,4 @@
-"""The faust-streaming workarounds every WIMS worker runs with (see ``shared.compat``).
+"""The faust-streaming workarounds every WIMS worker runs with (see ``shared.infrastructure.compat``).
 
 1. **Input held until the worker is ready** (``hold-input-during-rebalance``): faust
    resumes the input partitions, then seeks them to the committed offsets, then tells its
@@ -20,7 +20,7 @@
    (:func:`learn_changelog_partitions`) before any input flows to an agent or to a pump
    that waits for :func:`producer_ready`, and (b) should a later metadata refresh lose a
    topic, the table write raises :class:`TopicPartitionsUnknown`, a transient error: the
-   message is retried (``shared.retry``) once the refresh it started has answered, never
+   message is retried (``shared.infrastructure.retry``) once the refresh it started has answered, never
    skipped.
 
 3. **Durable table writes** (``durable-table-writes``): :func:`put_durably` writes table
@@ -37,8 +37,8 @@ from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from shared.compat import FAUST, require_verified
-from shared.retry import TransientError, retry_transient
+from shared.infrastructure.compat import FAUST, require_verified
+from shared.infrastructure.retry import TransientError, retry_transient
 
 log = logging.getLogger(__name__)
 

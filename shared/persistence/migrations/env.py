@@ -3,9 +3,9 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from shared.measurement_storage import include_name
-from shared.models import Base
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
+from shared.persistence.measurement_storage import include_name
+from shared.persistence.models import Base
 
 config = context.config
 target_metadata = Base.metadata

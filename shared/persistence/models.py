@@ -1,6 +1,6 @@
 """The WIMS data model: SQLAlchemy 2.0 typed models.
 
-The schema itself is made by the Alembic migrations in ``shared/migrations``; a test checks
+The schema itself is made by the Alembic migrations in ``shared/persistence/migrations``; a test checks
 the migrations and these models do not drift apart. Depths are metres, pressures bar,
 temperatures degC, diameters inches (as casing is specified), timestamps UTC.
 Each table has one writing service, except `task`: auto tasks are the tasks service's, people
@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.enums import (
+from shared.contracts.enums import (
     CasingType,
     CementQuality,
     CriticalPointType,
@@ -76,8 +76,16 @@ def pg_enum(enum_cls: type[StrEnum], name: str) -> Enum:
     )
 
 
+#: The services that own tables. Each table names its owner in ``__owner__``: the one service
+#: that writes it (``task`` also takes the API's manual tasks and edits, and the fleet read
+#: model is kept by triggers on its owners' writes). Another service reads it only through
+#: a named read path (docs/architecture.md, "Table ownership").
+OWNERS = ("api", "ingest", "maasp", "integrity", "tasks")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    __owner__: str
 
 
 def _ts(nullable: bool = False, **kw: Any) -> Any:
@@ -94,6 +102,7 @@ class TimestampMixin:
 
 class User(TimestampMixin, Base):
     __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -102,7 +111,7 @@ class User(TimestampMixin, Base):
     role: Mapped[Role] = mapped_column(pg_enum(Role, "user_role"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     # Bumped by every change that must revoke the user's tokens (password, role, deactivation,
-    # logout); a token carries the version it was issued at (shared/auth.py VERSION_CLAIM).
+    # logout); a token carries the version it was issued at (shared/infrastructure/auth.py VERSION_CLAIM).
     token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
 
 
@@ -110,6 +119,8 @@ class ApiKey(TimestampMixin, Base):
     """A SCADA client's key. Only a hash is stored; the secret is shown once on creation."""
 
     __tablename__ = "api_key"
+
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -128,6 +139,7 @@ class ApiKey(TimestampMixin, Base):
 
 class Well(TimestampMixin, Base):
     __tablename__ = "well"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -162,6 +174,7 @@ class Well(TimestampMixin, Base):
 
 class CasingString(TimestampMixin, Base):
     __tablename__ = "casing_string"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
@@ -193,6 +206,7 @@ class CasingString(TimestampMixin, Base):
 
 class CementInterval(TimestampMixin, Base):
     __tablename__ = "cement_interval"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
@@ -213,6 +227,7 @@ class CementInterval(TimestampMixin, Base):
 
 class TubingString(TimestampMixin, Base):
     __tablename__ = "tubing_string"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
@@ -248,6 +263,8 @@ class Annulus(TimestampMixin, Base):
     casing string (B, C...): exactly one of the two inner ids is set."""
 
     __tablename__ = "annulus"
+
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
@@ -290,6 +307,7 @@ class Annulus(TimestampMixin, Base):
 
 class CriticalPoint(TimestampMixin, Base):
     __tablename__ = "critical_point"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     annulus_id: Mapped[int] = mapped_column(
@@ -325,6 +343,8 @@ class SurveyStation(Base):
 
     __tablename__ = "survey_station"
 
+    __owner__ = "api"
+
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
     md_m: Mapped[float] = mapped_column(Float)
@@ -344,6 +364,8 @@ class ScadaTag(TimestampMixin, Base):
 
     __tablename__ = "scada_tag"
 
+    __owner__ = "api"
+
     id: Mapped[int] = mapped_column(primary_key=True)
     tag: Mapped[str] = mapped_column(String(200), unique=True)
     annulus_id: Mapped[int] = mapped_column(
@@ -361,10 +383,12 @@ class AnnulusMeasurement(Base):
 
     Partitioned by week of ``timestamp``, with a default partition for readings no week covers,
     and rolled up into the hourly and daily tables below by a trigger (migration 0004;
-    partitions and retention: shared/measurement_storage.py). The key's index serves the
+    partitions and retention: shared/persistence/measurement_storage.py). The key's index serves the
     range and latest-reading queries on its (annulus_id, timestamp) prefix."""
 
     __tablename__ = "annulus_measurement"
+
+    __owner__ = "ingest"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     annulus_id: Mapped[int] = mapped_column(
@@ -398,16 +422,20 @@ class _MeasurementRollup:
 
 class AnnulusMeasurementHourly(_MeasurementRollup, Base):
     __tablename__ = "annulus_measurement_hourly"
+    __owner__ = "ingest"
 
 
 class AnnulusMeasurementDaily(_MeasurementRollup, Base):
     __tablename__ = "annulus_measurement_daily"
+    __owner__ = "ingest"
 
 
 class MaaspResult(Base):
     """MAASP history: one row per annulus config version."""
 
     __tablename__ = "maasp_result"
+
+    __owner__ = "maasp"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     annulus_id: Mapped[int] = mapped_column(ForeignKey("annulus.id", ondelete="CASCADE"))
@@ -430,6 +458,7 @@ class MaaspResult(Base):
 
 class BarrierEnvelope(TimestampMixin, Base):
     __tablename__ = "barrier_envelope"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
@@ -442,6 +471,7 @@ class BarrierEnvelope(TimestampMixin, Base):
 
 class BarrierElement(TimestampMixin, Base):
     __tablename__ = "barrier_element"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The envelope's well, kept on the element (the specification's well_id); the API sets
@@ -471,6 +501,7 @@ class BarrierElement(TimestampMixin, Base):
 
 class BarrierTest(TimestampMixin, Base):
     __tablename__ = "barrier_test"
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     barrier_element_id: Mapped[int] = mapped_column(
@@ -494,6 +525,7 @@ class BarrierTest(TimestampMixin, Base):
 
 class IntegritySnapshot(Base):
     __tablename__ = "integrity_snapshot"
+    __owner__ = "integrity"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
@@ -535,6 +567,8 @@ class FleetAnnulus(Base):
 
     __tablename__ = "fleet_annulus"
 
+    __owner__ = "api"
+
     annulus_id: Mapped[int] = mapped_column(
         ForeignKey("annulus.id", ondelete="CASCADE"), primary_key=True
     )
@@ -549,6 +583,8 @@ class FleetWell(Base):
     """Each well's latest integrity snapshot (by ts, then id), as the fleet shows it."""
 
     __tablename__ = "fleet_well"
+
+    __owner__ = "api"
 
     well_id: Mapped[int] = mapped_column(
         ForeignKey("well.id", ondelete="CASCADE"), primary_key=True
@@ -567,6 +603,8 @@ class RiskMatrixCell(Base):
     ``id`` is (probability_level, consequence_level)."""
 
     __tablename__ = "risk_matrix_cell"
+
+    __owner__ = "api"
 
     probability_level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     consequence_level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
@@ -587,6 +625,8 @@ class Task(TimestampMixin, Base):
     (trigger_type, target), enforced by a partial unique index."""
 
     __tablename__ = "task"
+
+    __owner__ = "tasks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"))
@@ -632,6 +672,8 @@ class TaskSourceEvent(Base):
 
     __tablename__ = "task_source_event"
 
+    __owner__ = "tasks"
+
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     topic: Mapped[str] = mapped_column(String(100))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id", ondelete="SET NULL"))
@@ -646,6 +688,8 @@ class AlertRecord(Base):
     """Alert history for queries and acknowledgement; one row per alert event id."""
 
     __tablename__ = "alert"
+
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
@@ -681,6 +725,8 @@ class FindingState(Base):
 
     __tablename__ = "finding_state"
 
+    __owner__ = "tasks"
+
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     subject: Mapped[str] = mapped_column(String(100), primary_key=True, comment="annulus:17")
     well_id: Mapped[int] = mapped_column(ForeignKey("well.id", ondelete="CASCADE"), index=True)
@@ -696,6 +742,8 @@ class OutboxRecord(Base):
     publishes them in id order and stamps ``sent_at``."""
 
     __tablename__ = "outbox"
+
+    __owner__ = "api"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     topic: Mapped[str] = mapped_column(String(100))

@@ -25,10 +25,10 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 
-from shared.db import database_ready, make_async_engine, make_sessionmaker
-from shared.kafka import KafkaProbe
-from shared.observability import fastapi_health_router, sample_event_loop_lag
-from shared.settings import Settings
+from shared.infrastructure.db import database_ready, make_async_engine, make_sessionmaker
+from shared.infrastructure.kafka import KafkaProbe
+from shared.infrastructure.observability import fastapi_health_router, sample_event_loop_lag
+from shared.infrastructure.settings import Settings
 
 # Fit for a same-origin web console: its own scripts, styles and images only, no inline
 # script, no plugin, never framed (clickjacking), forms post back to the API only.

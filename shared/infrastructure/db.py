@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util import greenlet_spawn
 
-from shared.settings import Settings
+from shared.infrastructure.settings import Settings
 
 # A statement's parameters are user data (a login's email, a password hash, a tag name): an
 # error's text must never carry them into a log. hide_parameters keeps them out of every

@@ -26,7 +26,7 @@ def verify_password(password: str, hashed: str) -> bool:
         return False
 
 
-# The claim carrying the user's token_version (shared/models.py User): a token whose
+# The claim carrying the user's token_version (shared/persistence/models.py User): a token whose
 # version is not the user's current one is revoked.
 VERSION_CLAIM = "ver"
 

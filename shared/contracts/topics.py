@@ -36,7 +36,7 @@ TASK_EVENTS = Topic("wims.task-events", "well_id", "TaskEvent")
 DEAD_LETTERS = Topic(
     "wims.dead-letters",
     "source topic name",
-    "DeadLetter JSON (shared.dead_letters): source position, key, value, reason, error",
+    "DeadLetter JSON (shared.contracts.dead_letters): source position, key, value, reason, error",
     doc="messages a stream worker could not process, kept for inspection and replay",
 )
 

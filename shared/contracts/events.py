@@ -15,8 +15,8 @@ from uuid import UUID, uuid4, uuid5
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from shared import topics
-from shared.enums import (
+from shared.contracts import topics
+from shared.contracts.enums import (
     AlertKind,
     CementQuality,
     ElementStatus,
@@ -59,7 +59,7 @@ def renamed(name: str, old: str, *args: Any, **kwargs: Any) -> Any:
 
 
 # Version 1 spelt these values differently; the same four risk bands were named
-# low/medium/significant/high (shared/migrations/versions/0003_specification_names.py).
+# low/medium/significant/high (shared/persistence/migrations/versions/0003_specification_names.py).
 _V1_VALUES: dict[str, dict[str, str]] = {
     "risk_category": {"significant": "high", "high": "extreme"},
     "test_type": {"leak_rate": "leak-rate"},

@@ -48,7 +48,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
             "reads as 'every partition' (aiokafka/consumer/fetcher.py fetched_records)"
         ),
         other_versions="refuse",
-        where="shared.compat.faust_worker.install (FetchablePartitions)",
+        where="shared.infrastructure.compat.faust_worker.install (FetchablePartitions)",
         test=(
             "tests/unit/test_faust_compat.py, "
             "tests/integration/test_integrity_worker.py::test_a_killed_worker_recovers_*"
@@ -67,7 +67,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         ),
         other_versions="refuse",
         where=(
-            "shared.compat.faust_worker.install (key_partition raises TopicPartitionsUnknown, "
+            "shared.infrastructure.compat.faust_worker.install (key_partition raises TopicPartitionsUnknown, "
             "a transient error) and learn_changelog_partitions (input held until known)"
         ),
         test="tests/integration/test_compat.py",
@@ -83,7 +83,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
             "event to take its partition from"
         ),
         other_versions="refuse",
-        where="shared.compat.faust_worker.put_durably / send_raw",
+        where="shared.infrastructure.compat.faust_worker.put_durably / send_raw",
         test="tests/integration/test_maasp_worker.py::test_exceedance_alerts_once_each_across_a_sigkill_*",
     ),
     Workaround(
@@ -96,7 +96,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
             "batches from the fetch buffer instead"
         ),
         other_versions="plain",
-        where="shared.compat.record_batches.RecordTaker",
+        where="shared.infrastructure.compat.record_batches.RecordTaker",
         test="tests/integration/test_maasp_fetch.py",
     ),
     Workaround(
@@ -109,7 +109,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
             "out long before their timeout (KafkaTimeoutError) although Kafka is healthy"
         ),
         other_versions="plain",
-        where="shared.compat.producer_batches.send_batch_until",
+        where="shared.infrastructure.compat.producer_batches.send_batch_until",
         test="tests/integration/test_compat.py::test_many_pushes_waiting_for_one_partition_*",
     ),
 )
@@ -138,7 +138,7 @@ def require_verified(library: str) -> None:
             raise UnverifiedLibrary(
                 f"{library} {installed(library)} is not a version the workaround {w.name!r} "
                 f"was verified against ({', '.join(sorted(w.verified))}): {w.upstream}. "
-                f"Verify it ({w.test}) and add the version in shared/compat/__init__.py."
+                f"Verify it ({w.test}) and add the version in shared/infrastructure/compat/__init__.py."
             )
 
 

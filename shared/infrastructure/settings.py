@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # HS256 keys shorter than the hash output (32 bytes) weaken the signature (RFC 7518 3.2).
 MIN_JWT_SECRET_BYTES = 32
 JWT_SECRET_FILE = "jwt-secret"

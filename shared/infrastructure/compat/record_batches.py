@@ -15,7 +15,7 @@ past exactly what is handed over (a batch cut by ``max_records`` keeps its rest 
 next call); a partition whose buffer is empty is fetched again; a fetch error is raised
 after the records before it are handed over. It reads aiokafka internals, so it is used
 only with the aiokafka version it was verified against (``record-batches`` in
-``shared.compat``) and with ``read_uncommitted`` (it does not filter aborted
+``shared.infrastructure.compat``) and with ``read_uncommitted`` (it does not filter aborted
 transactions); otherwise ``take`` is ``getmany``. It is meant
 for a consumer whose partitions are assigned by hand, as the pump's are: there is no group
 rebalance for it to wait out.
@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer.fetcher import READ_UNCOMMITTED, FetchResult
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException
 
-from shared.compat import plain_path_warning
+from shared.infrastructure.compat import plain_path_warning
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from prometheus_client import Gauge
 
-from shared.settings import Settings
-from shared.topics import ALL_TOPICS
+from shared.contracts.topics import ALL_TOPICS
+from shared.infrastructure.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import text
 
-from shared import events as ev
-from shared.models import Annulus, CriticalPoint
+from shared.contracts import events as ev
+from shared.persistence.models import Annulus, CriticalPoint
 
 # Config versions come from the outbox sequence, so a config published by hand
 # (`wims publish-annulus-config`) orders correctly against the API's outbox records.

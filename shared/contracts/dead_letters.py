@@ -3,7 +3,7 @@
 A dead letter is for a message that is wrong in itself (it does not decode, or breaks its
 event contract), never for a failure of the infrastructure around it: a broker that does
 not know a topic yet, a database that restarts, a timeout. Those are retried with the
-offset held (``shared.retry``), so nothing valid is ever dead-lettered.
+offset held (``shared.infrastructure.retry``), so nothing valid is ever dead-lettered.
 
 Every dead letter on ``wims.dead-letters`` carries the source record whole (key and value,
 base64, so binary survives), where it was (topic, partition, offset), which service gave up
@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from prometheus_client import Counter
 
-from shared import topics
+from shared.contracts import topics
 
 #: Why a message was dead-lettered. ``undecodable``: not the bytes of any event
 #: (not JSON, wrong encoding, empty). ``invalid``: decodes, but breaks its contract

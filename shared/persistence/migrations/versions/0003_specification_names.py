@@ -2,7 +2,7 @@
 
 Reviewed by hand. Renames in place (ALTER ... RENAME keeps every row and value), so no data
 is copied. Constraints and indexes named after a renamed column are renamed with it, as the
-naming convention in shared/models.py would name them.
+naming convention in shared/persistence/models.py would name them.
 
 Value mappings (docs/data-model.md "Upgrading from 0001/0002"):
 - risk_category low/medium/significant/high -> low/medium/high/extreme (the same four bands
