@@ -142,6 +142,16 @@ async def test_live_board_alert_acknowledge_roles_and_well_page(
     await engineer.page.locator("section.annulus").first.scroll_into_view_if_needed()
     await engineer.shot("05-well-page-trend")
 
+    # why this limit: the annulus's critical points, each with its limit and origin
+    points = engineer.page.locator("section.annulus details.critical-points").first
+    await points.locator("summary").click()
+    await points.locator("tr[data-point]").first.wait_for(timeout=15_000)
+    rows = [r.split("\t") for r in (await points.locator("tbody").inner_text()).splitlines()]
+    assert sorted((r[0], r[2], r[3]) for r in rows) == [
+        ("tubing collapse at 1000 m", "222.2", "manual"),
+        ("wellhead", "345.0", "manual"),
+    ]
+
     # tasks: the critical task the exceedance opened; the engineer starts it
     await engineer.page.goto(f"{engineer.base_url}/#/tasks")
     sel = f"#page tr:has(a[href='#/wells/{wid}']) select.task-status"

@@ -119,7 +119,25 @@ function annulusSection(a) {
       <span class="trend-note muted"></span></div>
     <div class="trend-holder"></div>
     <details class="maasp-history"><summary>MAASP history</summary><div class="maasp-body muted">loading…</div></details>
+    <details class="critical-points"><summary>Critical points: why this limit</summary><div class="points-body muted">loading…</div></details>
   </section>`;
+}
+
+// Each point's allowable pressure and where it comes from: typed in by an engineer, or
+// derived from the well's architecture (its formula, inputs and source, as the API keeps them).
+function pointsTable(points) {
+  if (!points.length) return '<p class="muted">no critical points: no MAASP</p>';
+  const why = (p) => {
+    const d = p.derivation;
+    if (!d) return `<span class="muted">${esc(p.origin)}</span>`;
+    const inputs = Object.entries(d.inputs || {})
+      .map(([k, v]) => `${esc(k)} = ${esc(typeof v === "number" ? num(v) : v)}`)
+      .join(", ");
+    return `${esc(p.origin)}: <code>${esc(d.formula)}</code><br><span class="muted">${inputs}${d.source ? ` (${esc(d.source)})` : ""}</span>`;
+  };
+  return `<table><thead><tr><th>point</th><th>TVD (m)</th><th>limit (bar)</th><th>why</th></tr></thead><tbody>${points
+    .map((p) => `<tr data-point="${p.id}"><td>${esc(p.label)}</td><td>${num(p.tvd_m, 0)}</td><td>${num(p.pressure_limit_bar)}</td><td>${why(p)}</td></tr>`)
+    .join("")}</tbody></table>`;
 }
 
 function maaspTable(h) {
@@ -227,6 +245,13 @@ export async function render(root, wellId, engineer, params) {
       })
       .catch((e) => {
         section.querySelector(".maasp-body").textContent = `Could not load: ${e.message}`;
+      });
+    get(`/annuli/${a.id}/critical-points`, { limit: 100 })
+      .then((points) => {
+        section.querySelector(".points-body").innerHTML = pointsTable(points);
+      })
+      .catch((e) => {
+        section.querySelector(".points-body").textContent = `Could not load: ${e.message}`;
       });
   }
   const focus = params.get("annulus");
