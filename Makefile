@@ -27,15 +27,11 @@ status:
 	$(BIN)/wims status
 
 # Each integration module gets a Kafka broker and a PostgreSQL of its own (a fresh stack per
-# pytest session): one service at a time, as README "Tests" describes the integration tier, and no
-# module's leftover traffic on the topics decides another module's outcome.
+# pytest session), so no module's leftover traffic on the topics decides another's outcome;
+# two lanes of modules run at once on ports apart (tests/support/integration_lanes.sh).
 test: setup        ## the whole suite against a real Kafka and a real PostgreSQL
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
-	@for module in tests/integration/test_*.py; do \
-	  echo "== $$module"; \
-	  $(BIN)/python -m pytest -m "not fault" "$$module" $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
-	done
+	bash tests/support/integration_lanes.sh $(BIN)/python $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m "not fault" tests/e2e $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 

@@ -247,7 +247,7 @@ class WellCreate(In):
         le=INT32_MAX,
         description="s without a good reading before data_stale; null: the default",
     )
-    commissioning: bool = Field(False, description=_COMMISSIONING)
+    commissioning: StrictBool = Field(False, description=_COMMISSIONING)
 
 
 class WellUpdate(In):
@@ -270,7 +270,7 @@ class WellUpdate(In):
         le=INT32_MAX,
         description="s without a good reading before data_stale; null: the default",
     )
-    commissioning: bool = Field(None, description=_COMMISSIONING)
+    commissioning: StrictBool = Field(None, description=_COMMISSIONING)
 
 
 class WellRead(Stamped):

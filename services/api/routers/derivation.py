@@ -169,7 +169,7 @@ async def put_survey_csv(
     well_id: s.PathId,
     session: SessionDep,
     user: Engineer,
-    body: Annotated[str, Body(media_type="text/csv", max_length=2_000_000)],
+    body: Annotated[str, Body(media_type="text/csv", min_length=1, max_length=2_000_000)],
 ) -> s.SurveyRead:
     well = await get_or_404(session, Well, well_id, "well")
     return await _replace_survey(request, session, well, parse_survey_csv(body), user)
