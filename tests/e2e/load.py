@@ -212,12 +212,12 @@ async def alert_history(api: httpx.AsyncClient, annulus_id: int, kind: str) -> l
 
 
 def snapshot_series(url: str, well_ids: list[int]) -> dict[int, list[tuple[str, float | None]]]:
-    """Each well's integrity snapshots in the order they were taken: (status, max
-    utilisation)."""
+    """Each well's integrity snapshots in the order they were taken: (overall status,
+    highest annulus utilisation)."""
     out: dict[int, list[tuple[str, float | None]]] = {w: [] for w in well_ids}
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT well_id, status::text, max_utilisation FROM integrity_snapshot"
+            "SELECT well_id, overall_status::text, highest_annulus_utilisation FROM integrity_snapshot"
             " WHERE well_id = ANY(%s) ORDER BY well_id, created_at, id",
             (well_ids,),
         ).fetchall()
