@@ -294,6 +294,18 @@ def _daily_finding(
 # --------------------------------------------------------------------------- tests
 
 
+def _key_element(
+    element_type: ElementType | str, envelope: EnvelopeType | str, name: str, rules: TaskRules
+) -> tuple[bool, str, EnvelopeType]:
+    """Whether an element is one whose loss leaves the well on its secondary barrier (an SSSV,
+    rules.critical_element_types, or any primary-envelope element), its label in a task's
+    text, and its envelope: what the failed- and inconclusive-test rules both weigh."""
+    et = ElementType(element_type)
+    env = EnvelopeType(envelope)
+    key = et in rules.critical_element_types or env is EnvelopeType.primary
+    return key, f"{name} ({et.value}, {env.value} envelope)", env
+
+
 def task_for_failed_test(
     well_id: int,
     element_id: int,
@@ -309,10 +321,7 @@ def task_for_failed_test(
     Critical for an SSSV (rules.critical_element_types) or any primary-envelope element,
     whose failure leaves the well on its secondary barrier; high otherwise.
     """
-    et = ElementType(element_type)
-    env = EnvelopeType(envelope)
-    critical = et in rules.critical_element_types or env is EnvelopeType.primary
-    label = f"{element_name} ({et.value}, {env.value} envelope)"
+    critical, label, env = _key_element(element_type, envelope, element_name, rules)
     return TaskSpec(
         trigger_type=TriggerType.failed_test,
         target=f"element:{element_id}",
@@ -347,10 +356,7 @@ def task_for_inconclusive_test(
     critical), normal otherwise: nothing is known to have failed. One open task per element
     (target element:N); a second inconclusive test updates it.
     """
-    et = ElementType(element_type)
-    env = EnvelopeType(envelope)
-    important = et in rules.critical_element_types or env is EnvelopeType.primary
-    label = f"{element_name} ({et.value}, {env.value} envelope)"
+    important, label, _ = _key_element(element_type, envelope, element_name, rules)
     return TaskSpec(
         trigger_type=TriggerType.inconclusive_test,
         target=f"element:{element_id}",
