@@ -19,6 +19,7 @@ WIMS_TEST_PORT_OFFSET (ports, as for the tests).
 """
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -33,6 +34,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from services.ingest.sink import MeasurementSink
 from shared.contracts import topics
@@ -142,13 +144,17 @@ async def read_back(settings: Settings, limit: int) -> list[tuple[bytes, bytes]]
         await consumer.stop()
 
 
-async def baseline_producer(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
+async def ingest_like_producer(settings: Settings, topic: str = BASELINE_TOPIC) -> AIOKafkaProducer:
+    """A started bare producer with ingest's producer settings, and ``topic`` made with the
+    readings topic's partitions (bench.ingest and bench.scale measure their bare baselines
+    with it)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(BASELINE_TOPIC, settings.topic_partitions, replication_factor=1)]
-        )
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(
+                [NewTopic(topic, settings.topic_partitions, replication_factor=1)]
+            )
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
@@ -159,6 +165,11 @@ async def baseline_producer(settings: Settings, records: list[tuple[bytes, bytes
         max_batch_size=settings.ingest_max_batch_bytes,
     )
     await producer.start()
+    return producer
+
+
+async def baseline_producer(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
+    producer = await ingest_like_producer(settings)
     try:
         await producer.send_and_wait(BASELINE_TOPIC, records[0][1], key=records[0][0])
         groups = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]

@@ -12,15 +12,12 @@ groups in flight. Each prints ``RATE <records/s> <records>``.
 """
 
 import asyncio
-import contextlib
 import sys
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.ingest.__main__ import read_back
+from bench.ingest.__main__ import ingest_like_producer, read_back
 from shared.infrastructure.settings import get_settings
 
 BASELINE_TOPIC = "bench.scale-baseline"
@@ -55,23 +52,7 @@ async def consume(topic: str, partitions: list[int]) -> tuple[float, int]:
 async def produce(seconds: float, start_at: float) -> tuple[float, int]:
     settings = get_settings()
     records = await read_back(settings, limit=200_000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [NewTopic(BASELINE_TOPIC, settings.topic_partitions, replication_factor=1)]
-            )
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=settings.ingest_linger_ms,
-        max_batch_size=settings.ingest_max_batch_bytes,
-    )
-    await producer.start()
+    producer = await ingest_like_producer(settings, BASELINE_TOPIC)
     try:
         await producer.send_and_wait(BASELINE_TOPIC, records[0][1], key=records[0][0])
         await asyncio.sleep(max(0.0, start_at - time.time()))
