@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.api.alert_feed import HISTORY_GROUP, AlertFanout, AlertHistoryConsumer
 from services.api.deps import UserCache
 from services.api.errors import install_error_handlers
+from services.api.fleet import FleetWells
 from services.api.guard import BodyGuard
 from services.api.metrics import REQUEST_SECONDS, REQUESTS
 from services.api.outbox import OutboxRelay
@@ -99,6 +100,7 @@ async def _startup(app: FastAPI) -> None:
         settings.login_max_failures_per_address,
         settings.login_window_s,
     )
+    app.state.fleet_wells = FleetWells(settings.libpq_url, settings.api_fleet_rows_max_age_s)
     app.state.relay = OutboxRelay(settings, app.state.engine)
     history = AlertHistoryConsumer(settings, app.state.sessionmaker)
     app.state.alert_fanout = AlertFanout(settings)  # the one live-alert consumer (SSE)
@@ -106,6 +108,7 @@ async def _startup(app: FastAPI) -> None:
         asyncio.create_task(app.state.relay.run(), name="outbox-relay"),
         asyncio.create_task(history.run(), name="alert-history"),
         asyncio.create_task(app.state.alert_fanout.run(), name="alert-fanout"),
+        asyncio.create_task(app.state.fleet_wells.keep_listening(), name="fleet-listener"),
         asyncio.create_task(
             export_lag_periodically(
                 settings.kafka_bootstrap, [HISTORY_GROUP], settings.consumer_lag_interval_s
@@ -126,6 +129,7 @@ async def _shutdown(app: FastAPI) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, 5)
     await app.state.relay.close()
+    await app.state.fleet_wells.close()
     await app.state.read_engine.dispose()
 
 

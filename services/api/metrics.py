@@ -46,3 +46,10 @@ SSE_REFUSED = Counter(
     "Live alert streams refused with 429, by the cap reached (user, process)",
     ["cap"],
 )
+FLEET_WELL_ROWS = Counter(
+    "wims_api_fleet_well_rows_total",
+    "GET /fleet answers by where their well-level rows came from: memory (nothing changed "
+    "since they were read) or database (read again: a change was notified, a task fell due, "
+    "the rows reached their maximum age, or no change notifications could be heard)",
+    ["source"],
+)

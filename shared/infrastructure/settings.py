@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     outbox_max_backoff_s: float = Field(10.0, gt=0)
     sse_heartbeat_s: float = Field(15.0, gt=0, description="comment lines keep proxies open")
     api_max_page_size: int = Field(500, ge=1)
+    api_fleet_rows_max_age_s: float = Field(
+        30.0,
+        ge=0,
+        description="longest an API process reuses GET /fleet's well-level rows (re-read "
+        "at once when PostgreSQL notifies a change or a task falls due); 0: read on every "
+        "request",
+    )
     api_user_cache_s: float = Field(
         5.0,
         ge=0,

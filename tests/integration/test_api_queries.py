@@ -392,6 +392,75 @@ async def test_fleet_read_model_follows_every_writer_and_equals_the_aggregate(
     assert _fleet_rows(db_engine, FLEET_MODEL_SQL) == _fleet_rows(db_engine, FLEET_TRUTH_SQL)
 
 
+async def test_fleet_reuses_its_well_rows_until_a_change_and_never_answers_stale(
+    api: Api, users: Users, db_engine: Engine, settings: Settings
+) -> None:
+    """The API keeps /fleet's well-level rows in memory: two reads with nothing written in
+    between read them once; a write through any connection (a task, a snapshot, a well
+    renamed), a task falling due and a lost listening connection each show on the very
+    next read, never an answer behind what was committed before it was asked."""
+    well = (await build_well(api.client, users.headers["admin"], "W-1"))["well"]
+
+    async def rows_read_from(source: str) -> float:
+        text_ = (await api.client.get("/metrics")).text
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text_)
+            for s in family.samples
+            if s.name == "wims_api_fleet_well_rows_total" and s.labels["source"] == source
+        )
+
+    async def w1() -> dict:
+        return (await _fleet(api, users))["W-1"]
+
+    def write(sql: str, **params: object) -> None:
+        with psycopg.connect(settings.libpq_url, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    await w1()
+    reads, reuses = await rows_read_from("database"), await rows_read_from("memory")
+    assert (await w1())["open_tasks"] == 0 and (await w1())["colour"] is None
+    assert await rows_read_from("database") == reads  # nothing written: not read again
+    assert await rows_read_from("memory") == reuses + 2
+
+    write(
+        "INSERT INTO task (well_id, title, trigger_type, priority, status) "
+        "VALUES (%(w)s, 'a', 'manual', 'critical', 'open')",
+        w=well,
+    )
+    assert ((await w1())["open_tasks"], (await w1())["critical_open_tasks"]) == (1, 1)
+    with Session(db_engine) as s, s.begin():
+        s.add(_snapshot(well, T0, "red", 60))
+    assert ((await w1())["colour"], (await w1())["risk_score"]) == ("red", 60)
+    write("UPDATE well SET field = 'Renamed' WHERE id = %(w)s", w=well)
+    assert (await w1())["field"] == "Renamed"
+    assert await rows_read_from("database") == reads + 3  # once after each write
+
+    # A task falls due with no write: the overdue count changes when it does.
+    write(
+        "INSERT INTO task (well_id, title, trigger_type, priority, status, due_date) "
+        "VALUES (%(w)s, 'b', 'manual', 'normal', 'open', now() + interval '1.5 seconds')",
+        w=well,
+    )
+    assert (await w1())["overdue_open_tasks"] == 0
+    with psycopg.connect(settings.libpq_url) as conn:
+        (due_in_s,) = conn.execute(
+            "SELECT extract(epoch FROM due_date - now())::float8 FROM task WHERE title = 'b'"
+        ).fetchone()
+    await asyncio.sleep(max(0.0, due_in_s) + 0.05)  # waiting for the clock, not for a race
+    assert (await w1())["overdue_open_tasks"] == 1
+
+    # The listening connection dropped: the next read reads (and listens again).
+    write(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'wims-api-fleet-listener'"
+    )
+    write("UPDATE task SET status = 'cancelled' WHERE title = 'a'")
+    assert (await w1())["open_tasks"] == 1
+    write("UPDATE task SET status = 'cancelled' WHERE title = 'b'")
+    assert (await w1())["open_tasks"] == 0
+
+
 async def test_loop_lag_pool_wait_and_request_timing_on_metrics(
     api: Api, users: Users, db_engine: Engine
 ) -> None:

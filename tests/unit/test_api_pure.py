@@ -1,5 +1,6 @@
 """Pure parts of the api service: login throttling, SSE positions, resolutions, error fields."""
 
+import numpy as np
 import pytest
 
 from services.api.alert_feed import format_position, parse_position, sse_message
@@ -145,7 +146,9 @@ def test_fleet_levels_per_well_match_the_single_annulus_rule() -> None:
         (5, 70.0, 100.0, 0.9, 0.5, 0.05),  # invalid stored thresholds: the defaults
         (6, 70.0, None, *thresholds),  # no MAASP yet
     ]
-    got = highest_by_well(annuli)
+    # As _ANNULI_SQL delivers them: one array per column, NaN for none.
+    columns = [np.array([np.nan if v is None else v for v in c]) for c in zip(*annuli, strict=True)]
+    got = highest_by_well(columns[0].astype(np.int64), *columns[1:])
     for well in {a[0] for a in annuli}:
         judged = [
             _annulus_level(

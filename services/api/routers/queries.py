@@ -420,9 +420,10 @@ async def fleet(
     async with driver_connection(request.app.state.read_engine) as conn:
         body = await fleet_json(
             conn,
-            field,
-            country,
-            status.value if status else None,
-            colour.value if colour else None,
+            request.app.state.fleet_wells,
+            field=field,
+            country=country,
+            status=status.value if status else None,
+            colour=colour.value if colour else None,
         )
     return Response(body, media_type="application/json")
