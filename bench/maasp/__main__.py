@@ -86,7 +86,7 @@ def setup_database(settings: Settings) -> None:
                 CriticalPoint(
                     id=2 * i - 1,
                     annulus_id=i,
-                    name="wellhead",
+                    label="wellhead",
                     point_type="wellhead",
                     depth_md=0.0,
                     tvd_m=0.0,
@@ -97,7 +97,7 @@ def setup_database(settings: Settings) -> None:
                 CriticalPoint(
                     id=2 * i,
                     annulus_id=i,
-                    name="shoe",
+                    label="shoe",
                     point_type="shoe",
                     depth_md=1000.0,
                     tvd_m=1000.0,

@@ -2,7 +2,7 @@
 month of a large fleet stores.
 
 1. Kafka. ``BENCH_STORAGE_READINGS`` (200,000) readings in the wire format of
-   ``wims.readings`` (services.ingest.publisher.reading_value, keyed by annulus) are
+   ``wims.readings`` (shared.contracts.readings.encode_reading, keyed by annulus) are
    produced with the ingest service's producer settings (idempotent, acks=all, same linger
    and batch size, no compression) to a fresh topic of the same partition count, then the
    topic's log segment files (``*.log`` under the broker's data folder; the sparse offset
@@ -36,9 +36,9 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.ingest.publisher import reading_value
 from services.ingest.sink import copy_line, write_lines
 from shared.contracts.enums import Quality
+from shared.contracts.readings import encode_reading
 from shared.contracts.topics import entity_key
 from shared.domain.readings import NormalisedReading
 from shared.infrastructure.settings import Settings
@@ -70,7 +70,7 @@ def readings(start: datetime) -> list[bytes]:
             source=SOURCE,
             reading_id=uuid.uuid4(),
         )
-        out.append(reading_value(r, well_id=annulus // 3 + 1, received_at=received))
+        out.append(encode_reading(r, well_id=annulus // 3 + 1, received_at=received))
     return out
 
 
