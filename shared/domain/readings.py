@@ -582,6 +582,10 @@ def _parse_annulus_id(value: Any) -> int | FieldError:
     return number
 
 
+def _unknown_annulus(annulus_id: int) -> FieldError:
+    return FieldError("annulus_id", f"unknown annulus {annulus_id}", REASON_UNKNOWN_ANNULUS)
+
+
 def _resolve_annulus(
     raw_id: Any,
     raw_tag: Any,
@@ -601,9 +605,7 @@ def _resolve_annulus(
         if isinstance(parsed, FieldError):
             errors.append(parsed)
         elif not annulus_exists(parsed):
-            errors.append(
-                FieldError("annulus_id", f"unknown annulus {parsed}", REASON_UNKNOWN_ANNULUS)
-            )
+            errors.append(_unknown_annulus(parsed))
         else:
             annulus_id = parsed
     if has_tag:
@@ -650,7 +652,7 @@ _fromisoformat = datetime.fromisoformat
 
 
 def _parse_timestamp(raw: Any, now_us: int, latest_us: int) -> tuple[datetime, int] | FieldError:
-    """(UTC datetime, epoch µs) or the error. The loop in _validate inlines the common case
+    """(UTC datetime, epoch µs) or the error. _new_timestamp reads the common case itself
     (a UTC time not in the future) and calls this for everything else."""
     if _absent(raw):
         return FieldError("timestamp", "timestamp is required", REASON_MISSING_FIELD)
@@ -765,8 +767,160 @@ class _RequestState:
     # and many readings of the same tag.
     ts_cache: dict[str, tuple[datetime, int] | FieldError] = field(default_factory=dict)
     tag_cache: dict[str, int | None] = field(default_factory=dict)
-    # First accepted index per reading id (i.e. per annulus and timestamp), for duplicates.
+    # First accepted index per reading id, for duplicates. The id's int is the key: `source`
+    # is fixed for the request, so it stands for (annulus_id, ts_epoch_us), and an int key
+    # adds no GC-tracked object.
     seen: dict[int, int] = field(default_factory=dict)
+
+
+# Quality.good and .bad as plain names: looking an enum member up costs ~70 ns (Python 3.11).
+_GOOD: Final = Quality.good
+_BAD: Final = Quality.bad
+
+
+def _refusal(record: Any) -> FieldError | None:
+    """Why a record that is not a plain dict is refused, or None for any other mapping."""
+    if isinstance(record, MalformedCsvRow):
+        return FieldError("record", record.problem, REASON_MALFORMED_ROW)
+    if not isinstance(record, Mapping):
+        return FieldError(
+            "record",
+            f"record must be an object, got {type(record).__name__}",
+            REASON_NOT_AN_OBJECT,
+        )
+    return None
+
+
+def _new_timestamp(
+    raw: Any, now_us: int, latest_us: int, ts_cache: dict[str, tuple[datetime, int] | FieldError]
+) -> tuple[datetime, int] | FieldError:
+    """A timestamp the request has not cached: a string is read (here when it is a UTC time
+    not in the future, else by _parse_timestamp) and cached, errors too (``now`` is fixed
+    for the request); any other value goes to _parse_timestamp uncached."""
+    if type(raw) is not str:
+        return _parse_timestamp(raw, now_us, latest_us)
+    try:
+        # CPython's fromisoformat stops reading at a NUL ("...Z\x00junk" parses): such a
+        # string goes to the slow path, which refuses it.
+        ts = _fromisoformat(raw) if "\x00" not in raw else None
+    except ValueError:
+        ts = None
+    parsed = None
+    if ts is not None and ts.tzinfo is UTC:
+        ts_us = (ts - _EPOCH) // _ONE_US
+        parsed = (ts, ts_us) if ts_us <= latest_us else None
+    if parsed is None:
+        parsed = _parse_timestamp(raw, now_us, latest_us)
+    ts_cache[raw] = parsed
+    return parsed
+
+
+def _measurements(
+    raw_q: Any,
+    pressure: Any,
+    p_unit: Any,
+    temperature: Any,
+    t_unit: Any,
+    errors: list[FieldError] | None,
+    limits: ReadingLimits,
+) -> tuple[Quality | None, float | None, float | None, list[FieldError] | None]:
+    """Quality, pressure (bar) and temperature (°C) of a record off the fast path of
+    _validate, with the errors found added to ``errors``."""
+    # Quality: absent means good.
+    if raw_q is None or raw_q == "good" or raw_q == "":
+        quality: Quality | None = _GOOD
+    else:
+        quality = normalise_quality(raw_q)
+        if quality is None:
+            errors = _add(
+                errors,
+                FieldError(
+                    "quality",
+                    f"unrecognised quality {_show(raw_q)} (expected good/uncertain/bad, "
+                    "an OPC UA status code or PI quality flags)",
+                    REASON_BAD_QUALITY,
+                ),
+            )
+
+    # Pressure: required unless the quality is bad.
+    pressure_failed = False
+    if type(pressure) is not float:
+        pressure, state, error = _coerce_number(pressure, "pressure")
+        if state is not None:
+            quality = _BAD  # the value itself says the sensor has no reading
+        if error is not None:
+            pressure_failed = True
+            errors = _add(errors, error)
+    if p_unit is not None and p_unit != "bar" and p_unit != "":
+        factor = _PRESSURE_EXACT.get(p_unit) if type(p_unit) is str else None
+        if factor is None:
+            factor, reason = _pressure_factor(p_unit)
+            if factor is None:
+                pressure_failed = True
+                errors = _add(errors, FieldError("pressure_unit", str(reason), REASON_BAD_UNIT))
+        if pressure is not None and factor is not None:
+            pressure *= factor
+    if pressure is not None:
+        p_min, p_max = limits.pressure_min_bar, limits.pressure_max_bar
+        # One chained comparison also catches NaN and ±inf: every comparison with NaN
+        # is False, and an infinity lies outside any finite range.
+        if not p_min <= pressure <= p_max:
+            if quality is _BAD:
+                pressure = None
+            elif not pressure_failed:
+                errors = _add(errors, _range_error("pressure", pressure, "bar", p_min, p_max))
+    elif quality is not _BAD and not pressure_failed:
+        errors = _add(
+            errors,
+            FieldError(
+                "pressure", "pressure is required unless quality is bad", REASON_MISSING_FIELD
+            ),
+        )
+
+    # Temperature: optional; a digital state here just means "no temperature".
+    scale: str | None = _CELSIUS
+    if t_unit is not None and t_unit != "degC" and t_unit != "":
+        scale = _TEMPERATURE_EXACT.get(t_unit) if type(t_unit) is str else None
+        if scale is None:
+            scale, reason = _temperature_scale(t_unit)
+            if scale is None:
+                errors = _add(errors, FieldError("temperature_unit", str(reason), REASON_BAD_UNIT))
+    if temperature is not None:
+        if type(temperature) is not float:
+            temperature, _state, error = _coerce_number(temperature, "temperature")
+            if error is not None:
+                errors = _add(errors, error)
+        if temperature is not None and scale is not None:
+            if scale is not _CELSIUS:
+                temperature = (temperature - 32.0) * 5.0 / 9.0
+            t_min, t_max = limits.temperature_min_c, limits.temperature_max_c
+            if not t_min <= temperature <= t_max:
+                if quality is _BAD:
+                    temperature = None
+                else:
+                    errors = _add(
+                        errors, _range_error("temperature", temperature, "°C", t_min, t_max)
+                    )
+    return quality, pressure, temperature, errors
+
+
+def _start(
+    source: str, now: datetime, limits: ReadingLimits, state: _RequestState | None
+) -> tuple[_RequestState, int, int, bytes]:
+    """Check _validate's arguments; the request state, now and the latest accepted time (in
+    epoch µs) and the suffix of every reading id's name."""
+    if not isinstance(source, str) or not source:
+        raise ValueError("source must be a non-empty string")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    now_us = _epoch_us(now)
+    latest_us = now_us + limits.max_future // _ONE_US
+    return (
+        state if state is not None else _RequestState(),
+        now_us,
+        latest_us,
+        b"|" + source.encode(),
+    )
 
 
 def _validate(
@@ -779,96 +933,46 @@ def _validate(
     state: _RequestState | None = None,
     base: int = 0,
 ) -> BatchResult:
-    """The one validation loop behind validate_batch, validate_record and BatchValidator.
-
-    Written as a single loop with everything it touches bound to locals: on the hot path a
-    function call or a global lookup per record is a measurable share of the budget.
-    ``state`` carries the caches and the duplicate index from earlier slices of the same
-    request, whose first record has the index ``base``.
-    """
-    if not isinstance(source, str) or not source:
-        raise ValueError("source must be a non-empty string")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    if state is None:
-        state = _RequestState()
-    now_us = _epoch_us(now)
-    latest_us = now_us + limits.max_future // _ONE_US
+    """The one validation loop behind validate_batch, validate_record and BatchValidator:
+    everything it touches is bound to locals, and the common record makes no call of its
+    own (on the hot path a call or a global lookup per record is a measurable share of the
+    budget); anything else goes to the helpers above. ``state`` carries the caches and the
+    duplicate index from earlier slices of the request, whose first record is ``base``."""
+    state, now_us, latest_us, name_suffix = _start(source, now, limits, state)
     p_min, p_max = limits.pressure_min_bar, limits.pressure_max_bar
     t_min, t_max = limits.temperature_min_c, limits.temperature_max_c
-    name_suffix = b"|" + source.encode()
-    ts_cache = state.ts_cache
-    ts_cache_get = ts_cache.get
-    tag_cache = state.tag_cache
-    seen = state.seen
-    seen_get = seen.get
-    pressure_exact = _PRESSURE_EXACT.get
-    temperature_exact = _TEMPERATURE_EXACT.get
-    parse_timestamp = _parse_timestamp
-    fromisoformat = _fromisoformat
-    utc, epoch, one_us = UTC, _EPOCH, _ONE_US
-    coerce_number = _coerce_number
-    add = _add
-    sha1 = hashlib.sha1
-    from_bytes = int.from_bytes
-    uuid_cls = uuid.UUID
-    ns_bytes = _NAMESPACE_BYTES
-    uuid_clear, uuid_set = _UUID5_CLEAR, _UUID5_SET
+    ts_cache, tag_cache, seen = state.ts_cache, state.tag_cache, state.seen
+    ts_cache_get, seen_get = ts_cache.get, seen.get
+    sha1, from_bytes, ns_bytes = hashlib.sha1, int.from_bytes, _NAMESPACE_BYTES
+    uuid_cls, uuid_clear, uuid_set = uuid.UUID, _UUID5_CLEAR, _UUID5_SET
     set_uuid_int, set_uuid_safe, safe_unknown = _set_uuid_int, _set_uuid_safe, _UUID_SAFE_UNKNOWN
-    new = _new_object
+    new, reading_cls, good = _new_object, NormalisedReading, _GOOD
     set_aid, set_ts, set_us, set_p, set_t, set_q, set_src, set_rid = _reading_setters
-    reading_cls = NormalisedReading
-    good, bad = Quality.good, Quality.bad
-    celsius = _CELSIUS
     accepted: list[NormalisedReading] = []
     rejected: list[Rejection] = []
-    accept = accepted.append
-    reject = rejected.append
+    accept, reject = accepted.append, rejected.append
 
     for index, record in enumerate(records, base):
-        if type(record) is not dict:
-            if isinstance(record, MalformedCsvRow):
-                error = FieldError("record", record.problem, REASON_MALFORMED_ROW)
-                reject(Rejection(index, (error,), record))
-                continue
-            if not isinstance(record, Mapping):
-                error = FieldError(
-                    "record",
-                    f"record must be an object, got {type(record).__name__}",
-                    REASON_NOT_AN_OBJECT,
-                )
-                reject(Rejection(index, (error,), record))
-                continue
+        if type(record) is not dict and (refused := _refusal(record)) is not None:
+            reject(Rejection(index, (refused,), record))
+            continue
         get = record.get
         errors: list[FieldError] | None = None
 
         annulus_id = get("annulus_id")
         raw_ts = get("timestamp")
         pressure = get("pressure")
-        if (
-            len(record) == 3
-            and annulus_id is not None
-            and raw_ts is not None
-            and pressure is not None
-        ):
-            # Exactly the three required keys, all present: every optional field is absent,
-            # which saves five lookups on the most common record shape.
-            tag = raw_q = p_unit = temperature = t_unit = None
+        if len(record) != 3 or annulus_id is None or raw_ts is None or pressure is None:
+            tag, raw_q, p_unit = get("tag"), get("quality"), get("pressure_unit")
+            temperature, t_unit = get("temperature"), get("temperature_unit")
         else:
-            tag = get("tag")
-            raw_q = get("quality")
-            p_unit = get("pressure_unit")
-            temperature = get("temperature")
-            t_unit = get("temperature_unit")
+            # Only the three required keys: five lookups saved on the most common shape.
+            tag = raw_q = p_unit = temperature = t_unit = None
 
         # Annulus. Fast path: a positive int id and no tag.
         if type(annulus_id) is int and tag is None and annulus_id > 0:
             if not annulus_exists(annulus_id):
-                errors = [
-                    FieldError(
-                        "annulus_id", f"unknown annulus {annulus_id}", REASON_UNKNOWN_ANNULUS
-                    )
-                ]
+                errors = [_unknown_annulus(annulus_id)]
                 annulus_id = None
         else:
             annulus_id, found = _resolve_annulus(
@@ -878,111 +982,38 @@ def _validate(
                 errors = found
 
         # Timestamp, memoised per request (errors too: `now` is fixed for the request).
-        if type(raw_ts) is str:
-            parsed = ts_cache_get(raw_ts)
-            if parsed is None:
-                # Inline fast path (a UTC time not in the future); anything else, slow path.
-                try:
-                    # CPython's fromisoformat stops reading at a NUL ("...Z\x00junk" parses):
-                    # such a string goes to the slow path, which refuses it.
-                    ts = fromisoformat(raw_ts) if "\x00" not in raw_ts else None
-                except ValueError:
-                    ts = None
-                if ts is not None and ts.tzinfo is utc:
-                    ts_us = (ts - epoch) // one_us
-                    parsed = (ts, ts_us) if ts_us <= latest_us else None
-                if parsed is None:
-                    parsed = parse_timestamp(raw_ts, now_us, latest_us)
-                ts_cache[raw_ts] = parsed
-        else:
-            parsed = parse_timestamp(raw_ts, now_us, latest_us)
+        parsed = ts_cache_get(raw_ts) if type(raw_ts) is str else None
+        if parsed is None:
+            parsed = _new_timestamp(raw_ts, now_us, latest_us, ts_cache)
         if type(parsed) is tuple:
             ts, ts_us = parsed
         else:
             ts = ts_us = None
-            errors = add(errors, parsed)
+            errors = _add(errors, parsed)
 
-        # Quality: absent means good.
-        if raw_q is None or raw_q == "good" or raw_q == "":
+        # Quality, pressure, temperature. Fast path: quality good, a float pressure in bar
+        # within the limits (the chained comparison is False for NaN and ±inf too), and no
+        # temperature or a float one in °C within the limits.
+        if (
+            (raw_q is None or raw_q == "good" or raw_q == "")
+            and type(pressure) is float
+            and (p_unit is None or p_unit == "bar" or p_unit == "")
+            and p_min <= pressure <= p_max
+            and (t_unit is None or t_unit == "degC" or t_unit == "")
+            and (
+                temperature is None
+                or (type(temperature) is float and t_min <= temperature <= t_max)
+            )
+        ):
             quality: Quality | None = good
         else:
-            quality = normalise_quality(raw_q)
-            if quality is None:
-                errors = add(
-                    errors,
-                    FieldError(
-                        "quality",
-                        f"unrecognised quality {_show(raw_q)} (expected good/uncertain/bad, "
-                        "an OPC UA status code or PI quality flags)",
-                        REASON_BAD_QUALITY,
-                    ),
-                )
-
-        # Pressure. Fast path: a float, in bar.
-        pressure_failed = False
-        if type(pressure) is not float:
-            pressure, state, error = coerce_number(pressure, "pressure")
-            if state is not None:
-                quality = bad  # the value itself says the sensor has no reading
-            if error is not None:
-                pressure_failed = True
-                errors = add(errors, error)
-        if p_unit is not None and p_unit != "bar" and p_unit != "":
-            factor = pressure_exact(p_unit) if type(p_unit) is str else None
-            if factor is None:
-                factor, reason = _pressure_factor(p_unit)
-                if factor is None:
-                    pressure_failed = True
-                    errors = add(errors, FieldError("pressure_unit", str(reason), REASON_BAD_UNIT))
-            if pressure is not None and factor is not None:
-                pressure *= factor
-        if pressure is not None:
-            # One chained comparison also catches NaN and ±inf: every comparison with NaN
-            # is False, and an infinity lies outside any finite range.
-            if not p_min <= pressure <= p_max:
-                if quality is bad:
-                    pressure = None
-                elif not pressure_failed:
-                    errors = add(errors, _range_error("pressure", pressure, "bar", p_min, p_max))
-        elif quality is not bad and not pressure_failed:
-            errors = add(
-                errors,
-                FieldError(
-                    "pressure", "pressure is required unless quality is bad", REASON_MISSING_FIELD
-                ),
+            quality, pressure, temperature, errors = _measurements(
+                raw_q, pressure, p_unit, temperature, t_unit, errors, limits
             )
-
-        # Temperature: optional; a digital state here just means "no temperature".
-        scale: str | None = celsius
-        if t_unit is not None and t_unit != "degC" and t_unit != "":
-            scale = temperature_exact(t_unit) if type(t_unit) is str else None
-            if scale is None:
-                scale, reason = _temperature_scale(t_unit)
-                if scale is None:
-                    errors = add(
-                        errors, FieldError("temperature_unit", str(reason), REASON_BAD_UNIT)
-                    )
-        if temperature is not None:
-            if type(temperature) is not float:
-                temperature, _state, error = coerce_number(temperature, "temperature")
-                if error is not None:
-                    errors = add(errors, error)
-            if temperature is not None and scale is not None:
-                if scale is not celsius:
-                    temperature = (temperature - 32.0) * 5.0 / 9.0
-                if not t_min <= temperature <= t_max:
-                    if quality is bad:
-                        temperature = None
-                    else:
-                        errors = add(
-                            errors, _range_error("temperature", temperature, "°C", t_min, t_max)
-                        )
 
         if errors is None:
             # reading_id = uuid5(READING_NAMESPACE, "<annulus_id>|<ts_epoch_us>|<source>"),
-            # built inline (see _uuid5_from_name for why not uuid.uuid5). Its integer is
-            # also the in-request duplicate key: `source` is fixed for the request, so it
-            # stands for (annulus_id, ts_epoch_us), and an int key adds no GC-tracked object.
+            # built inline (_uuid5_from_name says why); its int is the key of `seen`.
             digest = sha1(b"%b%d|%d%b" % (ns_bytes, annulus_id, ts_us, name_suffix)).digest()
             rid_int = (from_bytes(digest[:16]) & uuid_clear) | uuid_set
             first = seen_get(rid_int)

@@ -230,6 +230,168 @@ def start_wims_up(rs: RunningStack) -> tuple[subprocess.Popen, Path]:
     return up, out
 
 
+def output(out: Path) -> str:
+    """What `wims up` printed so far (a small file, read at each poll as before)."""
+    return out.read_text(errors="replace")
+
+
+async def wait_migrated_and_make_admin(rs: RunningStack, up: subprocess.Popen, out: Path) -> None:
+    """The admin needs the schema; `wims up` migrates before it starts the services."""
+
+    async def migrated():
+        assert up.poll() in (None, 0), output(out)
+        return "database: migrated to head" in output(out)
+
+    await poll(migrated, "`wims up` migrating the database", within_s=240, interval=0.1)
+    made = await asyncio.to_thread(
+        rs.wims, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD
+    )
+    assert made.returncode == 0, made.stderr
+
+
+async def wait_ready_logged_in(
+    rs: RunningStack, client: httpx.AsyncClient, up: subprocess.Popen, out: Path
+) -> dict[str, str]:
+    """Every /readyz green, and the admin's bearer header, got while the workers start."""
+    headers: dict[str, str] = {}
+
+    async def ready():
+        assert up.poll() in (None, 0), output(out)
+        if not headers and await all_ready(client, rs, ("api",)):
+            # Logged in while the workers still start, so that nothing but the wells
+            # follows the moment every /readyz is green (a login costs a password hash).
+            r = await client.post(
+                f"{rs.api}/auth/token",
+                data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+            )
+            assert r.status_code == 200, r.text
+            headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        return bool(headers) and await all_ready(client, rs)
+
+    await poll(ready, "every /readyz green", within_s=240, interval=0.02)
+    return headers
+
+
+async def make_tags(
+    api: httpx.AsyncClient, wells: list[dict[str, int]], run: str
+) -> dict[int, tuple[str, str]]:
+    """A SCADA tag for each annulus: annulus id -> (annulus name, tag)."""
+    tags = {}
+    for i, w in enumerate(wells):
+        for name in ("A", "B"):
+            tag = f"FIRST/{run}/{i}/ANN-{name}/PT"
+            r = await api.post("/scada-tags", json={"tag": tag, "annulus_id": w[name]})
+            assert r.status_code == 201, r.text
+            tags[w[name]] = (name, tag)
+    return tags
+
+
+async def alert_kinds(api: httpx.AsyncClient, aid: int) -> list[str]:
+    r = await api.get("/alerts", params={"annulus_id": aid, "limit": 500})
+    return sorted(a["kind"] for a in r.json())
+
+
+async def tasks_of(api: httpx.AsyncClient, well: int) -> list[dict]:
+    r = await api.get("/tasks", params={"well_id": well, "limit": 500})
+    body = r.json()
+    return body["items"] if isinstance(body, dict) else body
+
+
+async def wait_maasp_everywhere(
+    rs: RunningStack, api: httpx.AsyncClient, tags: dict[int, tuple[str, str]]
+) -> None:
+    async def maasp_everywhere():
+        missing = []
+        for aid, (name, _) in tags.items():
+            r = await api.get(f"/annuli/{aid}/maasp")
+            cur = r.json().get("current") if r.status_code == 200 else None
+            if not cur or cur["maasp_bar"] != pytest.approx(MAASP[name]):
+                missing.append(aid)
+        return not missing
+
+    await explained(rs, maasp_everywhere, "the MAASP of every annulus", within_s=90)
+
+
+async def wait_alerts_and_tasks_everywhere(
+    rs: RunningStack,
+    api: httpx.AsyncClient,
+    tags: dict[int, tuple[str, str]],
+    wells: list[dict[str, int]],
+) -> None:
+    async def alerts_everywhere():
+        for aid, (name, _) in tags.items():
+            if set(await alert_kinds(api, aid)) != EXPECTED_ALERTS[name]:
+                return False
+        return True
+
+    await explained(rs, alerts_everywhere, "every annulus' alerts", within_s=60, interval=0.5)
+
+    async def tasks_everywhere():
+        for w in wells:
+            found = await tasks_of(api, w["well"])
+            for name in ("A", "B"):
+                mine = {
+                    t["trigger_type"]
+                    for t in found
+                    if t["annulus_id"] == w[name] and t["status"] == "open"
+                }
+                if mine != EXPECTED_TASKS[name]:
+                    return False
+        return True
+
+    await explained(rs, tasks_everywhere, "every annulus' tasks", within_s=60, interval=0.5)
+
+
+async def check_each_alert_and_task_once(
+    api: httpx.AsyncClient, tags: dict[int, tuple[str, str]], wells: list[dict[str, int]]
+) -> None:
+    # Each alert once: a level raised once is one alert, not one per config version.
+    for aid, (name, _) in tags.items():
+        assert await alert_kinds(api, aid) == sorted(EXPECTED_ALERTS[name])
+    for w in wells:
+        found = [t for t in await tasks_of(api, w["well"]) if t["auto_generated"]]
+        # one task per excursion of each annulus, not one per config version; the
+        # well's own (integrity turned red: a review) once at most
+        for name in ("A", "B"):
+            mine = [t["trigger_type"] for t in found if t["annulus_id"] == w[name]]
+            assert sorted(mine) == sorted(EXPECTED_TASKS[name]), (name, found)
+        keys = [(t["trigger_type"], t["target"]) for t in found]
+        assert len(keys) == len(set(keys)), f"a task doubled: {found}"
+        exceed = [t for t in found if t["trigger_type"] == "maasp_exceed"]
+        assert [t["priority"] for t in exceed] == ["critical"]
+
+
+async def check_nothing_dead_lettered(
+    rs: RunningStack,
+    client: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    tags: dict[int, tuple[str, str]],
+    wells: list[dict[str, int]],
+) -> None:
+    """No dead letter on the topic nor counted by any service; then the summary line."""
+    letters = (await read_dead_letters(rs.settings)).letters
+    assert not letters, describe_dead_letters(letters)
+    dead_total = 0.0
+    for service in SERVICES:
+        page = (await client.get(f"{rs.base_url(service)}/metrics")).text
+        for name in ("wims_dead_letters_total", "wims_maasp_dead_letters_total"):
+            assert metric_total(page, name) == 0, f"{service}: {name} > 0"
+            dead_total += metric_total(page, name)
+    kinds: Counter[str] = Counter()
+    for aid in tags:
+        kinds.update(await alert_kinds(api, aid))
+    auto: Counter[str] = Counter()
+    for w in wells:
+        auto.update(
+            t["trigger_type"] for t in await tasks_of(api, w["well"]) if t["auto_generated"]
+        )
+    print(
+        f"first minutes: {len(tags)} annuli with their MAASP; alerts {dict(kinds)}; "
+        f"auto tasks {dict(auto)}; dead letters {len(letters)} on the topic, "
+        f"{dead_total:.0f} counted by the services"
+    )
+
+
 async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
     running_stack: RunningStack,
 ) -> None:
@@ -237,33 +399,8 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
     up, out = start_wims_up(rs)
     run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(timeout=30) as client:
-        # The admin needs the schema; `wims up` migrates before it starts the services.
-        async def migrated():
-            assert up.poll() in (None, 0), out.read_text(errors="replace")
-            return "database: migrated to head" in out.read_text(errors="replace")
-
-        await poll(migrated, "`wims up` migrating the database", within_s=240, interval=0.1)
-        made = await asyncio.to_thread(
-            rs.wims, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD
-        )
-        assert made.returncode == 0, made.stderr
-
-        headers: dict[str, str] = {}
-
-        async def ready():
-            assert up.poll() in (None, 0), out.read_text(errors="replace")
-            if not headers and await all_ready(client, rs, ("api",)):
-                # Logged in while the workers still start, so that nothing but the wells
-                # follows the moment every /readyz is green (a login costs a password hash).
-                r = await client.post(
-                    f"{rs.api}/auth/token",
-                    data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
-                )
-                assert r.status_code == 200, r.text
-                headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-            return bool(headers) and await all_ready(client, rs)
-
-        await poll(ready, "every /readyz green", within_s=240, interval=0.02)
+        await wait_migrated_and_make_admin(rs, up, out)
+        headers = await wait_ready_logged_in(rs, client, up, out)
         ready_at = time.monotonic()
 
         async with (
@@ -276,13 +413,7 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
             )
             built_s = time.monotonic() - ready_at
             key = (await api.post("/api-keys", json={"name": "first", "source": "first"})).json()
-            tags = {}
-            for i, w in enumerate(wells):
-                for name in ("A", "B"):
-                    tag = f"FIRST/{run}/{i}/ANN-{name}/PT"
-                    r = await api.post("/scada-tags", json={"tag": tag, "annulus_id": w[name]})
-                    assert r.status_code == 201, r.text
-                    tags[w[name]] = (name, tag)
+            tags = await make_tags(api, wells, run)
             # Readings at once, while the configs are still on their way to the worker.
             t0 = datetime.now(UTC) - timedelta(minutes=10)
             baseline = [
@@ -295,17 +426,7 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                 f"\nfirst minutes: first write {first_write_s:.3f} s after every /readyz was "
                 f"green, {WELLS} wells x 2 annuli built {built_s:.1f} s after"
             )
-
-            async def maasp_everywhere():
-                missing = []
-                for aid, (name, _) in tags.items():
-                    r = await api.get(f"/annuli/{aid}/maasp")
-                    cur = r.json().get("current") if r.status_code == 200 else None
-                    if not cur or cur["maasp_bar"] != pytest.approx(MAASP[name]):
-                        missing.append(aid)
-                return not missing
-
-            await explained(rs, maasp_everywhere, "the MAASP of every annulus", within_s=90)
+            await wait_maasp_everywhere(rs, api, tags)
 
             excursions = [
                 reading(tag, t0 + timedelta(seconds=60 + s), p)
@@ -313,76 +434,8 @@ async def test_wells_created_the_moment_the_stack_is_ready_are_all_judged(
                 for s, p in enumerate(EXCURSION[name])
             ]
             await push(ingest, key["secret"], excursions)
-
-            async def alert_kinds(aid: int) -> list[str]:
-                r = await api.get("/alerts", params={"annulus_id": aid, "limit": 500})
-                return sorted(a["kind"] for a in r.json())
-
-            async def alerts_everywhere():
-                for aid, (name, _) in tags.items():
-                    if set(await alert_kinds(aid)) != EXPECTED_ALERTS[name]:
-                        return False
-                return True
-
-            await explained(
-                rs, alerts_everywhere, "every annulus' alerts", within_s=60, interval=0.5
-            )
-
-            async def tasks_of(well: int) -> list[dict]:
-                r = await api.get("/tasks", params={"well_id": well, "limit": 500})
-                body = r.json()
-                return body["items"] if isinstance(body, dict) else body
-
-            async def tasks_everywhere():
-                for w in wells:
-                    found = await tasks_of(w["well"])
-                    for name in ("A", "B"):
-                        mine = {
-                            t["trigger_type"]
-                            for t in found
-                            if t["annulus_id"] == w[name] and t["status"] == "open"
-                        }
-                        if mine != EXPECTED_TASKS[name]:
-                            return False
-                return True
-
-            await explained(rs, tasks_everywhere, "every annulus' tasks", within_s=60, interval=0.5)
-
-            # Each alert once: a level raised once is one alert, not one per config version.
-            for aid, (name, _) in tags.items():
-                assert await alert_kinds(aid) == sorted(EXPECTED_ALERTS[name])
-            for w in wells:
-                found = [t for t in await tasks_of(w["well"]) if t["auto_generated"]]
-                # one task per excursion of each annulus, not one per config version; the
-                # well's own (integrity turned red: a review) once at most
-                for name in ("A", "B"):
-                    mine = [t["trigger_type"] for t in found if t["annulus_id"] == w[name]]
-                    assert sorted(mine) == sorted(EXPECTED_TASKS[name]), (name, found)
-                keys = [(t["trigger_type"], t["target"]) for t in found]
-                assert len(keys) == len(set(keys)), f"a task doubled: {found}"
-                exceed = [t for t in found if t["trigger_type"] == "maasp_exceed"]
-                assert [t["priority"] for t in exceed] == ["critical"]
-
-            letters = (await read_dead_letters(rs.settings)).letters
-            assert not letters, describe_dead_letters(letters)
-            dead_total = 0.0
-            for service in SERVICES:
-                page = (await client.get(f"{rs.base_url(service)}/metrics")).text
-                for name in ("wims_dead_letters_total", "wims_maasp_dead_letters_total"):
-                    assert metric_total(page, name) == 0, f"{service}: {name} > 0"
-                    dead_total += metric_total(page, name)
-            kinds: Counter[str] = Counter()
-            for aid in tags:
-                kinds.update(await alert_kinds(aid))
-            auto: Counter[str] = Counter()
-            for w in wells:
-                auto.update(
-                    t["trigger_type"] for t in await tasks_of(w["well"]) if t["auto_generated"]
-                )
-            print(
-                f"first minutes: {len(tags)} annuli with their MAASP; alerts {dict(kinds)}; "
-                f"auto tasks {dict(auto)}; dead letters {len(letters)} on the topic, "
-                f"{dead_total:.0f} counted by the services"
-            )
+            await wait_alerts_and_tasks_everywhere(rs, api, tags, wells)
+            await check_each_alert_and_task_once(api, tags, wells)
+            await check_nothing_dead_lettered(rs, client, api, tags, wells)
     assert up.wait(60) == 0, out.read_text(errors="replace")
     assert first_write_s < 1.0, "the wells are created within the first second"

@@ -18,6 +18,155 @@ ADMIN_PASSWORD = "e2e-admin-password"
 DEADLINE_S = 5.0
 
 
+async def is_colour(api: httpx.AsyncClient, well: int, expected: str) -> bool:
+    r = await api.get(f"/wells/{well}/integrity")
+    return r.status_code == 200 and r.json()["overall_status"] == expected
+
+
+async def wait_first_maasp_and_green(api: httpx.AsyncClient, ids: dict[str, int]) -> None:
+    async def maasp_known():
+        r = await api.get(f"/annuli/{ids['annulus']}/maasp")
+        cur = r.json().get("current") if r.status_code == 200 else None
+        # each critical point added is a config version: wait for the one with both
+        return cur if cur and cur["maasp_bar"] == pytest.approx(100.0) else None
+
+    current = await poll(maasp_known, "the MAASP result of the new annulus", within_s=60)
+    assert current["maasp_bar"] == pytest.approx(100.0, abs=1e-6)
+    assert current["limiting_point_name"] == "tubing collapse at 1000 m"
+    await poll(
+        lambda: is_colour(api, ids["well"], "green"),
+        "the new well's first snapshot: green",
+        within_s=60,
+    )
+
+
+async def push_past_maasp(
+    ingest: httpx.AsyncClient,
+    scada: dict[str, str],
+    sse: SseListener,
+    ids: dict[str, int],
+    tag: str,
+    t0: datetime,
+) -> tuple[list[float], float]:
+    """A slow build-up (warning), then past MAASP: the exceeded alert on the stream within
+    the deadline. The build-up's pressures and when the excursion was pushed."""
+    # A slow build-up: 40 -> 96 bar (warning from 80), then 105 bar (exceeded).
+    build = [40.0 + 2.0 * i for i in range(29)]
+    r = await ingest.post("/readings", json=readings(tag, build, t0), headers=scada)
+    assert r.status_code == 202 and r.json()["accepted"] == len(build), r.text
+    await sse.wait_for("maasp_warning", within_s=15)
+
+    pushed_at = time.monotonic()
+    r = await ingest.post(
+        "/readings",
+        json=readings(tag, [105.0, 106.0], t0 + timedelta(seconds=40)),
+        headers=scada,
+    )
+    assert r.status_code == 202, r.text
+    seen_at, alert = await sse.wait_for("maasp_exceeded", within_s=DEADLINE_S)
+    assert seen_at - pushed_at < DEADLINE_S
+    assert alert["annulus_id"] == ids["annulus"] and alert["severity"] == "critical"
+    assert alert["maasp_bar"] == pytest.approx(100.0) and alert["pressure_bar"] == pytest.approx(
+        105.0
+    )
+    return build, pushed_at
+
+
+async def check_every_screen_red(
+    api: httpx.AsyncClient, ids: dict[str, int], pushed_at: float
+) -> None:
+    """A critical task, the well red in /fleet within the deadline, and its state."""
+
+    async def critical_task():
+        r = await api.get("/tasks", params={"well_id": ids["well"]})
+        items = r.json()["items"] if isinstance(r.json(), dict) else r.json()
+        return [
+            t
+            for t in items
+            if t["trigger_type"] == "maasp_exceed"
+            and t["priority"] == "critical"
+            and t["status"] == "open"
+        ]
+
+    tasks = await poll(critical_task, "a critical maasp_exceed task", within_s=DEADLINE_S)
+    assert len(tasks) == 1 and "105" in tasks[0]["description"]
+
+    async def fleet_red():
+        r = await api.get("/fleet")
+        row = next(w for w in r.json()["wells"] if w["id"] == ids["well"])
+        return row if row["colour"] == "red" else None
+
+    row = await poll(fleet_red, "the well red in /fleet", within_s=DEADLINE_S)
+    assert row["highest_level"] == "exceeded" and row["critical_open_tasks"] >= 1
+    assert time.monotonic() - pushed_at < DEADLINE_S + 1.0
+
+    state = (await api.get(f"/wells/{ids['well']}/state")).json()
+    assert state["integrity"]["overall_status"] == "red"
+    ann = state["annuli"][0]
+    assert ann["level"] == "exceeded" and ann["maasp_bar"] == pytest.approx(100.0)
+    assert ann["latest_reading"]["pressure_bar"] == pytest.approx(106.0)
+
+
+async def check_history(
+    api: httpx.AsyncClient, ids: dict[str, int], t0: datetime, build: list[float]
+) -> None:
+    async def stored():
+        r = await api.get(
+            f"/annuli/{ids['annulus']}/measurements",
+            params={
+                "from": (t0 - timedelta(minutes=1)).isoformat(),
+                "to": datetime.now(UTC).isoformat(),
+                "resolution": "raw",
+            },
+        )
+        pts = r.json()["points"] or []
+        return pts if len(pts) == len(build) + 2 else None
+
+    points = await poll(stored, "every pushed reading in the history query", within_s=15)
+    assert [p["pressure_bar"] for p in points][-2:] == [105.0, 106.0]
+
+
+async def fail_the_sssv_test(api: httpx.AsyncClient, ids: dict[str, int]) -> None:
+    """A failed SSSV inflow test: primary envelope failed, the well amber, a critical task."""
+    r = await api.post(
+        f"/barrier-elements/{ids['sssv']}/tests",
+        json={
+            "test_type": "inflow",
+            "test_date": datetime.now(UTC).isoformat(),
+            "result": "fail",
+            "leak_rate": 0.9,
+            "leak_rate_unit": "m3/min",
+        },
+    )
+    assert r.status_code == 201, r.text
+
+    async def amber_snapshot():
+        r = await api.get(f"/wells/{ids['well']}/integrity")
+        body = r.json()
+        return (
+            body
+            if body["overall_status"] == "amber" and body["primary_status"] == "failed"
+            else None
+        )
+
+    snap = await poll(
+        amber_snapshot, "an amber snapshot with the primary envelope failed", within_s=15
+    )
+    assert any(f["code"] == "element_failed" for f in snap["findings"])
+
+    async def sssv_task():
+        r = await api.get("/tasks", params={"well_id": ids["well"]})
+        items = r.json()["items"] if isinstance(r.json(), dict) else r.json()
+        return [
+            t
+            for t in items
+            if t["trigger_type"] == "failed_test" and t["barrier_element_id"] == ids["sssv"]
+        ]
+
+    found = await poll(sssv_task, "a failed_test task for the SSSV", within_s=15)
+    assert found[0]["priority"] == "critical"
+
+
 async def test_push_past_maasp_reaches_every_screen_then_clears(
     running_stack: RunningStack,
 ) -> None:
@@ -35,91 +184,16 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
             await api.post("/api-keys", json={"name": "e2e historian", "source": "e2e-scada"})
         ).json()
         scada = {"X-API-Key": key["secret"]}
-
-        async def maasp_known():
-            r = await api.get(f"/annuli/{ids['annulus']}/maasp")
-            cur = r.json().get("current") if r.status_code == 200 else None
-            # each critical point added is a config version: wait for the one with both
-            return cur if cur and cur["maasp_bar"] == pytest.approx(100.0) else None
-
-        current = await poll(maasp_known, "the MAASP result of the new annulus", within_s=60)
-        assert current["maasp_bar"] == pytest.approx(100.0, abs=1e-6)
-        assert current["limiting_point_name"] == "tubing collapse at 1000 m"
-
-        async def colour(expected: str):
-            r = await api.get(f"/wells/{ids['well']}/integrity")
-            return r.status_code == 200 and r.json()["overall_status"] == expected
-
-        await poll(lambda: colour("green"), "the new well's first snapshot: green", within_s=60)
+        await wait_first_maasp_and_green(api, ids)
 
         sse = SseListener(f"{rs.api}/alerts/stream", headers, ids["well"])
         sse.start()
         await asyncio.wait_for(sse.connected.wait(), 10)
 
-        # A slow build-up: 40 -> 96 bar (warning from 80), then 105 bar (exceeded).
         t0 = datetime.now(UTC) - timedelta(minutes=2)
-        build = [40.0 + 2.0 * i for i in range(29)]
-        r = await ingest.post("/readings", json=readings(tag, build, t0), headers=scada)
-        assert r.status_code == 202 and r.json()["accepted"] == len(build), r.text
-        await sse.wait_for("maasp_warning", within_s=15)
-
-        pushed_at = time.monotonic()
-        r = await ingest.post(
-            "/readings",
-            json=readings(tag, [105.0, 106.0], t0 + timedelta(seconds=40)),
-            headers=scada,
-        )
-        assert r.status_code == 202, r.text
-        seen_at, alert = await sse.wait_for("maasp_exceeded", within_s=DEADLINE_S)
-        assert seen_at - pushed_at < DEADLINE_S
-        assert alert["annulus_id"] == ids["annulus"] and alert["severity"] == "critical"
-        assert alert["maasp_bar"] == pytest.approx(100.0) and alert[
-            "pressure_bar"
-        ] == pytest.approx(105.0)
-
-        async def critical_task():
-            r = await api.get("/tasks", params={"well_id": ids["well"]})
-            items = r.json()["items"] if isinstance(r.json(), dict) else r.json()
-            return [
-                t
-                for t in items
-                if t["trigger_type"] == "maasp_exceed"
-                and t["priority"] == "critical"
-                and t["status"] == "open"
-            ]
-
-        tasks = await poll(critical_task, "a critical maasp_exceed task", within_s=DEADLINE_S)
-        assert len(tasks) == 1 and "105" in tasks[0]["description"]
-
-        async def fleet_red():
-            r = await api.get("/fleet")
-            row = next(w for w in r.json()["wells"] if w["id"] == ids["well"])
-            return row if row["colour"] == "red" else None
-
-        row = await poll(fleet_red, "the well red in /fleet", within_s=DEADLINE_S)
-        assert row["highest_level"] == "exceeded" and row["critical_open_tasks"] >= 1
-        assert time.monotonic() - pushed_at < DEADLINE_S + 1.0
-
-        state = (await api.get(f"/wells/{ids['well']}/state")).json()
-        assert state["integrity"]["overall_status"] == "red"
-        ann = state["annuli"][0]
-        assert ann["level"] == "exceeded" and ann["maasp_bar"] == pytest.approx(100.0)
-        assert ann["latest_reading"]["pressure_bar"] == pytest.approx(106.0)
-
-        async def stored():
-            r = await api.get(
-                f"/annuli/{ids['annulus']}/measurements",
-                params={
-                    "from": (t0 - timedelta(minutes=1)).isoformat(),
-                    "to": datetime.now(UTC).isoformat(),
-                    "resolution": "raw",
-                },
-            )
-            pts = r.json()["points"] or []
-            return pts if len(pts) == len(build) + 2 else None
-
-        points = await poll(stored, "every pushed reading in the history query", within_s=15)
-        assert [p["pressure_bar"] for p in points][-2:] == [105.0, 106.0]
+        build, pushed_at = await push_past_maasp(ingest, scada, sse, ids, tag, t0)
+        await check_every_screen_red(api, ids, pushed_at)
+        await check_history(api, ids, t0, build)
 
         # Bleed-down: the alert clears and the colour returns.
         r = await ingest.post(
@@ -129,46 +203,13 @@ async def test_push_past_maasp_reaches_every_screen_then_clears(
         )
         assert r.status_code == 202
         await sse.wait_for("maasp_cleared", within_s=DEADLINE_S)
-        await poll(lambda: colour("green"), "the well green again after the bleed", within_s=15)
-
-        # A failed SSSV inflow test: primary envelope failed, the well amber, a critical task.
-        r = await api.post(
-            f"/barrier-elements/{ids['sssv']}/tests",
-            json={
-                "test_type": "inflow",
-                "test_date": datetime.now(UTC).isoformat(),
-                "result": "fail",
-                "leak_rate": 0.9,
-                "leak_rate_unit": "m3/min",
-            },
+        await poll(
+            lambda: is_colour(api, ids["well"], "green"),
+            "the well green again after the bleed",
+            within_s=15,
         )
-        assert r.status_code == 201, r.text
 
-        async def amber_snapshot():
-            r = await api.get(f"/wells/{ids['well']}/integrity")
-            body = r.json()
-            return (
-                body
-                if body["overall_status"] == "amber" and body["primary_status"] == "failed"
-                else None
-            )
-
-        snap = await poll(
-            amber_snapshot, "an amber snapshot with the primary envelope failed", within_s=15
-        )
-        assert any(f["code"] == "element_failed" for f in snap["findings"])
-
-        async def sssv_task():
-            r = await api.get("/tasks", params={"well_id": ids["well"]})
-            items = r.json()["items"] if isinstance(r.json(), dict) else r.json()
-            return [
-                t
-                for t in items
-                if t["trigger_type"] == "failed_test" and t["barrier_element_id"] == ids["sssv"]
-            ]
-
-        found = await poll(sssv_task, "a failed_test task for the SSSV", within_s=15)
-        assert found[0]["priority"] == "critical"
+        await fail_the_sssv_test(api, ids)
         await sse.stop()
         assert sse.kinds().count("maasp_exceeded") == 1
 

@@ -157,29 +157,27 @@ def test_openapi_request_accepts_every_field_and_requires_nothing_else(
 # --- creating every entity with exactly the specification's fields ---------------------------
 
 
-async def test_every_entity_is_created_with_exactly_the_specification_fields(
-    api: Api,
-    users: Users,
-) -> None:
-    """Each body below holds the specification's fields of its entity and nothing else (the
-    ids the server makes left out; a user's password, not its hash; the annulus's inner and
-    outer string as their typed ids). Each is accepted, and reads back as sent."""
-    admin = users.headers["admin"]
+async def _create(
+    api: Api, admin: dict[str, str], path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST the body; it must be accepted (201) and read back as sent."""
+    r = await api.client.post(f"/api/v1{path}", json=body, headers=admin)
+    assert r.status_code == 201, (path, r.text)
+    item = r.json()
+    for key, value in body.items():
+        if key == "password":
+            assert "password_hash" not in item and "password" not in item
+        elif key.endswith("_date"):
+            assert item[key].startswith(value[:19]), key
+        else:
+            assert item[key] == value, (path, key)
+    return item
 
-    async def create(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = await api.client.post(f"/api/v1{path}", json=body, headers=admin)
-        assert r.status_code == 201, (path, r.text)
-        item = r.json()
-        for key, value in body.items():
-            if key == "password":
-                assert "password_hash" not in item and "password" not in item
-            elif key.endswith("_date"):
-                assert item[key].startswith(value[:19]), key
-            else:
-                assert item[key] == value, (path, key)
-        return item
 
-    user = await create(
+async def _create_user_and_well(api: Api, admin: dict[str, str]) -> tuple[dict, dict]:
+    user = await _create(
+        api,
+        admin,
         "/users",
         {
             "email": "spec@wims.test",
@@ -188,7 +186,9 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
             "is_active": True,
         },
     )
-    well = await create(
+    well = await _create(
+        api,
+        admin,
         "/wells",
         {
             "name": "SPEC-1",
@@ -202,9 +202,15 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
             "true_vertical_depth": 3200.0,
         },
     )
-    w = well["id"]
     assert well["location"] is None and well["consequence_level"] == 3  # derived from type
-    casing = await create(
+    return user, well
+
+
+async def _create_strings_and_annulus(api: Api, admin: dict[str, str], w: int) -> dict:
+    """Casing, cement, tubing, the annulus between them and its critical point."""
+    casing = await _create(
+        api,
+        admin,
         f"/wells/{w}/casing-strings",
         {
             "well_id": w,
@@ -219,7 +225,9 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
         },
     )
     assert casing["casing_type"] is None
-    await create(
+    await _create(
+        api,
+        admin,
         f"/wells/{w}/cement-intervals",
         {
             "well_id": w,
@@ -230,7 +238,9 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
             "quality_flag": "uncertain",
         },
     )
-    tubing = await create(
+    tubing = await _create(
+        api,
+        admin,
         f"/wells/{w}/tubing-strings",
         {
             "well_id": w,
@@ -242,7 +252,9 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
             "grade": "13Cr80",
         },
     )
-    annulus = await create(
+    annulus = await _create(
+        api,
+        admin,
         f"/wells/{w}/annuli",
         {
             "well_id": w,
@@ -254,7 +266,9 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
             "safety_factor": 0.9,
         },
     )
-    point = await create(
+    point = await _create(
+        api,
+        admin,
         f"/annuli/{annulus['id']}/critical-points",
         {
             "annulus_id": annulus["id"],
@@ -264,12 +278,21 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
         },
     )
     assert point["depth_md"] == 3000.0 and point["point_type"] is None  # depth from tvd_m
-    envelope = await create(
+    return annulus
+
+
+async def _create_barrier_and_test(api: Api, admin: dict[str, str], w: int) -> dict:
+    """An envelope, an element in it and an inconclusive test of the element."""
+    envelope = await _create(
+        api,
+        admin,
         f"/wells/{w}/barrier-envelopes",
         {"well_id": w, "type": "primary", "description": "tubing, packer, SSSV"},
     )
     assert envelope["name"] == "Primary envelope"
-    element = await create(
+    element = await _create(
+        api,
+        admin,
         f"/barrier-envelopes/{envelope['id']}/barrier-elements",
         {
             "well_id": w,
@@ -280,7 +303,9 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
             "status": "ok",
         },
     )
-    await create(
+    await _create(
+        api,
+        admin,
         f"/barrier-elements/{element['id']}/tests",
         {
             "barrier_element_id": element["id"],
@@ -296,7 +321,15 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
         await api.client.get(f"/api/v1/barrier-elements/{element['id']}", headers=admin)
     ).json()
     assert after["status"] == "ok", "an inconclusive test keeps the element's status"
-    await create(
+    return element
+
+
+async def _create_task_and_risk_matrix(
+    api: Api, admin: dict[str, str], w: int, annulus: dict, element: dict
+) -> None:
+    await _create(
+        api,
+        admin,
         "/tasks",
         {
             "well_id": w,
@@ -317,6 +350,22 @@ async def test_every_entity_is_created_with_exactly_the_specification_fields(
     ]
     r = await api.client.put("/api/v1/risk-matrix", json={"cells": cells}, headers=admin)
     assert r.status_code == 200 and r.json()["cells"] == cells
+
+
+async def test_every_entity_is_created_with_exactly_the_specification_fields(
+    api: Api,
+    users: Users,
+) -> None:
+    """Each body in the steps below holds the specification's fields of its entity and
+    nothing else (the ids the server makes left out; a user's password, not its hash; the
+    annulus's inner and outer string as their typed ids). Each is accepted, and reads back
+    as sent (_create)."""
+    admin = users.headers["admin"]
+    user, well = await _create_user_and_well(api, admin)
+    w = well["id"]
+    annulus = await _create_strings_and_annulus(api, admin, w)
+    element = await _create_barrier_and_test(api, admin, w)
+    await _create_task_and_risk_matrix(api, admin, w, annulus, element)
     assert user["role"] == "engineer"
 
 

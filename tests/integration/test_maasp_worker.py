@@ -398,11 +398,125 @@ async def test_late_bad_garbage_unconfigured_and_sap_readings(
     await _with_worker_log(_late_bad_garbage_scenario, stack, settings, db_engine)
 
 
-async def _late_bad_garbage_scenario(
-    stack: Stack, settings: Settings, db_engine: Any, workers: list[Any]
+def _configs_and_a_stranger(
+    db_engine: Any, annulus_ids: tuple[int, ...], stranger: int, well_id: int
+) -> list[Any]:
+    """The annuli's configs as published from the database, and a copy of the first for an
+    annulus this database does not have."""
+    with db_engine.connect() as conn:
+        from sqlalchemy.orm import Session
+
+        with Session(conn) as session:
+            configs = [annulus_config_from_db(session, a) for a in annulus_ids]
+    configs.append(configs[0].model_copy(update={"annulus_id": stranger, "well_id": well_id}))
+    return configs
+
+
+async def _send_configs(producer: Producer, configs: list[Any], stored: TopicReader) -> None:
+    for c in configs:
+        await producer.send(topics.ANNULUS_CONFIG.name, annulus_key(c.annulus_id), c.encode())
+    # Configs and readings are different topics with no order between them: readings
+    # judged before their annulus's config is in the worker's table are "unknown" by
+    # design, so wait until the config table's changelog holds every config.
+    await stored.wait_for(
+        "every config in the worker's config table",
+        lambda: {annulus_key(c.annulus_id) for c in configs} <= {r.key for r in stored.records},
+        timeout_s=90,
+    )
+
+
+async def _send_garbage_and_a_bad_field(
+    producer: Producer, annulus_id: int, well_id: int, at: list[datetime]
+) -> tuple[Any, Any]:
+    """Garbage and a reading with a bad field go to the dead letters, not into the level;
+    where each was written."""
+    garbage_at = await producer.send(topics.READINGS.name, b"x", b"\x00not json{")
+    bad_field = orjson.loads(_reading(annulus_id, well_id, at[0], 60.0))
+    bad_field["pressure_bar"] = "high"
+    field_at = await producer.send(
+        topics.READINGS.name, annulus_key(annulus_id), orjson.dumps(bad_field)
+    )
+    return garbage_at, field_at
+
+
+async def _late_and_bad_readings_raise_nothing(
+    producer: Producer, state: RuntimeState, annulus_id: int, well_id: int, at: list[datetime]
+) -> None:
+    # In order, then an older reading past MAASP (late), a bad-quality one past MAASP,
+    # then in order again: no alert at all.
+    normal = [_reading(annulus_id, well_id, at[i], 60.0) for i in range(10)]
+    late = _reading(annulus_id, well_id, at[5] + timedelta(seconds=1), 140.0)
+    bad = _reading(annulus_id, well_id, at[10], 200.0, quality=Quality.bad)
+    await producer.readings(annulus_id, [*normal, late, bad])
+    await producer.readings(annulus_id, [_reading(annulus_id, well_id, at[11], 61.0)])
+    stored = await state.wait_newest(at[11])
+    assert stored["level"] == "normal" and stored["pressure_bar"] == 61.0
+
+
+async def _push_sap_series(
+    producer: Producer,
+    annuli: tuple[int, int],
+    wells: tuple[int, int],
+    sap: list[tuple[datetime, float]],
+    late_at: datetime,
+) -> None:
+    """The same series on a normal annulus and on a gas-lift one, pushed in seconds, and a
+    late reading on the normal one after them."""
+    (annulus_id, gas_lift), (well_id, gas_well) = annuli, wells
+    await producer.readings(annulus_id, [_reading(annulus_id, well_id, t, p) for t, p in sap])
+    await producer.readings(gas_lift, [_reading(gas_lift, gas_well, t, p) for t, p in sap])
+    # ...and a late one after them: the level follows the newest reading.
+    await producer.readings(annulus_id, [_reading(annulus_id, well_id, late_at, 140.0)])
+
+
+def _check_sap_alerts(
+    alerts: Alerts, gas_alerts: Alerts, sap: list[tuple[datetime, float]]
 ) -> None:
     from shared.domain.sap import detect_sap_series
 
+    expected = detect_sap_series(
+        [t.timestamp() for t, _ in sap],
+        [p for _, p in sap],
+        [40.0] * len(sap),
+    )
+    assert sorted(f.kind for f in expected) == ["diagnostic_test_due", "sap_detected"]
+    assert alerts.kinds() == {"sap_detected": 1, "diagnostic_test_due": 1}
+    found = alerts.of(AlertKind.sap_detected)[0]
+    sap_finding = next(f for f in expected if f.kind == "sap_detected")
+    assert found.ts.timestamp() == pytest.approx(sap_finding.ts)
+    assert "rebuilt to" in found.message and found.severity == "warning"
+    assert gas_alerts.kinds() == {}, "an imposed (gas lift) pressure is never SAP"
+
+
+def _check_dead_letters(dead: TopicReader, garbage_at: Any, field_at: Any) -> None:
+    letters = [orjson.loads(r.value) for r in dead.records]
+    mine = [d for d in letters if d["topic"] == topics.READINGS.name]
+    garbage = next(d for d in mine if d["raw"].endswith("not json{"))
+    assert "Invalid JSON" in garbage["error"]
+    assert (garbage["reason"], garbage["service"]) == ("undecodable", "maasp")
+    field = next(d for d in mine if '"high"' in d["raw"])
+    assert field["error"].startswith("pressure_bar:")
+    assert field["reason"] == "invalid"
+    # The record whole (key and value), so a replay puts it back where it was.
+    assert base64.b64decode(field["value_b64"]).decode() == field["raw"]
+    assert field["key_b64"] is not None
+    # Each names where its record is, for whoever replays or inspects it.
+    for letter, meta in ((garbage, garbage_at), (field, field_at)):
+        assert (letter["partition"], letter["offset"]) == (meta.partition, meta.offset)
+
+
+def _check_counted(worker: Any, db_engine: Any, stranger: int) -> None:
+    assert _maasp_rows(db_engine, stranger) == []
+    assert _metric(worker, "wims_maasp_results_not_stored_total") >= 1
+    assert _metric(worker, "wims_maasp_readings_late_total") >= 2
+    assert _metric(worker, "wims_maasp_readings_unconfigured_total") >= 3
+    assert _metric(worker, 'wims_maasp_readings_total{quality="bad"}') >= 1
+    assert _metric(worker, "wims_maasp_dead_letters_total") >= 2
+
+
+async def _late_bad_garbage_scenario(
+    stack: Stack, settings: Settings, db_engine: Any, workers: list[Any]
+) -> None:
     well_id, annulus_id = _make_annulus(db_engine)
     gas_well, gas_lift = _make_annulus(db_engine, imposed_pressure=True)
     _, unconfigured = _make_annulus(db_engine)
@@ -412,12 +526,7 @@ async def _late_bad_garbage_scenario(
     workers.append(worker)
     worker.wait_ready()
     await _wait_changelog_exists(settings)
-    with db_engine.connect() as conn:
-        from sqlalchemy.orm import Session
-
-        with Session(conn) as session:
-            configs = [annulus_config_from_db(session, a) for a in (annulus_id, gas_lift)]
-    configs.append(configs[0].model_copy(update={"annulus_id": stranger, "well_id": well_id}))
+    configs = _configs_and_a_stranger(db_engine, (annulus_id, gas_lift), stranger, well_id)
 
     now = datetime.now(UTC).replace(microsecond=0)
     at = [now - timedelta(days=2) + timedelta(seconds=10 * i) for i in range(20)]
@@ -434,37 +543,11 @@ async def _late_bad_garbage_scenario(
         TopicReader(settings, topics.ANNULUS_STATE.name) as states,
         TopicReader(settings, CONFIGS_CHANGELOG) as configs_stored,
     ):
-        for c in configs:
-            await producer.send(topics.ANNULUS_CONFIG.name, annulus_key(c.annulus_id), c.encode())
-        # Configs and readings are different topics with no order between them: readings
-        # judged before their annulus's config is in the worker's table are "unknown" by
-        # design, so wait until the config table's changelog holds every config.
-        await configs_stored.wait_for(
-            "every config in the worker's config table",
-            lambda: (
-                {annulus_key(c.annulus_id) for c in configs}
-                <= {r.key for r in configs_stored.records}
-            ),
-            timeout_s=90,
+        await _send_configs(producer, configs, configs_stored)
+        garbage_at, field_at = await _send_garbage_and_a_bad_field(
+            producer, annulus_id, well_id, at
         )
-
-        # Garbage and a reading with a bad field go to the dead letters, not into the level.
-        garbage_at = await producer.send(topics.READINGS.name, b"x", b"\x00not json{")
-        bad_field = orjson.loads(_reading(annulus_id, well_id, at[0], 60.0))
-        bad_field["pressure_bar"] = "high"
-        field_at = await producer.send(
-            topics.READINGS.name, annulus_key(annulus_id), orjson.dumps(bad_field)
-        )
-
-        # In order, then an older reading past MAASP (late), a bad-quality one past MAASP,
-        # then in order again: no alert at all.
-        normal = [_reading(annulus_id, well_id, at[i], 60.0) for i in range(10)]
-        late = _reading(annulus_id, well_id, at[5] + timedelta(seconds=1), 140.0)
-        bad = _reading(annulus_id, well_id, at[10], 200.0, quality=Quality.bad)
-        await producer.readings(annulus_id, [*normal, late, bad])
-        await producer.readings(annulus_id, [_reading(annulus_id, well_id, at[11], 61.0)])
-        stored = await state.wait_newest(at[11])
-        assert stored["level"] == "normal" and stored["pressure_bar"] == 61.0
+        await _late_and_bad_readings_raise_nothing(producer, state, annulus_id, well_id, at)
 
         # The stranger's config is used although its history row could not be stored.
         await producer.readings(stranger, [_reading(stranger, well_id, at[0], 130.0)])
@@ -480,11 +563,8 @@ async def _late_bad_garbage_scenario(
         )
         assert (await unconfigured_state.wait_newest(at[2]))["level"] == "unknown"
 
-        # SAP: the same series on a normal annulus and on a gas-lift one, pushed in seconds.
-        await producer.readings(annulus_id, [_reading(annulus_id, well_id, t, p) for t, p in sap])
-        await producer.readings(gas_lift, [_reading(gas_lift, gas_well, t, p) for t, p in sap])
-        # ...and a late one after them: the level follows the newest reading.
-        await producer.readings(annulus_id, [_reading(annulus_id, well_id, at[12], 140.0)])
+        # SAP: the same series on a normal annulus and on a gas-lift one.
+        await _push_sap_series(producer, (annulus_id, gas_lift), (well_id, gas_well), sap, at[12])
         await gas_state.wait_newest(sap[-1][0])
         await alerts.wait_for(
             "diagnostic test due",
@@ -495,34 +575,8 @@ async def _late_bad_garbage_scenario(
         await alerts.drain()
         await gas_alerts.drain()
         await dead.drain()
-
-        expected = detect_sap_series(
-            [t.timestamp() for t, _ in sap],
-            [p for _, p in sap],
-            [40.0] * len(sap),
-        )
-        assert sorted(f.kind for f in expected) == ["diagnostic_test_due", "sap_detected"]
-        assert alerts.kinds() == {"sap_detected": 1, "diagnostic_test_due": 1}
-        found = alerts.of(AlertKind.sap_detected)[0]
-        sap_finding = next(f for f in expected if f.kind == "sap_detected")
-        assert found.ts.timestamp() == pytest.approx(sap_finding.ts)
-        assert "rebuilt to" in found.message and found.severity == "warning"
-        assert gas_alerts.kinds() == {}, "an imposed (gas lift) pressure is never SAP"
-
-        letters = [orjson.loads(r.value) for r in dead.records]
-        mine = [d for d in letters if d["topic"] == topics.READINGS.name]
-        garbage = next(d for d in mine if d["raw"].endswith("not json{"))
-        assert "Invalid JSON" in garbage["error"]
-        assert (garbage["reason"], garbage["service"]) == ("undecodable", "maasp")
-        field = next(d for d in mine if '"high"' in d["raw"])
-        assert field["error"].startswith("pressure_bar:")
-        assert field["reason"] == "invalid"
-        # The record whole (key and value), so a replay puts it back where it was.
-        assert base64.b64decode(field["value_b64"]).decode() == field["raw"]
-        assert field["key_b64"] is not None
-        # Each names where its record is, for whoever replays or inspects it.
-        for letter, meta in ((garbage, garbage_at), (field, field_at)):
-            assert (letter["partition"], letter["offset"]) == (meta.partition, meta.offset)
+        _check_sap_alerts(alerts, gas_alerts, sap)
+        _check_dead_letters(dead, garbage_at, field_at)
 
         await states.drain()
         unknown_states = [
@@ -532,12 +586,7 @@ async def _late_bad_garbage_scenario(
         ]
         assert unknown_states and all(s.level == "unknown" for s in unknown_states)
 
-    assert _maasp_rows(db_engine, stranger) == []
-    assert _metric(worker, "wims_maasp_results_not_stored_total") >= 1
-    assert _metric(worker, "wims_maasp_readings_late_total") >= 2
-    assert _metric(worker, "wims_maasp_readings_unconfigured_total") >= 3
-    assert _metric(worker, 'wims_maasp_readings_total{quality="bad"}') >= 1
-    assert _metric(worker, "wims_maasp_dead_letters_total") >= 2
+    _check_counted(worker, db_engine, stranger)
     worker.terminate()
 
 

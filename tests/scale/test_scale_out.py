@@ -100,51 +100,45 @@ def snapshot_levels(series: list[tuple[str, float | None]]) -> list[UtilisationL
     return runs
 
 
-async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
-    running_stack: RunningStack,
-) -> None:
-    rs = running_stack
-    settings = rs.settings
+async def set_up(rs: RunningStack, run: str) -> tuple[dict[str, str], list[dict], list[str], dict]:
+    """The admin's headers, the wells, their tags and an ingest key, every MAASP known."""
     made = rs.wims("create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
     assert made.returncode == 0, made.stderr
     headers = rs.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(base_url=rs.api, headers=headers, timeout=30) as api:
         wells, tags = await build_wells(api, run)
         key = (await api.post("/api-keys", json={"name": "scale", "source": f"scale-{run}"})).json()
         await poll(lambda: maasp_known(api, wells, MAASP_BAR), "MAASP of every annulus", 90)
-    well_ids = [w["well"] for w in wells]
+    return headers, wells, tags, key
 
-    pusher = Pusher(
-        f"{rs.ingest}/readings",
-        key["secret"],
-        tags,
-        datetime.now(UTC) - timedelta(hours=2),
-        pressure,
-        tick_s=TICK_S,
-    )
-    progress = Progress(settings, f"scale-{run}", well_ids)
-    flow = asyncio.create_task(pusher.run())
-    watch = asyncio.create_task(progress.run())
-    marks: list[tuple[str, float]] = []
-    totals: dict[str, int] = {}  # partitions each group's members hold together
 
-    async def steady(seconds: float) -> None:
+class Flow:
+    """The readings flowing (``flow``) and the progress watched (``watch``) while processes
+    are killed, started and stopped."""
+
+    def __init__(
+        self, rs: RunningStack, pusher: Pusher, progress: Progress, flow: asyncio.Task
+    ) -> None:
+        self.rs, self.pusher, self.progress, self.flow = rs, pusher, progress, flow
+        self.watch = asyncio.create_task(progress.run())
+        self.totals: dict[str, int] = {}  # partitions each group's members hold together
+
+    async def steady(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        for task in (flow, watch):
+        for task in (self.flow, self.watch):
             assert not task.done(), task.exception() if task.done() else None
 
-    async def settled(what: str, members: int) -> dict[str, list[int]]:
+    async def settled(self, what: str, members: int) -> dict[str, list[int]]:
         """Until each group has ``members`` processes, each holding partitions, and every
         annulus and partition with work waiting moves again; returns who holds what."""
 
         async def groups_done():
-            held = await held_partitions(rs)
+            held = await held_partitions(self.rs)
             for name, h in held.items():
                 # Stable, each member holding some, and every partition held by someone.
                 if h is None or len(h) != members or min(h) < 1:
                     return None
-                if sum(h) != totals.setdefault(name, sum(h)):
+                if sum(h) != self.totals.setdefault(name, sum(h)):
                     return None
             return held
 
@@ -153,46 +147,53 @@ async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
         )
 
         async def moving():
-            return not progress.recovered(since)
+            return not self.progress.recovered(since)
 
         since = time.monotonic()
         await poll(moving, f"progress after the {what}", within_s=120, interval=0.5)
-        await steady(STEADY_S / 2)
+        await self.steady(STEADY_S / 2)
         return held
 
-    await steady(STEADY_S)
-    # Two processes of each hold partitions: the load really goes through both.
-    before = await settled("start-up", 2)
-    marks.append(("kill", time.monotonic()))
-    for service in SCALED:
-        await asyncio.to_thread(kill, settings, service, 1)
-    await settled("kill", 1)
+    async def kill_start_stop(
+        self, marks: list[tuple[str, float]]
+    ) -> tuple[dict[str, list[int]], ...]:
+        """SIGKILL one process of each, start one again, stop one gracefully; who held
+        what before the kill, after the start and after the stop."""
+        settings = self.rs.settings
+        await self.steady(STEADY_S)
+        # Two processes of each hold partitions: the load really goes through both.
+        before = await self.settled("start-up", 2)
+        marks.append(("kill", time.monotonic()))
+        for service in SCALED:
+            await asyncio.to_thread(kill, settings, service, 1)
+        await self.settled("kill", 1)
 
-    marks.append(("start", time.monotonic()))
-    up = await asyncio.to_thread(rs.wims, "up", "--scale", SCALE, "--timeout", "180")
-    assert up.returncode == 0, up.stdout + up.stderr
-    after_start = await settled("start", 2)
+        marks.append(("start", time.monotonic()))
+        up = await asyncio.to_thread(self.rs.wims, "up", "--scale", SCALE, "--timeout", "180")
+        assert up.returncode == 0, up.stdout + up.stderr
+        after_start = await self.settled("start", 2)
 
-    marks.append(("stop", time.monotonic()))
-    stop = await asyncio.to_thread(rs.wims, "stop", *(f"{s}.2" for s in SCALED))
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    after_stop = await settled("stop", 1)
-    marks.append(("end", time.monotonic()))
-    pusher.running = False
-    await flow
+        marks.append(("stop", time.monotonic()))
+        stop = await asyncio.to_thread(self.rs.wims, "stop", *(f"{s}.2" for s in SCALED))
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        after_stop = await self.settled("stop", 1)
+        marks.append(("end", time.monotonic()))
+        self.pusher.running = False
+        await self.flow
+        return before, after_start, after_stop
 
-    # --- what the stack made of it -----------------------------------------------------------
-    assert await asyncio.to_thread(every_process_ready, settings)
-    url, sources = settings.libpq_url, [f"scale-{run}"]
-    accepted = len(pusher.accepted)
-    assert accepted == sum(pusher.sent)
 
-    async def all_stored():
-        total, _ = await asyncio.to_thread(stored_readings, url, sources)
-        return total >= accepted or None
-
-    await poll(all_stored, "every accepted reading stored", within_s=120, interval=1)
-    expected = {w["annulus"]: exceedances(pusher.series(i), MAASP_BAR) for i, w in enumerate(wells)}
+async def wait_until_all_judged(
+    rs: RunningStack,
+    headers: dict[str, str],
+    pusher: Pusher,
+    wells: list[dict],
+    url: str,
+    expected: dict[int, int],
+) -> dict[int, list[dict]]:
+    """Until every expected exceedance alert is in the history and each well's snapshots
+    reach its last level; returns the alerts per annulus."""
+    well_ids = [w["well"] for w in wells]
     async with httpx.AsyncClient(base_url=rs.api, headers=headers, timeout=30) as api:
 
         async def alerts_by_annulus() -> dict[int, list[dict]]:
@@ -212,9 +213,46 @@ async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
             return all(snapshot_levels(got[w]) == want_levels[w] for w in well_ids) or None
 
         await poll(snapshots_done, "each well's snapshots at its last level", 120, interval=1)
-        alerts = await alerts_by_annulus()
+        return await alerts_by_annulus()
+
+
+async def test_two_of_each_through_a_kill_a_start_and_a_graceful_stop(
+    running_stack: RunningStack,
+) -> None:
+    rs = running_stack
+    settings = rs.settings
+    run = uuid.uuid4().hex[:6]
+    headers, wells, tags, key = await set_up(rs, run)
+    well_ids = [w["well"] for w in wells]
+
+    pusher = Pusher(
+        f"{rs.ingest}/readings",
+        key["secret"],
+        tags,
+        datetime.now(UTC) - timedelta(hours=2),
+        pressure,
+        tick_s=TICK_S,
+    )
+    progress = Progress(settings, f"scale-{run}", well_ids)
+    flow = Flow(rs, pusher, progress, asyncio.create_task(pusher.run()))
+    marks: list[tuple[str, float]] = []
+    before, after_start, after_stop = await flow.kill_start_stop(marks)
+
+    # --- what the stack made of it -----------------------------------------------------------
+    assert await asyncio.to_thread(every_process_ready, settings)
+    url, sources = settings.libpq_url, [f"scale-{run}"]
+    accepted = len(pusher.accepted)
+    assert accepted == sum(pusher.sent)
+
+    async def all_stored():
+        total, _ = await asyncio.to_thread(stored_readings, url, sources)
+        return total >= accepted or None
+
+    await poll(all_stored, "every accepted reading stored", within_s=120, interval=1)
+    expected = {w["annulus"]: exceedances(pusher.series(i), MAASP_BAR) for i, w in enumerate(wells)}
+    alerts = await wait_until_all_judged(rs, headers, pusher, wells, url, expected)
     progress.running = False
-    await watch
+    await flow.watch
     total, distinct = await asyncio.to_thread(stored_readings, url, sources)
     snapshots = await asyncio.to_thread(snapshot_series, url, well_ids)
     duplicated = await asyncio.to_thread(duplicated_open_tasks, url)

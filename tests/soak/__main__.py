@@ -150,25 +150,61 @@ async def wait_ready(settings: Settings, within_s: float = 240) -> None:
     raise RuntimeError(f"the services were not ready again within {within_s:.0f} s")
 
 
-async def soak(stack: Stack, args: argparse.Namespace) -> int:
-    settings = stack.settings()
-    began = time.monotonic()
+# What happens when, as fractions of the run.
+PLAN = [
+    (0.15, "edit"),
+    (0.30, "kill maasp"),
+    (0.40, "kill integrity"),
+    (0.50, "kill tasks"),
+    (0.55, "edit"),
+    (0.60, "broker"),
+    (0.80, "edit"),
+]
+
+
+@dataclass
+class Site:
+    """What the soak built through the API: one well with one annulus per tag."""
+
+    tags: list[str]
+    wells: list[dict]
+    key: dict
+    wellheads: list[int]  # the wellhead critical point of every annulus
+
+
+@dataclass
+class Counts:
+    """What the stack made of the push, counted once everything has settled."""
+
+    expected: int  # exceedance alerts the series holds
+    stored: int
+    distinct_stored: int
+    rows: int  # exceedance alerts in the history
+    distinct: int  # ... by event id
+    open_exceed: int
+
+
+async def bring_up(stack: Stack, settings: Settings, api_url: str) -> dict[str, str] | None:
+    """`wims up`, an admin, and its bearer header (None, and why printed, if up fails)."""
     up = await asyncio.to_thread(wims, stack, "up", "--timeout", "240")
     if up.returncode != 0:
         print(up.stdout, up.stderr)
-        return 1
+        return None
     made = await asyncio.to_thread(
         wims, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD
     )
     assert made.returncode == 0, made.stderr
-    api_url = f"http://127.0.0.1:{settings.api_port}/api/v1"
-    run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(timeout=30) as client:
         r = await client.post(
             f"{api_url}/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
         )
-        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    tags = [f"SOAK/{run}/{i}/ANN-A/PT" for i in range(args.wells)]
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def build_site(api_url: str, headers: dict[str, str], run: str, wells_n: int) -> Site | None:
+    """The wells, an ingest key and the wellhead points, once every MAASP is known (None,
+    and why printed, if not within 120 s)."""
+    tags = [f"SOAK/{run}/{i}/ANN-A/PT" for i in range(wells_n)]
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as api:
         wells = [await build_well(api, tag, name=f"SOAK-{run}-{i}") for i, tag in enumerate(tags)]
         key = (await api.post("/api-keys", json={"name": "soak", "source": f"soak-{run}"})).json()
@@ -181,120 +217,151 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
         while not await maasp_known(api, wells, MAASP_BAR):
             if time.monotonic() > deadline:
                 print("MAASP not known for every annulus within 120 s")
-                return 1
+                return None
             await asyncio.sleep(0.5)
+    return Site(tags, wells, key, wellheads)
 
-    lives = {s: Lives() for s in SERVICES}
+
+def make_pusher(settings: Settings, args: argparse.Namespace, site: Site) -> Pusher:
     duration = args.minutes * 60
-    per_annulus_s = args.rate / len(tags)
+    per_annulus_s = args.rate / len(site.tags)
     # event time 1 s a reading: start far enough back that it never passes the wall clock
     t0 = datetime.now(UTC) - timedelta(seconds=duration * per_annulus_s * 1.5 + 3600)
-    pusher = Pusher(
+    return Pusher(
         f"http://127.0.0.1:{settings.ingest_port}/ingest/v1/readings",
-        key["secret"],
-        tags,
+        site.key["secret"],
+        site.tags,
         t0,
         pressure,
         tick_s=TICK_S,
-        per_tick=max(1, round(args.rate * TICK_S / len(tags))),
+        per_tick=max(1, round(args.rate * TICK_S / len(site.tags))),
     )
-    flow = asyncio.create_task(pusher.run())
-    start = time.monotonic()
-    print(
-        f"soak: {len(tags)} annuli, {args.rate:.0f} readings/s for {args.minutes:g} min "
-        f"(stack up in {start - began:.0f} s)",
-        flush=True,
-    )
-    # What happens when, as fractions of the run.
-    plan = [
-        (0.15, "edit"),
-        (0.30, "kill maasp"),
-        (0.40, "kill integrity"),
-        (0.50, "kill tasks"),
-        (0.55, "edit"),
-        (0.60, "broker"),
-        (0.80, "edit"),
-    ]
+
+
+async def fault(
+    stack: Stack,
+    settings: Settings,
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    lives: dict,
+    what: str,
+    edits: int,
+    wellheads: list[int],
+) -> int:
+    """One event of the plan; returns the number of config edits made so far."""
+    if what == "edit":
+        # A new config version for every annulus; the wellhead never limits (0.9 x
+        # limit is far above 100 bar), so MAASP and the expected alerts stay as they are.
+        edits += 1
+        for cp in wellheads:
+            r = await api.patch(f"/critical-points/{cp}", json={"pressure_limit_bar": 345 - edits})
+            assert r.status_code == 200, r.text
+    elif what.startswith("kill "):
+        service = what.removeprefix("kill ")
+        await sample_all(client, settings, lives)
+        await asyncio.to_thread(kill, settings, service)
+        again = await asyncio.to_thread(wims, stack, "up", "--timeout", "240")
+        assert again.returncode == 0, again.stdout + again.stderr
+    elif what == "broker":
+        await asyncio.to_thread(stack.stop_kafka)
+        await asyncio.sleep(8)
+        await asyncio.to_thread(stack.start_kafka)
+    return edits
+
+
+async def follow_plan(
+    stack: Stack,
+    settings: Settings,
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    lives: dict,
+    flow: asyncio.Task,
+    start: float,
+    duration: float,
+    wellheads: list[int],
+) -> int:
+    """The push through the plan's events to the end of the run, the processes sampled
+    every 2 s; returns the number of config edits."""
     edits = 0
-    async with (
-        httpx.AsyncClient(timeout=10) as client,
-        httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as api,
-    ):
-        await sample_all(client, settings, lives)
-        for at, what in plan:
-            while time.monotonic() < start + at * duration:
-                if flow.done():
-                    flow.result()  # the pusher failed: say why
-                await sample_all(client, settings, lives)
-                await asyncio.sleep(2)
-            print(f"  {time.monotonic() - start:6.0f} s  {what}", flush=True)
-            if what == "edit":
-                # A new config version for every annulus; the wellhead never limits (0.9 x
-                # limit is far above 100 bar), so MAASP and the expected alerts stay as they are.
-                edits += 1
-                for cp in wellheads:
-                    r = await api.patch(
-                        f"/critical-points/{cp}", json={"pressure_limit_bar": 345 - edits}
-                    )
-                    assert r.status_code == 200, r.text
-            elif what.startswith("kill "):
-                service = what.removeprefix("kill ")
-                await sample_all(client, settings, lives)
-                await asyncio.to_thread(kill, settings, service)
-                again = await asyncio.to_thread(wims, stack, "up", "--timeout", "240")
-                assert again.returncode == 0, again.stdout + again.stderr
-            elif what == "broker":
-                await asyncio.to_thread(stack.stop_kafka)
-                await asyncio.sleep(8)
-                await asyncio.to_thread(stack.start_kafka)
-        while time.monotonic() < start + duration:
+    await sample_all(client, settings, lives)
+    for at, what in PLAN:
+        while time.monotonic() < start + at * duration:
             if flow.done():
-                flow.result()
+                flow.result()  # the pusher failed: say why
             await sample_all(client, settings, lives)
             await asyncio.sleep(2)
-        pusher.running = False
-        await flow
-        pushed_s = time.monotonic() - start
-        print(f"  {pushed_s:6.0f} s  push stopped; waiting for everything to be stored")
-        await wait_ready(settings)
-
-        url, sources = settings.libpq_url, [f"soak-{run}"]
-        expected = sum(exceedances(pusher.series(a), MAASP_BAR) for a in range(len(tags)))
-
-        async def raised() -> tuple[int, int]:
-            rows, ids = 0, set()
-            for w in wells:
-                found = await alert_history(api, w["annulus"], "maasp_exceeded")
-                rows += len(found)
-                ids |= {a["event_id"] for a in found}
-            return rows, len(ids)
-
-        settle = time.monotonic() + 180
-        while time.monotonic() < settle:
-            n_stored, _ = await asyncio.to_thread(stored_readings, url, sources)
-            rows, distinct = await raised()
-            await sample_all(client, settings, lives)
-            if n_stored >= len(pusher.accepted) and distinct >= expected:
-                break
-            await asyncio.sleep(2)
-        await asyncio.sleep(5)  # anything late (a double) has time to show
+        print(f"  {time.monotonic() - start:6.0f} s  {what}", flush=True)
+        edits = await fault(stack, settings, api, client, lives, what, edits, wellheads)
+    while time.monotonic() < start + duration:
+        if flow.done():
+            flow.result()
         await sample_all(client, settings, lives)
-        n_stored, distinct_stored = await asyncio.to_thread(stored_readings, url, sources)
-        rows, distinct = await raised()
-        open_exceed = open_exceed_tasks(url, [w["well"] for w in wells])
-    letters = (await read_dead_letters(settings, timeout_s=60)).letters
-    judged = sum(lives["maasp"].judged.values())
+        await asyncio.sleep(2)
+    return edits
 
+
+async def settle(
+    settings: Settings,
+    api: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    lives: dict,
+    pusher: Pusher,
+    site: Site,
+    run: str,
+) -> Counts:
+    """Wait (at most 180 s) until every accepted reading is stored and every expected alert
+    raised, 5 s more for anything late, then count."""
+    url, sources = settings.libpq_url, [f"soak-{run}"]
+    expected = sum(exceedances(pusher.series(a), MAASP_BAR) for a in range(len(site.tags)))
+
+    async def raised() -> tuple[int, int]:
+        rows, ids = 0, set()
+        for w in site.wells:
+            found = await alert_history(api, w["annulus"], "maasp_exceeded")
+            rows += len(found)
+            ids |= {a["event_id"] for a in found}
+        return rows, len(ids)
+
+    settle = time.monotonic() + 180
+    while time.monotonic() < settle:
+        n_stored, _ = await asyncio.to_thread(stored_readings, url, sources)
+        rows, distinct = await raised()
+        await sample_all(client, settings, lives)
+        if n_stored >= len(pusher.accepted) and distinct >= expected:
+            break
+        await asyncio.sleep(2)
+    await asyncio.sleep(5)  # anything late (a double) has time to show
+    await sample_all(client, settings, lives)
+    n_stored, distinct_stored = await asyncio.to_thread(stored_readings, url, sources)
+    rows, distinct = await raised()
+    open_exceed = open_exceed_tasks(url, [w["well"] for w in site.wells])
+    return Counts(expected, n_stored, distinct_stored, rows, distinct, open_exceed)
+
+
+def verdict(
+    args: argparse.Namespace,
+    site: Site,
+    pusher: Pusher,
+    counts: Counts,
+    lives: dict,
+    letters: list,
+    pushed_s: float,
+    edits: int,
+) -> int:
+    """Print the result; 1 when a reading is not stored exactly once, a dead letter
+    exists, or an alert is missing or doubled."""
+    c = counts
+    judged = sum(lives["maasp"].judged.values())
     print(f"\nsoak result after {pushed_s:.0f} s of push ({args.rate:.0f}/s asked):")
     print(
-        f"  readings accepted {len(pusher.accepted)}, stored {n_stored} (distinct {distinct_stored})"
+        f"  readings accepted {len(pusher.accepted)}, stored {c.stored} (distinct {c.distinct_stored})"
     )
     print(f"  readings judged by the MAASP worker {judged:.0f} (summed over its lives; a")
     print("    restart re-judges what its last life had not committed)")
     print(f"  ingest answers {dict(sorted(pusher.responses.items()))}")
-    print(f"  exceedance alerts expected {expected}, raised {distinct} (history rows {rows})")
-    print(f"  open maasp_exceed tasks {open_exceed} for {len(wells)} annuli")
-    print(f"  config edits {edits} x {len(wellheads)} critical points")
+    print(f"  exceedance alerts expected {c.expected}, raised {c.distinct} (history rows {c.rows})")
+    print(f"  open maasp_exceed tasks {c.open_exceed} for {len(site.wells)} annuli")
+    print(f"  config edits {edits} x {len(site.wellheads)} critical points")
     print(f"  dead letters {len(letters)}")
     for x in letters[:20]:
         print(f"    {x.id} {x.letter.service} {x.letter.reason}: {x.letter.error}")
@@ -305,16 +372,57 @@ async def soak(stack: Stack, args: argparse.Namespace) -> int:
         )
         print(f"    {service:<10} {life}")
     failures = []
-    if not (len(pusher.accepted) == n_stored == distinct_stored):
+    if not (len(pusher.accepted) == c.stored == c.distinct_stored):
         failures.append("accepted != stored exactly once")
     if letters:
         failures.append("dead letters exist")
-    if distinct != expected:
-        failures.append("exceedance alerts missing" if distinct < expected else "alerts doubled")
-    if rows != distinct:
+    if c.distinct != c.expected:
+        failures.append(
+            "exceedance alerts missing" if c.distinct < c.expected else "alerts doubled"
+        )
+    if c.rows != c.distinct:
         failures.append("an alert is stored twice")
     print(f"  verdict: {'FAIL: ' + ', '.join(failures) if failures else 'ok'}")
     return 1 if failures else 0
+
+
+async def soak(stack: Stack, args: argparse.Namespace) -> int:
+    settings = stack.settings()
+    began = time.monotonic()
+    api_url = f"http://127.0.0.1:{settings.api_port}/api/v1"
+    headers = await bring_up(stack, settings, api_url)
+    if headers is None:
+        return 1
+    run = uuid.uuid4().hex[:6]
+    site = await build_site(api_url, headers, run, args.wells)
+    if site is None:
+        return 1
+
+    lives = {s: Lives() for s in SERVICES}
+    duration = args.minutes * 60
+    pusher = make_pusher(settings, args, site)
+    flow = asyncio.create_task(pusher.run())
+    start = time.monotonic()
+    print(
+        f"soak: {len(site.tags)} annuli, {args.rate:.0f} readings/s for {args.minutes:g} min "
+        f"(stack up in {start - began:.0f} s)",
+        flush=True,
+    )
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as api,
+    ):
+        edits = await follow_plan(
+            stack, settings, api, client, lives, flow, start, duration, site.wellheads
+        )
+        pusher.running = False
+        await flow
+        pushed_s = time.monotonic() - start
+        print(f"  {pushed_s:6.0f} s  push stopped; waiting for everything to be stored")
+        await wait_ready(settings)
+        counts = await settle(settings, api, client, lives, pusher, site, run)
+    letters = (await read_dead_letters(settings, timeout_s=60)).letters
+    return verdict(args, site, pusher, counts, lives, letters, pushed_s, edits)
 
 
 def main(argv: list[str] | None = None) -> int:
