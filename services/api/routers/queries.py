@@ -3,6 +3,8 @@
 These are read-only and hot (the operations centre polls them), so each answers in one or
 two SQL round trips: latest rows through LATERAL joins on the (annulus_id, ts) style
 indexes, downsampling with ``date_bin`` in PostgreSQL, never a query per well or annulus.
+The SQL is in ``services/api/reads.py``; this module parses the requests, judges the
+annuli and builds the responses.
 """
 
 import math
@@ -11,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import text
 
+from services.api import reads
 from services.api import schemas as s
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
@@ -20,51 +22,8 @@ from services.api.fleet import fleet_json
 from shared.contracts.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
 from shared.domain.utilisation import Thresholds, level_for, utilisation
 from shared.infrastructure.db import driver_connection
-from shared.persistence.measurement_storage import TS
 
 router = APIRouter(tags=["queries"])
-
-# psycopg parameters: run on the driver's connection (shared.infrastructure.db.driver_connection).
-_STATE_SQL = """
-SELECT
-  row_to_json(w) AS well,
-  (SELECT coalesce(json_agg(x ORDER BY x.kind, x.top_md, x.name), '[]') FROM (
-      SELECT id, 'casing' AS kind, name, casing_type::text AS casing_type, outer_diameter_in,
-             top_md, bottom_md FROM casing_string WHERE well_id = w.id
-      UNION ALL
-      SELECT id, 'tubing', name, NULL, outer_diameter_in, top_md, bottom_md
-        FROM tubing_string WHERE well_id = w.id) x) AS strings,
-  (SELECT coalesce(json_agg(json_build_object(
-            'id', e.id, 'name', e.name, 'element_type', e.element_type,
-            'envelope_type', v.type, 'status', e.status,
-            'next_test_due', e.next_test_due) ORDER BY v.type, e.id), '[]')
-     FROM barrier_element e JOIN barrier_envelope v ON v.id = e.envelope_id
-    WHERE v.well_id = w.id) AS elements,
-  (SELECT coalesce(json_agg(json_build_object(
-            'id', a.id, 'name', a.name,
-            'inner_tubing_string_id', a.inner_tubing_string_id,
-            'inner_casing_string_id', a.inner_casing_string_id,
-            'outer_casing_string_id', a.outer_casing_string_id,
-            'warning_threshold', a.warning_threshold,
-            'exceeded_threshold', a.exceeded_threshold, 'clear_band', a.clear_band,
-            'reading', CASE WHEN m.timestamp IS NULL THEN NULL ELSE json_build_object(
-                'timestamp', m.timestamp, 'pressure_bar', m.pressure_bar, 'temperature_c', m.temperature_c,
-                'quality', m.quality, 'source', m.source) END,
-            'maasp_bar', r.maasp_bar, 'limiting_point_name', r.limiting_point_name)
-            ORDER BY a.name), '[]')
-     FROM annulus a
-     LEFT JOIN LATERAL (SELECT timestamp, pressure_bar, temperature_c, quality, source
-                          FROM annulus_measurement WHERE annulus_id = a.id
-                         ORDER BY timestamp DESC LIMIT 1) m ON true
-     LEFT JOIN LATERAL (SELECT maasp_bar, limiting_point_name FROM maasp_result
-                         WHERE annulus_id = a.id ORDER BY config_version DESC LIMIT 1) r ON true
-    WHERE a.well_id = w.id) AS annuli,
-  (SELECT row_to_json(i) FROM (SELECT * FROM integrity_snapshot WHERE well_id = w.id
-                                ORDER BY created_at DESC, id DESC LIMIT 1) i) AS integrity,
-  (SELECT coalesce(json_agg(t ORDER BY t.due_date NULLS LAST, t.id), '[]')
-     FROM task t WHERE t.well_id = w.id AND t.status IN ('open', 'in_progress')) AS tasks
-FROM well w WHERE w.id = %(well_id)s
-"""
 
 
 def _annulus_level(
@@ -115,7 +74,7 @@ def annulus_state(a: dict[str, Any]) -> s.AnnulusStateOut:
 )
 async def well_state(well_id: s.PathId, request: Request, user: Viewer) -> s.WellState:
     async with driver_connection(request.app.state.read_engine) as conn:
-        row = await (await conn.execute(_STATE_SQL, {"well_id": well_id})).fetchone()
+        row = await reads.well_state_row(conn, well_id)
     if row is None:
         raise NotFound(f"well {well_id} not found")
     well, strings, elements, annuli, integrity, tasks = row
@@ -156,64 +115,8 @@ def parse_resolution(value: str) -> timedelta | None:
     return timedelta(seconds=int(m.group("n")) * _UNIT_SECONDS[m.group("unit")])
 
 
-_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
-_ROLLUPS = ((_DAY, "annulus_measurement_daily"), (_HOUR, "annulus_measurement_hourly"))
-
-
-def rollup_for(width: timedelta, from_: datetime) -> tuple[str, timedelta] | None:
-    """The roll-up table (and its bucket) that answers buckets of ``width`` aligned on
-    ``from_`` exactly, or None: each roll-up bucket must fall inside one answer bucket, so
-    the width must be a whole number of roll-up buckets and ``from_`` on a roll-up bucket
-    boundary (UTC hours, UTC days)."""
-    utc = from_.astimezone(UTC)
-    for unit, table in _ROLLUPS:
-        aligned = utc == datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + (
-            timedelta(hours=utc.hour) if unit == _HOUR else timedelta(0)
-        )
-        if width % unit == timedelta(0) and aligned:
-            return table, unit
-    return None
-
-
-# Whole roll-up buckets from `from` to `edge`, raw readings from `edge` to `to` (the
-# unfinished last roll-up bucket, if any), merged into the answer's buckets. min, max and
-# count are those of the raw readings; avg is sum / count (equal up to rounding).
-_ROLLUP_BUCKETS_SQL = f"""
-SELECT date_bin(:width, b, :from) AS bucket_start, min(mn) AS min, max(mx) AS max,
-       sum(s) / sum(c)::float8 AS avg, sum(c)::bigint AS count
-FROM (
-  SELECT bucket_start AS b, min_bar AS mn, max_bar AS mx, sum_bar AS s, reading_count AS c
-    FROM {{table}} WHERE annulus_id = :a AND bucket_start >= :from AND bucket_start < :edge
-  UNION ALL
-  SELECT {TS}, pressure_bar, pressure_bar, pressure_bar, 1
-    FROM annulus_measurement WHERE annulus_id = :a AND {TS} >= :edge AND {TS} < :to
-     AND quality <> 'bad' AND pressure_bar IS NOT NULL
-) x
-GROUP BY 1 ORDER BY 1
-"""
-_RAW_BUCKETS_SQL = (
-    f"SELECT date_bin(:width, {TS}, :from) AS bucket_start, min(pressure_bar) AS min, "
-    "max(pressure_bar) AS max, avg(pressure_bar) AS avg, count(*) AS count "
-    f"FROM annulus_measurement WHERE annulus_id = :a AND {TS} >= :from AND {TS} < :to "
-    "AND quality <> 'bad' AND pressure_bar IS NOT NULL "
-    "GROUP BY bucket_start ORDER BY bucket_start"
-)
-
-
-def buckets_query(width: timedelta, from_: datetime, to: datetime) -> tuple[str, dict[str, Any]]:
-    """The SQL for min/max/avg buckets, and its extra parameters: from a roll-up when one
-    fits (long ranges then read a row per hour or day rather than every reading; raw
-    readings past the retention period are gone, their roll-ups are not), else raw."""
-    fit = rollup_for(width, from_)
-    if fit is None:
-        return _RAW_BUCKETS_SQL, {"width": width}
-    table, unit = fit
-    edge = from_ + unit * ((to - from_) // unit)
-    return _ROLLUP_BUCKETS_SQL.format(table=table), {"width": width, "edge": edge}
-
-
 async def _annulus_exists(session: Any, annulus_id: int) -> None:
-    if await session.scalar(text("SELECT 1 FROM annulus WHERE id = :a"), {"a": annulus_id}) is None:
+    if not await reads.annulus_exists(session, annulus_id):
         raise NotFound(f"annulus {annulus_id} not found")
 
 
@@ -260,19 +163,8 @@ async def measurements(
     if from_ >= to:
         raise FieldInvalid("from", "must be before to")
     width = parse_resolution(resolution)
-    params = {"a": annulus_id, "from": from_, "to": to}
     if width is None:
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT timestamp, pressure_bar, temperature_c, quality, source "
-                    "FROM annulus_measurement WHERE annulus_id = :a "
-                    "AND timestamp >= :from AND timestamp < :to "
-                    "ORDER BY timestamp, source LIMIT :n"
-                ),
-                params | {"n": limit + 1},
-            )
-        ).mappings()
+        rows = await reads.raw_measurements(session, annulus_id, from_, to, limit + 1)
         points = [s.ReadingOut(**r) for r in rows]
         return s.Measurements(
             annulus_id=annulus_id,
@@ -284,8 +176,7 @@ async def measurements(
         raise FieldInvalid(
             "resolution", f"too fine for this range: more than {MAX_BUCKETS} buckets"
         )
-    sql, extra = buckets_query(width, from_, to)
-    rows = (await session.execute(text(sql), params | extra)).mappings()
+    rows = await reads.measurement_buckets(session, annulus_id, width, from_, to)
     return s.Measurements(
         annulus_id=annulus_id,
         resolution=resolution,
@@ -306,37 +197,17 @@ async def maasp_history(
     annulus_id: s.PathId, session: SessionDep, user: Viewer, page: PageDep
 ) -> s.MaaspHistory:
     await _annulus_exists(session, annulus_id)
-    rows = (
-        await session.execute(
-            text(
-                "SELECT * FROM maasp_result WHERE annulus_id = :a "
-                "ORDER BY config_version DESC LIMIT :n OFFSET :o"
-            ),
-            {"a": annulus_id, "n": page.limit, "o": page.offset},
-        )
-    ).mappings()
+    rows = await reads.maasp_history(session, annulus_id, page.limit, page.offset)
     history = [s.MaaspOut(**r) for r in rows]
     current = history[0] if history and page.offset == 0 else None
     if current is None and page.offset:
-        r = (
-            (
-                await session.execute(
-                    text(
-                        "SELECT * FROM maasp_result WHERE annulus_id = :a "
-                        "ORDER BY config_version DESC LIMIT 1"
-                    ),
-                    {"a": annulus_id},
-                )
-            )
-            .mappings()
-            .first()
-        )
+        r = await reads.current_maasp(session, annulus_id)
         current = s.MaaspOut(**r) if r else None
     return s.MaaspHistory(annulus_id=annulus_id, current=current, history=history)
 
 
 async def _well_exists(session: Any, well_id: int) -> None:
-    if await session.scalar(text("SELECT 1 FROM well WHERE id = :w"), {"w": well_id}) is None:
+    if not await reads.well_exists(session, well_id):
         raise NotFound(f"well {well_id} not found")
 
 
@@ -348,19 +219,7 @@ async def _well_exists(session: Any, well_id: int) -> None:
 )
 async def integrity(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.IntegrityOut:
     await _well_exists(session, well_id)
-    row = (
-        (
-            await session.execute(
-                text(
-                    "SELECT * FROM integrity_snapshot WHERE well_id = :w "
-                    "ORDER BY created_at DESC, id DESC LIMIT 1"
-                ),
-                {"w": well_id},
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = await reads.latest_integrity_snapshot(session, well_id)
     if row is None:
         raise NotFound(f"well {well_id} has no integrity snapshot yet")
     return s.IntegrityOut(**row)
@@ -381,17 +240,7 @@ async def integrity_history(
     to: Annotated[s.Timestamp | None, Query()] = None,
 ) -> list[s.IntegrityOut]:
     await _well_exists(session, well_id)
-    rows = (
-        await session.execute(
-            text(
-                "SELECT * FROM integrity_snapshot WHERE well_id = :w "
-                "AND (CAST(:from AS timestamptz) IS NULL OR created_at >= :from) "
-                "AND (CAST(:to AS timestamptz) IS NULL OR created_at < :to) "
-                "ORDER BY created_at DESC, id DESC LIMIT :n OFFSET :o"
-            ),
-            {"w": well_id, "from": from_, "to": to, "n": page.limit, "o": page.offset},
-        )
-    ).mappings()
+    rows = await reads.integrity_history(session, well_id, from_, to, page.limit, page.offset)
     return [s.IntegrityOut(**r) for r in rows]
 
 
