@@ -25,7 +25,7 @@ def _normalised(records: list[dict]):
     return result.accepted
 
 
-def test_reading_value_decodes_to_the_model_pydantic_builds() -> None:
+def test_encode_reading_decodes_to_the_model_pydantic_builds() -> None:
     readings = _normalised(
         [
             {
