@@ -23,6 +23,22 @@
    message is retried (``shared.infrastructure.retry``) once the refresh it started has answered, never
    skipped.
 
+4. **Input only with its tables' partitions** (``input-with-its-tables``): every WIMS
+   table is co-partitioned with its worker's input (keyed by the same entity id), and the
+   workers read an entity's state from the table partition with the same number as the
+   input partition. faust's assignor only keeps those together when every member
+   subscribes the same topics and the leader's metadata lists every one of them: a topic
+   missing from the leader's view is assigned to no one in that generation ("Ignoring
+   missing topic"), and topics subscribed by different members form separate groups,
+   each spread on its own. A worker then owned input partitions whose table partitions
+   it had not recovered: in the scale test a MAASP worker judged an annulus mid-episode
+   with no runtime state ("from_level: unknown") and raised its exceedance twice. Now
+   :func:`learn_changelog_partitions` notes, on every assignment, the partitions whose
+   every table changelog partition is this worker's (:func:`state_partitions`); input of
+   any other partition is held in aiokafka's buffer like input during a rebalance, the
+   MAASP pump and the integrity timers work on those partitions only, and the worker asks
+   the group for a new assignment (:func:`request_rebalance`) until it is whole.
+
 3. **Durable table writes** (``durable-table-writes``): :func:`put_durably` writes table
    values and sends their changelog records straight through the producer, waiting for the
    acks, so a state is durable before the offsets that depend on it are committed;
@@ -43,6 +59,11 @@ from shared.infrastructure.retry import TransientError, retry_transient
 log = logging.getLogger(__name__)
 
 _READY = "_wims_producer_knows_changelogs"
+_STATE = "_wims_state_partitions"
+_REBALANCE_ASKED = "_wims_rebalance_asked"
+#: Seconds between the assignment that split an input partition from its table partitions
+#: and asking the group for another (a rebalance already under way makes it moot).
+REBALANCE_ASK_DELAY_S = 5.0
 
 
 class TopicPartitionsUnknown(TransientError):
@@ -54,11 +75,28 @@ def producer_ready(app: Any) -> bool:
     return bool(getattr(app, _READY, False))
 
 
+def state_partitions(app: Any) -> frozenset[int] | None:
+    """The partition numbers whose every table changelog partition this worker actively
+    owns (recovered from the changelog as noted at the last assignment, see 4.); None when
+    the app has no tables (its input needs no state) or no assignment was noted yet."""
+    noted = getattr(app, _STATE, None)
+    return None if noted is None else noted[0]
+
+
+def _holds_state_for(app: Any, tp: Any) -> bool:
+    noted = getattr(app, _STATE, None)
+    if noted is None:
+        return True
+    partitions, exempt = noted
+    return tp.partition in partitions or tp.topic in exempt
+
+
 class FetchablePartitions(AbstractSet[Any]):
     """What aiokafka may hand faust from its fetch buffer: faust's live set of active
     partitions, less the input partitions while a rebalance is in progress or the producer
-    does not know every changelog yet (the table changelogs being recovered stay in), and
-    truthy even when empty, because aiokafka takes an empty set to mean every partition."""
+    does not know every changelog yet (the table changelogs being recovered stay in), less
+    the input partitions whose table partitions are not this worker's (4.), and truthy
+    even when empty, because aiokafka takes an empty set to mean every partition."""
 
     def __init__(self, live: AbstractSet[Any], app: Any) -> None:
         self._live = live
@@ -68,9 +106,9 @@ class FetchablePartitions(AbstractSet[Any]):
         if tp not in self._live:
             return False
         app = self._app
-        if not app.rebalancing and producer_ready(app):
+        if getattr(tp, "topic", None) in app.tables.changelog_topics:
             return True
-        return getattr(tp, "topic", None) in app.tables.changelog_topics
+        return not app.rebalancing and producer_ready(app) and _holds_state_for(app, tp)
 
     def __iter__(self) -> Iterator[Any]:
         return (tp for tp in list(self._live) if tp in self)
@@ -124,11 +162,13 @@ def changelog_topics(app: Any) -> list[str]:
 
 
 async def learn_changelog_partitions(app: Any, service: str) -> None:
-    """Make the producer know every changelog topic's partitions; input flows after that.
+    """Make the producer know every changelog topic's partitions, and note which input
+    partitions come with their tables' partitions (4.); input flows after that.
 
     Run on every assignment (a rebalance may follow a broker restart that lost topics from
     the metadata); cheap when the topics are known. Waits out a broker that is away."""
     setattr(app, _READY, False)
+    note_state_partitions(app, service)
     producer = app.producer._ensure_producer()  # aiokafka's, started with faust's producer
     names = changelog_topics(app)
     for name in names:
@@ -136,6 +176,75 @@ async def learn_changelog_partitions(app: Any, service: str) -> None:
     setattr(app, _READY, True)
     if names:
         log.info("%s: the producer knows the partitions of %s", service, ", ".join(names))
+
+
+def note_state_partitions(app: Any, service: str) -> None:
+    """Note the partitions this assignment gives together with every table's changelog
+    partition of the same number (4.); when it gives an input partition without them, say
+    so and ask the group for another assignment."""
+    names = changelog_topics(app)
+    if not names:
+        setattr(app, _STATE, None)
+        return
+    actives = app.assignor.assigned_actives()
+    by_topic: dict[str, set[int]] = {}
+    for tp in actives:
+        by_topic.setdefault(tp.topic, set()).add(tp.partition)
+    with_state = set.intersection(*(by_topic.get(name, set()) for name in names))
+    leader_topic = f"{app.conf.id}-__assignor-__leader"  # faust's, not co-partitioned
+    setattr(app, _STATE, (frozenset(with_state), frozenset({leader_topic})))
+    split = {
+        topic: sorted(parts - with_state)
+        for topic, parts in sorted(by_topic.items())
+        if topic not in names and topic != leader_topic and parts - with_state
+    }
+    if split:
+        missing = {
+            name: sorted(set().union(*split.values()) - by_topic.get(name, set())) for name in names
+        }
+        log.warning(
+            "%s: assigned input partitions %s without the same partitions of its tables' "
+            "changelogs (not assigned here: %s); their input is held and the group is asked "
+            "for another assignment",
+            service,
+            split,
+            {k: v for k, v in missing.items() if v},
+        )
+        _ask_for_rebalance(app, service)
+
+
+def _ask_for_rebalance(app: Any, service: str) -> None:
+    if getattr(app, _REBALANCE_ASKED, None) is not None:
+        return  # one ask at a time; the assignment it brings is checked again
+    generation = app.consumer_generation_id
+
+    async def ask() -> None:
+        try:
+            await asyncio.sleep(REBALANCE_ASK_DELAY_S)
+            if app.consumer_generation_id == generation and not app.should_stop:
+                await request_rebalance(app)
+                log.info("%s: asked the group for another assignment", service)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: asking the group for another assignment failed", service)
+        finally:
+            setattr(app, _REBALANCE_ASKED, None)
+
+    setattr(app, _REBALANCE_ASKED, asyncio.ensure_future(ask()))
+
+
+async def request_rebalance(app: Any) -> None:
+    """Make this worker's faust consumer refresh its metadata and rejoin its group, so the
+    group's leader assigns every partition again (on the consumer's own thread)."""
+    thread = app.consumer._thread
+
+    async def rejoin() -> None:
+        consumer = thread._ensure_consumer()  # aiokafka's AIOKafkaConsumer
+        await consumer._client.force_metadata_update()
+        consumer._coordinator.request_rejoin()
+
+    await thread.call_thread(rejoin)
 
 
 async def send_raw(app: Any, topic: str, key: bytes | None, value: bytes | None) -> asyncio.Future:
@@ -182,8 +291,11 @@ def settling(app: Any) -> bool:
 
 def active_partitions(app: Any, topic: str) -> set[int]:
     """Partitions of ``topic`` this worker actively owns (faust's assignor), standby
-    replicas of other workers' partitions excluded."""
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    replicas of other workers' partitions excluded, and only those that come with the
+    same partition of every table changelog (4.): the partitions whose state is here."""
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    with_state = state_partitions(app)
+    return owned if with_state is None else owned & with_state
 
 
 def peek(table: Any, key: Any) -> Any:
