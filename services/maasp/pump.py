@@ -92,8 +92,9 @@ class ReadingsPump:
       (the broker's work), batch N+1 is fetched and decoded (pure work, no state). N+1 is
       judged only once N is finished, so it starts from N's stored states, and its events
       follow N's. If N fails, both are read again from N's offsets.
-    - On a revocation faust waits for the batch in flight (its handler takes the lock and
-      finishes it), which is then committed; nothing is judged again until the rebalance
+    - On a revocation, and on a graceful stop before the consumer leaves the group
+      (faust revokes nothing then), faust waits for the batch in flight (its handler takes
+      the lock and finishes it), which is then committed; nothing is judged again until the rebalance
       is complete and the tables recovered; then the consumer is re-assigned and starts
       from the committed offsets, so a partition's new owner continues where the old one
       stopped.

@@ -222,7 +222,7 @@ def _ask_for_rebalance(app: Any, service: str) -> None:
         try:
             await asyncio.sleep(REBALANCE_ASK_DELAY_S)
             if app.consumer_generation_id == generation and not app.should_stop:
-                await request_rebalance(app)
+                await asyncio.wait_for(request_rebalance(app), timeout=30.0)
                 log.info("%s: asked the group for another assignment", service)
         except asyncio.CancelledError:
             raise
@@ -285,8 +285,14 @@ async def put_durably(
 
 def settling(app: Any) -> bool:
     """True while the worker's tables are not to be trusted or written: a rebalance or a
-    recovery is under way, or the producer does not know every changelog yet."""
-    return bool(app.rebalancing or getattr(app, "in_recovery", False) or not producer_ready(app))
+    recovery is under way, the producer does not know every changelog yet, or the worker
+    is stopping (faust revokes nothing then; its group may already have moved on)."""
+    return bool(
+        app.rebalancing
+        or getattr(app, "in_recovery", False)
+        or not producer_ready(app)
+        or getattr(app, "should_stop", False)
+    )
 
 
 def active_partitions(app: Any, topic: str) -> set[int]:
