@@ -36,8 +36,11 @@
    :func:`learn_changelog_partitions` notes, on every assignment, the partitions whose
    every table changelog partition is this worker's (:func:`state_partitions`); input of
    any other partition is held in aiokafka's buffer like input during a rebalance, the
-   MAASP pump and the integrity timers work on those partitions only, and the worker asks
-   the group for a new assignment (:func:`request_rebalance`) until it is whole.
+   MAASP pump and the integrity timers work on those partitions only, and the worker
+   refreshes its consumer's metadata at once (a leader that lacked the topic sees it and
+   rebalances by itself) and asks the group for a new assignment
+   (:func:`request_rebalance`) until it is whole. Seen at a scale test's start: the leader's
+   metadata lacked the just-created runtime changelog for three generations.
 
 3. **Durable table writes** (``durable-table-writes``): :func:`put_durably` writes table
    values and sends their changelog records straight through the producer, waiting for the
@@ -60,9 +63,11 @@ log = logging.getLogger(__name__)
 
 _READY = "_wims_producer_knows_changelogs"
 _STATE = "_wims_state_partitions"
-_REBALANCE_ASKED = "_wims_rebalance_asked"
+_REBALANCE_ASKED = "_wims_rebalance_asked"  # the generation last asked about
+_REBALANCE_TASKS = "_wims_rebalance_tasks"
 #: Seconds between the assignment that split an input partition from its table partitions
-#: and asking the group for another (a rebalance already under way makes it moot).
+#: (and the metadata refresh it causes at once) and asking the group for another (a
+#: rebalance under way by then makes it moot).
 REBALANCE_ASK_DELAY_S = 5.0
 
 
@@ -214,12 +219,18 @@ def note_state_partitions(app: Any, service: str) -> None:
 
 
 def _ask_for_rebalance(app: Any, service: str) -> None:
-    if getattr(app, _REBALANCE_ASKED, None) is not None:
-        return  # one ask at a time; the assignment it brings is checked again
+    """Once per generation: refresh the consumer's metadata now (a leader whose metadata
+    lacked a topic sees it again and rebalances by itself: aiokafka's leader rejoins when
+    its group's topics change), then, should the generation still be this one, ask the
+    group to rebalance."""
     generation = app.consumer_generation_id
+    if getattr(app, _REBALANCE_ASKED, None) == generation:
+        return
+    setattr(app, _REBALANCE_ASKED, generation)
 
     async def ask() -> None:
         try:
+            await asyncio.wait_for(request_rebalance(app, rejoin=False), timeout=30.0)
             await asyncio.sleep(REBALANCE_ASK_DELAY_S)
             if app.consumer_generation_id == generation and not app.should_stop:
                 await asyncio.wait_for(request_rebalance(app), timeout=30.0)
@@ -228,23 +239,29 @@ def _ask_for_rebalance(app: Any, service: str) -> None:
             raise
         except Exception:
             log.exception("%s: asking the group for another assignment failed", service)
-        finally:
-            setattr(app, _REBALANCE_ASKED, None)
 
-    setattr(app, _REBALANCE_ASKED, asyncio.ensure_future(ask()))
+    task = asyncio.ensure_future(ask())
+    tasks = getattr(app, _REBALANCE_TASKS, None)
+    if tasks is None:
+        tasks = set()
+        setattr(app, _REBALANCE_TASKS, tasks)
+    tasks.add(task)  # a strong reference until it is done
+    task.add_done_callback(tasks.discard)
 
 
-async def request_rebalance(app: Any) -> None:
-    """Make this worker's faust consumer refresh its metadata and rejoin its group, so the
-    group's leader assigns every partition again (on the consumer's own thread)."""
+async def request_rebalance(app: Any, *, rejoin: bool = True) -> None:
+    """Make this worker's faust consumer refresh its metadata and, with ``rejoin``, rejoin
+    its group, so the group's leader assigns every partition again (on the consumer's own
+    thread)."""
     thread = app.consumer._thread
 
-    async def rejoin() -> None:
+    async def refresh_and_rejoin() -> None:
         consumer = thread._ensure_consumer()  # aiokafka's AIOKafkaConsumer
         await consumer._client.force_metadata_update()
-        consumer._coordinator.request_rejoin()
+        if rejoin:
+            consumer._coordinator.request_rejoin()
 
-    await thread.call_thread(rejoin)
+    await thread.call_thread(refresh_and_rejoin)
 
 
 async def send_raw(app: Any, topic: str, key: bytes | None, value: bytes | None) -> asyncio.Future:
