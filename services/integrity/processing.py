@@ -196,7 +196,7 @@ class IntegrityWorker:
         colours = dict.fromkeys(IntegrityStatus, 0)
         now = utcnow()
         for well_id in list(self.table.keys()):
-            if self.app.rebalancing:
+            if settling(self.app):  # a rebalance or a stop began meanwhile
                 return emitted
             if due_only:
                 state = peek(self.table, well_id)

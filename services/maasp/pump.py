@@ -19,7 +19,7 @@ from services.maasp.config import annulus_key
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.contracts.readings import ReadingBatch, concat_batches, decode_readings
-from shared.infrastructure.compat.faust_worker import settling
+from shared.infrastructure.compat.faust_worker import active_partitions, settling
 from shared.infrastructure.compat.record_batches import RecordTaker
 from shared.infrastructure.gc_tuning import collection_paused, freeze_startup_heap
 from shared.infrastructure.settings import Settings
@@ -76,9 +76,10 @@ class ReadingsPump:
 
     faust's per-message stream costs more than judging a reading, so readings bypass it:
     one aiokafka consumer fetches whole batches of the wims.readings
-    partitions whose numbers the faust app is assigned for wims.annulus-config. The two
-    topics are co-partitioned by annulus id, so those are the annuli whose configs and
-    runtime states (faust tables, recovered by faust) this worker holds.
+    partitions whose numbers the faust app is assigned for wims.annulus-config, together
+    with the same partitions of its tables' changelogs. The topics are co-partitioned by
+    annulus id, so those are the annuli whose configs and runtime states (faust tables,
+    recovered by faust) this worker holds.
 
     - The consumer has its own group (``<app id>-readings``) and only commits, never joins:
       partitions are assigned by hand, so the faust group stays the one that decides who
@@ -91,8 +92,9 @@ class ReadingsPump:
       (the broker's work), batch N+1 is fetched and decoded (pure work, no state). N+1 is
       judged only once N is finished, so it starts from N's stored states, and its events
       follow N's. If N fails, both are read again from N's offsets.
-    - On a revocation faust waits for the batch in flight (its handler takes the lock and
-      finishes it), which is then committed; nothing is judged again until the rebalance
+    - On a revocation, and on a graceful stop before the consumer leaves the group
+      (faust revokes nothing then), faust waits for the batch in flight (its handler takes
+      the lock and finishes it), which is then committed; nothing is judged again until the rebalance
       is complete and the tables recovered; then the consumer is re-assigned and starts
       from the committed offsets, so a partition's new owner continues where the old one
       stopped.
@@ -124,8 +126,13 @@ class ReadingsPump:
         self._reassign = True
 
     def _owned_partitions(self) -> list[int]:
-        name = topics.ANNULUS_CONFIG.name
-        return sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == name)
+        """The wims.annulus-config partitions faust assigned this worker *with* the same
+        partitions of both tables' changelogs: the annuli whose config and runtime state
+        this worker recovered. An assignment that splits them (see
+        shared.infrastructure.compat.faust_worker, 4.) leaves the rest unread here until
+        the group assigns them again: judged without its state, an annulus starts from
+        "unknown" and raises an exceedance already raised."""
+        return sorted(active_partitions(self.app, topics.ANNULUS_CONFIG.name))
 
     async def run(self) -> None:
         settings = self.settings

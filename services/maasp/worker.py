@@ -35,6 +35,8 @@ This module is the wiring only: the agents, the pump's task and the timers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import faust
@@ -69,6 +71,17 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerContext]:
     @app.on_rebalance_complete.connect
     async def follow_assignment(sender: Any, **kwargs: Any) -> None:
         pump.on_rebalance_complete()
+
+    # A graceful stop revokes nothing (faust skips its revocation while stopping) and the
+    # pump's task is cancelled only after the consumer has left the group and the producer
+    # has stopped: hold it here, before either, so the batch in flight commits while the
+    # producer still answers and nothing is judged once another worker owns the annuli.
+    # Bounded like the pump's own last wait: a batch the broker does not finish in time
+    # stays uncommitted and is judged again by the next owner (derived ids).
+    @app.on_before_shutdown.connect
+    async def hold_readings_on_stop(sender: Any, **kwargs: Any) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pump.on_revoked(), timeout=5.0)
 
     @app.task
     async def readings() -> None:

@@ -683,3 +683,167 @@ async def _two_workers_scenario(
     assert all(judged), f"one worker judged nothing: {judged}"
     second.terminate()
     first.terminate()
+
+
+async def test_no_annulus_judged_without_its_recovered_state(
+    stack: Stack, settings: Settings, db_engine: Any
+) -> None:
+    await _with_worker_log(_split_assignment_scenario, stack, settings, db_engine)
+
+
+def _start_partial_member(stack: Stack, settings: Settings, n: int) -> Any:
+    """A faust member of the MAASP worker's group that subscribes only to the runtime
+    table's changelog (tests.support.partial_member)."""
+    from tests.support.stack import ServiceProcess
+
+    logs = stack.run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"partial-member-{n}-{time.monotonic_ns()}.log"
+    datadir = stack.run_dir / "faust" / f"partial-member-{n}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.partial_member",
+                "wims-maasp",
+                settings.kafka_bootstrap,
+                "annulus-runtime",
+                str(settings.topic_partitions),
+                str(datadir),
+            ],
+            env=stack.env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    member = ServiceProcess(f"partial-member-{n}", proc, "", log_path)
+    stack._cleanup.append(member.kill)
+    return member
+
+
+def _consuming(worker: Any) -> list[int] | None:
+    """The readings partitions the worker's pump last said it consumes (its log)."""
+    marker = "readings: consuming partitions ["
+    lines = [ln for ln in worker.log_tail(2000).splitlines() if marker in ln]
+    if not lines:
+        return None
+    inside = lines[-1].split(marker, 1)[1].split("]", 1)[0]
+    return [int(x) for x in inside.split(",") if x.strip()]
+
+
+async def _split_assignment_scenario(
+    stack: Stack, settings: Settings, db_engine: Any, workers: list[Any]
+) -> None:
+    """faust's assignor gives a worker an input partition without the same partition of
+    its tables' changelogs when the group's members do not all subscribe the same topics
+    (here: two extra members subscribing only to the runtime changelog; in the scale test
+    the runtime changelog went missing from an assignment). The MAASP worker must not
+    judge those annuli: it has not recovered their runtime state, so it would start them
+    from "unknown" and raise, mid-episode, an exceedance already raised ("from_level:
+    unknown"). It holds them until an assignment gives them whole, then judges them from
+    their recovered state: every alert comes from the level the annulus was at."""
+    from aiokafka.partitioner import DefaultPartitioner
+    from sqlalchemy.orm import Session
+
+    partitioner = DefaultPartitioner()
+    all_partitions = list(range(settings.topic_partitions))
+    by_partition: dict[int, tuple[int, int]] = {}
+    while len(by_partition) < settings.topic_partitions:
+        well_id, annulus_id = _make_annulus(db_engine)
+        p = partitioner(annulus_key(annulus_id), all_partitions, all_partitions)
+        by_partition.setdefault(p, (well_id, annulus_id))
+    with db_engine.connect() as conn, Session(conn) as session:
+        configs = [annulus_config_from_db(session, a) for _, a in by_partition.values()]
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    normal = [base + timedelta(minutes=i) for i in range(5)]  # 50 bar: 40 % of MAASP
+    exceeded = [base + timedelta(minutes=10 + i) for i in range(5)]  # 140 bar: 112 %
+    name = "wims_maasp_readings_total"
+
+    # 1. One worker alone: every annulus configured and judged normal, states stored.
+    first = start_service(stack, "maasp")
+    workers.append(first)
+    first.wait_ready()
+    await _wait_changelog_exists(settings)
+    async with Producer(settings) as producer:
+        for config in configs:
+            await producer.send(
+                topics.ANNULUS_CONFIG.name, annulus_key(config.annulus_id), config.encode()
+            )
+        for _, annulus_id in by_partition.values():
+            await _wait_rows(db_engine, annulus_id, 1)
+        for well_id, annulus_id in by_partition.values():
+            await producer.readings(
+                annulus_id, [_reading(annulus_id, well_id, ts, 50.0) for ts in normal]
+            )
+        deadline = time.monotonic() + 60
+        while _metric(first, name) < len(normal) * len(by_partition):
+            assert time.monotonic() < deadline, "the normal readings were not all judged"
+            await asyncio.sleep(0.2)
+    first.terminate()  # graceful: its states are in the changelog
+
+    # 2. Two members that subscribe only to the runtime changelog join the group; the
+    # worker starts again beside them and gets every wims.annulus-config partition but
+    # only some runtime changelog partitions.
+    members = [_start_partial_member(stack, settings, n) for n in (1, 2)]
+    for member in members:
+        deadline = time.monotonic() + 90
+        while "Worker ready" not in member.log_tail(400):
+            assert member.proc.poll() is None, f"{member.name} exited:\n{member.log_tail()}"
+            assert time.monotonic() < deadline, f"{member.name} not ready:\n{member.log_tail()}"
+            await asyncio.sleep(0.2)
+    second = start_service(stack, "maasp")
+    workers.append(second)
+    second.wait_ready()
+    deadline = time.monotonic() + 60
+    while _consuming(second) is None:
+        assert time.monotonic() < deadline, "the worker's pump never took its partitions"
+        await asyncio.sleep(0.2)
+    consumed = set(_consuming(second) or [])
+
+    # 3. Every annulus goes over its MAASP. What the worker consumes is judged now.
+    async with Producer(settings) as producer, Alerts(settings, 0) as alerts:
+        for well_id, annulus_id in by_partition.values():
+            await producer.readings(
+                annulus_id, [_reading(annulus_id, well_id, ts, 140.0) for ts in exceeded]
+            )
+
+        def exceeded_alerts(annulus_id: int) -> list[ev.Alert]:
+            alerts.annulus_id = annulus_id
+            return alerts.of(AlertKind.maasp_exceeded)
+
+        await alerts.wait_for(
+            f"an exceeded alert for every annulus of partitions {sorted(consumed)}",
+            lambda: all(exceeded_alerts(a) for p, (_, a) in by_partition.items() if p in consumed),
+            timeout_s=90,
+        )
+
+        # 4. The partial members leave: the next assignment gives the worker everything.
+        for member in members:
+            member.terminate()
+        deadline = time.monotonic() + 90
+        while _consuming(second) != all_partitions:
+            assert time.monotonic() < deadline, "the worker did not get every partition back"
+            await asyncio.sleep(0.2)
+        await alerts.wait_for(
+            "an exceeded alert for every annulus",
+            lambda: all(exceeded_alerts(a) for _, a in by_partition.values()),
+            timeout_s=90,
+        )
+        await alerts.drain()
+        raised = {}
+        for p, (_, annulus_id) in sorted(by_partition.items()):
+            alerts.annulus_id = annulus_id
+            raised[p] = sorted(
+                (a.kind.value, a.details.get("from_level"))
+                for a in alerts.of(AlertKind.maasp_warning) + alerts.of(AlertKind.maasp_exceeded)
+            )
+    want = [("maasp_exceeded", "normal"), ("maasp_warning", "normal")]
+    wrong = {p: r for p, r in raised.items() if r != want}
+    assert not wrong, (
+        f"alerts (kind, from_level) by partition not raised once each from 'normal': {wrong}; "
+        f"the worker consumed {sorted(consumed)} beside the partial members"
+    )
+    second.terminate()

@@ -15,9 +15,13 @@ from faust.types import TP
 from shared.infrastructure import compat
 from shared.infrastructure.compat.faust_worker import (
     _READY,
+    _REBALANCE_ASKED,
     FetchablePartitions,
     TopicPartitionsUnknown,
+    active_partitions,
     install,
+    note_state_partitions,
+    state_partitions,
 )
 from shared.infrastructure.retry import is_transient
 
@@ -92,6 +96,45 @@ def test_input_waits_until_the_producer_knows_every_changelog() -> None:
     assert CHANGELOG in view and ALERTS not in view
     setattr(app, _READY, True)
     assert ALERTS in view
+
+
+def _app_with_tables(actives: set[TP]) -> Any:
+    changelog = SimpleNamespace(
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG.topic)
+    )
+    app = _app(rebalancing=False)
+    app.tables.values = lambda: [changelog]
+    app.assignor = SimpleNamespace(assigned_actives=lambda: actives)
+    app.conf = SimpleNamespace(id="wims-integrity")
+    app.consumer_generation_id = 7
+    setattr(app, _REBALANCE_ASKED, 7)  # asked about this generation: these tests ask nothing
+    return app
+
+
+def test_input_without_its_table_partition_is_held() -> None:
+    # The scale test's defect: an assignment gave a worker an input partition but not the
+    # table changelog partition of the same number; the worker worked on it with no state.
+    leader = TP("wims-integrity-__assignor-__leader", 0)
+    alerts_2 = TP("wims.alerts", 2)
+    app = _app_with_tables({ALERTS, alerts_2, CHANGELOG, leader})  # changelog 3, not 2
+    note_state_partitions(app, "integrity")
+    assert state_partitions(app) == {3}
+    view = FetchablePartitions({ALERTS, alerts_2, CHANGELOG, leader}, app)
+    assert ALERTS in view and CHANGELOG in view and leader in view
+    assert alerts_2 not in view  # held in aiokafka's buffer
+    assert active_partitions(app, "wims.alerts") == {3}
+    # The next assignment gives it whole: its input flows.
+    app.assignor.assigned_actives = lambda: {ALERTS, alerts_2, CHANGELOG, TP(CHANGELOG.topic, 2)}
+    note_state_partitions(app, "integrity")
+    assert alerts_2 in view and active_partitions(app, "wims.alerts") == {2, 3}
+
+
+def test_a_worker_without_tables_holds_no_input_for_them() -> None:
+    app = _app_with_tables({ALERTS})
+    app.tables.values = lambda: []
+    note_state_partitions(app, "tasks")
+    assert state_partitions(app) is None
+    assert ALERTS in FetchablePartitions({ALERTS}, app)
 
 
 class _Client:

@@ -87,6 +87,29 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         test="tests/integration/test_maasp_worker.py::test_exceedance_alerts_once_each_across_a_sigkill_*",
     ),
     Workaround(
+        name="input-with-its-tables",
+        library=FAUST,
+        verified=frozenset({"0.15.3"}),
+        upstream=(
+            "faust/assignor/partition_assignor.py _get_copartitioned_groups groups topics by "
+            "the members subscribing them and skips a topic missing from the leader's metadata "
+            "('Ignoring missing topic'), so an input partition and the table changelog "
+            "partition of the same number can go to different workers or to none; the worker "
+            "then reads state it never recovered (faust/stores/memory.py on_recovery_completed "
+            "drops the keys of partitions that are not its actives). Asking for another "
+            "assignment uses aiokafka's GroupCoordinator.request_rejoin"
+        ),
+        other_versions="refuse",
+        where=(
+            "shared.infrastructure.compat.faust_worker.note_state_partitions (with "
+            "FetchablePartitions, active_partitions and request_rebalance)"
+        ),
+        test=(
+            "tests/unit/test_faust_compat.py::test_input_without_its_table_partition_is_held, "
+            "tests/integration/test_maasp_worker.py::test_no_annulus_judged_without_its_*"
+        ),
+    ),
+    Workaround(
         name="record-batches",
         library=AIOKAFKA,
         verified=frozenset({"0.14.0"}),

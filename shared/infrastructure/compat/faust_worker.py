@@ -23,6 +23,25 @@
    message is retried (``shared.infrastructure.retry``) once the refresh it started has answered, never
    skipped.
 
+4. **Input only with its tables' partitions** (``input-with-its-tables``): every WIMS
+   table is co-partitioned with its worker's input (keyed by the same entity id), and the
+   workers read an entity's state from the table partition with the same number as the
+   input partition. faust's assignor only keeps those together when every member
+   subscribes the same topics and the leader's metadata lists every one of them: a topic
+   missing from the leader's view is assigned to no one in that generation ("Ignoring
+   missing topic"), and topics subscribed by different members form separate groups,
+   each spread on its own. A worker then owned input partitions whose table partitions
+   it had not recovered: in the scale test a MAASP worker judged an annulus mid-episode
+   with no runtime state ("from_level: unknown") and raised its exceedance twice. Now
+   :func:`learn_changelog_partitions` notes, on every assignment, the partitions whose
+   every table changelog partition is this worker's (:func:`state_partitions`); input of
+   any other partition is held in aiokafka's buffer like input during a rebalance, the
+   MAASP pump and the integrity timers work on those partitions only, and the worker
+   refreshes its consumer's metadata at once (a leader that lacked the topic sees it and
+   rebalances by itself) and asks the group for a new assignment
+   (:func:`request_rebalance`) until it is whole. Seen at a scale test's start: the leader's
+   metadata lacked the just-created runtime changelog for three generations.
+
 3. **Durable table writes** (``durable-table-writes``): :func:`put_durably` writes table
    values and sends their changelog records straight through the producer, waiting for the
    acks, so a state is durable before the offsets that depend on it are committed;
@@ -43,6 +62,13 @@ from shared.infrastructure.retry import TransientError, retry_transient
 log = logging.getLogger(__name__)
 
 _READY = "_wims_producer_knows_changelogs"
+_STATE = "_wims_state_partitions"
+_REBALANCE_ASKED = "_wims_rebalance_asked"  # the generation last asked about
+_REBALANCE_TASKS = "_wims_rebalance_tasks"
+#: Seconds between the assignment that split an input partition from its table partitions
+#: (and the metadata refresh it causes at once) and asking the group for another (a
+#: rebalance under way by then makes it moot).
+REBALANCE_ASK_DELAY_S = 5.0
 
 
 class TopicPartitionsUnknown(TransientError):
@@ -54,11 +80,28 @@ def producer_ready(app: Any) -> bool:
     return bool(getattr(app, _READY, False))
 
 
+def state_partitions(app: Any) -> frozenset[int] | None:
+    """The partition numbers whose every table changelog partition this worker actively
+    owns (recovered from the changelog as noted at the last assignment, see 4.); None when
+    the app has no tables (its input needs no state) or no assignment was noted yet."""
+    noted = getattr(app, _STATE, None)
+    return None if noted is None else noted[0]
+
+
+def _holds_state_for(app: Any, tp: Any) -> bool:
+    noted = getattr(app, _STATE, None)
+    if noted is None:
+        return True
+    partitions, exempt = noted
+    return tp.partition in partitions or tp.topic in exempt
+
+
 class FetchablePartitions(AbstractSet[Any]):
     """What aiokafka may hand faust from its fetch buffer: faust's live set of active
     partitions, less the input partitions while a rebalance is in progress or the producer
-    does not know every changelog yet (the table changelogs being recovered stay in), and
-    truthy even when empty, because aiokafka takes an empty set to mean every partition."""
+    does not know every changelog yet (the table changelogs being recovered stay in), less
+    the input partitions whose table partitions are not this worker's (4.), and truthy
+    even when empty, because aiokafka takes an empty set to mean every partition."""
 
     def __init__(self, live: AbstractSet[Any], app: Any) -> None:
         self._live = live
@@ -68,9 +111,9 @@ class FetchablePartitions(AbstractSet[Any]):
         if tp not in self._live:
             return False
         app = self._app
-        if not app.rebalancing and producer_ready(app):
+        if getattr(tp, "topic", None) in app.tables.changelog_topics:
             return True
-        return getattr(tp, "topic", None) in app.tables.changelog_topics
+        return not app.rebalancing and producer_ready(app) and _holds_state_for(app, tp)
 
     def __iter__(self) -> Iterator[Any]:
         return (tp for tp in list(self._live) if tp in self)
@@ -124,11 +167,13 @@ def changelog_topics(app: Any) -> list[str]:
 
 
 async def learn_changelog_partitions(app: Any, service: str) -> None:
-    """Make the producer know every changelog topic's partitions; input flows after that.
+    """Make the producer know every changelog topic's partitions, and note which input
+    partitions come with their tables' partitions (4.); input flows after that.
 
     Run on every assignment (a rebalance may follow a broker restart that lost topics from
     the metadata); cheap when the topics are known. Waits out a broker that is away."""
     setattr(app, _READY, False)
+    note_state_partitions(app, service)
     producer = app.producer._ensure_producer()  # aiokafka's, started with faust's producer
     names = changelog_topics(app)
     for name in names:
@@ -136,6 +181,87 @@ async def learn_changelog_partitions(app: Any, service: str) -> None:
     setattr(app, _READY, True)
     if names:
         log.info("%s: the producer knows the partitions of %s", service, ", ".join(names))
+
+
+def note_state_partitions(app: Any, service: str) -> None:
+    """Note the partitions this assignment gives together with every table's changelog
+    partition of the same number (4.); when it gives an input partition without them, say
+    so and ask the group for another assignment."""
+    names = changelog_topics(app)
+    if not names:
+        setattr(app, _STATE, None)
+        return
+    actives = app.assignor.assigned_actives()
+    by_topic: dict[str, set[int]] = {}
+    for tp in actives:
+        by_topic.setdefault(tp.topic, set()).add(tp.partition)
+    with_state = set.intersection(*(by_topic.get(name, set()) for name in names))
+    leader_topic = f"{app.conf.id}-__assignor-__leader"  # faust's, not co-partitioned
+    setattr(app, _STATE, (frozenset(with_state), frozenset({leader_topic})))
+    split = {
+        topic: sorted(parts - with_state)
+        for topic, parts in sorted(by_topic.items())
+        if topic not in names and topic != leader_topic and parts - with_state
+    }
+    if split:
+        missing = {
+            name: sorted(set().union(*split.values()) - by_topic.get(name, set())) for name in names
+        }
+        log.warning(
+            "%s: assigned input partitions %s without the same partitions of its tables' "
+            "changelogs (not assigned here: %s); their input is held and the group is asked "
+            "for another assignment",
+            service,
+            split,
+            {k: v for k, v in missing.items() if v},
+        )
+        _ask_for_rebalance(app, service)
+
+
+def _ask_for_rebalance(app: Any, service: str) -> None:
+    """Once per generation: refresh the consumer's metadata now (a leader whose metadata
+    lacked a topic sees it again and rebalances by itself: aiokafka's leader rejoins when
+    its group's topics change), then, should the generation still be this one, ask the
+    group to rebalance."""
+    generation = app.consumer_generation_id
+    if getattr(app, _REBALANCE_ASKED, None) == generation:
+        return
+    setattr(app, _REBALANCE_ASKED, generation)
+
+    async def ask() -> None:
+        try:
+            await asyncio.wait_for(request_rebalance(app, rejoin=False), timeout=30.0)
+            await asyncio.sleep(REBALANCE_ASK_DELAY_S)
+            if app.consumer_generation_id == generation and not app.should_stop:
+                await asyncio.wait_for(request_rebalance(app), timeout=30.0)
+                log.info("%s: asked the group for another assignment", service)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: asking the group for another assignment failed", service)
+
+    task = asyncio.ensure_future(ask())
+    tasks = getattr(app, _REBALANCE_TASKS, None)
+    if tasks is None:
+        tasks = set()
+        setattr(app, _REBALANCE_TASKS, tasks)
+    tasks.add(task)  # a strong reference until it is done
+    task.add_done_callback(tasks.discard)
+
+
+async def request_rebalance(app: Any, *, rejoin: bool = True) -> None:
+    """Make this worker's faust consumer refresh its metadata and, with ``rejoin``, rejoin
+    its group, so the group's leader assigns every partition again (on the consumer's own
+    thread)."""
+    thread = app.consumer._thread
+
+    async def refresh_and_rejoin() -> None:
+        consumer = thread._ensure_consumer()  # aiokafka's AIOKafkaConsumer
+        await consumer._client.force_metadata_update()
+        if rejoin:
+            consumer._coordinator.request_rejoin()
+
+    await thread.call_thread(refresh_and_rejoin)
 
 
 async def send_raw(app: Any, topic: str, key: bytes | None, value: bytes | None) -> asyncio.Future:
@@ -176,14 +302,23 @@ async def put_durably(
 
 def settling(app: Any) -> bool:
     """True while the worker's tables are not to be trusted or written: a rebalance or a
-    recovery is under way, or the producer does not know every changelog yet."""
-    return bool(app.rebalancing or getattr(app, "in_recovery", False) or not producer_ready(app))
+    recovery is under way, the producer does not know every changelog yet, or the worker
+    is stopping (faust revokes nothing then; its group may already have moved on)."""
+    return bool(
+        app.rebalancing
+        or getattr(app, "in_recovery", False)
+        or not producer_ready(app)
+        or getattr(app, "should_stop", False)
+    )
 
 
 def active_partitions(app: Any, topic: str) -> set[int]:
     """Partitions of ``topic`` this worker actively owns (faust's assignor), standby
-    replicas of other workers' partitions excluded."""
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    replicas of other workers' partitions excluded, and only those that come with the
+    same partition of every table changelog (4.): the partitions whose state is here."""
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    with_state = state_partitions(app)
+    return owned if with_state is None else owned & with_state
 
 
 def peek(table: Any, key: Any) -> Any:
