@@ -66,6 +66,20 @@ def _make_annulus(db_engine: Any, **kw: Any) -> tuple[int, int]:
     return well_id, annulus_id
 
 
+def _one_annulus_per_partition(settings: Settings, db_engine: Any) -> dict[int, tuple[int, int]]:
+    """A new (well, annulus) on each partition of the readings topic, by partition."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = DefaultPartitioner()
+    all_partitions = list(range(settings.topic_partitions))
+    by_partition: dict[int, tuple[int, int]] = {}
+    while len(by_partition) < settings.topic_partitions:
+        well_id, annulus_id = _make_annulus(db_engine)
+        p = partitioner(annulus_key(annulus_id), all_partitions, all_partitions)
+        by_partition.setdefault(p, (well_id, annulus_id))
+    return by_partition
+
+
 def _reading(
     annulus_id: int,
     well_id: int,
@@ -602,16 +616,10 @@ async def _two_workers_scenario(
     """Readings are consumed outside faust's stream, following its partition assignment:
     with two workers each judges the annuli of its own partitions, every reading exactly
     once, across the rebalance the second worker's arrival causes."""
-    from aiokafka.partitioner import DefaultPartitioner
     from sqlalchemy.orm import Session
 
-    partitioner = DefaultPartitioner()
+    by_partition = _one_annulus_per_partition(settings, db_engine)
     all_partitions = list(range(settings.topic_partitions))
-    by_partition: dict[int, tuple[int, int]] = {}
-    while len(by_partition) < settings.topic_partitions:
-        well_id, annulus_id = _make_annulus(db_engine)
-        p = partitioner(annulus_key(annulus_id), all_partitions, all_partitions)
-        by_partition.setdefault(p, (well_id, annulus_id))
     annuli = list(by_partition.values())
 
     first = start_service(stack, "maasp")
@@ -745,16 +753,10 @@ async def _split_assignment_scenario(
     from "unknown" and raise, mid-episode, an exceedance already raised ("from_level:
     unknown"). It holds them until an assignment gives them whole, then judges them from
     their recovered state: every alert comes from the level the annulus was at."""
-    from aiokafka.partitioner import DefaultPartitioner
     from sqlalchemy.orm import Session
 
-    partitioner = DefaultPartitioner()
+    by_partition = _one_annulus_per_partition(settings, db_engine)
     all_partitions = list(range(settings.topic_partitions))
-    by_partition: dict[int, tuple[int, int]] = {}
-    while len(by_partition) < settings.topic_partitions:
-        well_id, annulus_id = _make_annulus(db_engine)
-        p = partitioner(annulus_key(annulus_id), all_partitions, all_partitions)
-        by_partition.setdefault(p, (well_id, annulus_id))
     with db_engine.connect() as conn, Session(conn) as session:
         configs = [annulus_config_from_db(session, a) for _, a in by_partition.values()]
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
