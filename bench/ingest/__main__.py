@@ -8,7 +8,7 @@
    Baseline: a bare aiokafka producer (idempotent, acks=all, same linger and batch size) in
    this process sending the very same records (read back from wims.readings) with
    ``send()``, the same concurrency of 1,000-record groups, each group awaited.
-2. Sink. The sink (services.ingest.sink.MeasurementSink, run here under a fresh consumer
+2. Sink. The sink (services.ingest.pump.MeasurementSink, run here under a fresh consumer
    group) writes everything the push phase left on wims.readings into annulus_measurement;
    rows/s from its first committed batch to its last. Baseline: a bare psycopg COPY of the
    same rows (read back from the table) into the same, emptied table, in transactions of
@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.ingest.sink import MeasurementSink
+from services.ingest.pump import MeasurementSink
 from shared.contracts import topics
 from shared.infrastructure.settings import Settings
 from tests.support.stack import Stack, local_stack, start_service

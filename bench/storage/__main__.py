@@ -10,7 +10,7 @@ month of a large fleet stores.
    compression, for comparison.
 2. PostgreSQL. The same number of readings (``ANNULI`` annuli, one reading each per
    second, in time order as a fleet reports) are written by the sink's own write path
-   (services.ingest.sink.write_lines: COPY into the weekly partition, the roll-up trigger
+   (services.ingest.store.write_lines: COPY into the weekly partition, the roll-up trigger
    firing), then VACUUM ANALYZE: the partition's total size (heap, TOAST and indexes) per
    row, and the hourly and daily roll-ups' size per row.
 3. The fleet. ``FLEET_WELLS`` × ``TAGS_PER_WELL`` tags at 1 Hz (5,000 × 30 = 150,000
@@ -36,7 +36,8 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.ingest.sink import copy_line, write_lines
+from services.ingest.core import copy_line
+from services.ingest.store import write_lines
 from shared.contracts.enums import Quality
 from shared.contracts.readings import encode_reading
 from shared.contracts.topics import entity_key

@@ -11,7 +11,8 @@
   activation change is refused here at once too. Readings pushed this way get the source
   ``manual``.
 
-Missing, wrong or revoked credentials: 401 with ``WWW-Authenticate``; a viewer: 403.
+Missing, wrong or revoked credentials: 401 with ``WWW-Authenticate``; a viewer: 403. The
+two lookups' queries are in store.py.
 """
 
 import time
@@ -19,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest import store
 from services.ingest.metrics import AUTH_FAILURES
 from shared.contracts.enums import Role
 from shared.infrastructure.auth import decode_access_token, hash_api_key, token_version
@@ -71,13 +72,7 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             source = cached[1]
         else:
-            async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        text("SELECT source, revoked_at FROM api_key WHERE key_hash = :h"),
-                        {"h": digest},
-                    )
-                ).first()
+            row = await store.api_key_row(self._engine, digest)
             source = str(row[0]) if row is not None and row[1] is None else None
             if len(self._keys) >= _MAX_CACHED_KEYS:
                 self._keys.clear()  # wrong keys must not grow the cache without bound
@@ -93,13 +88,7 @@ class Authenticator:
             version = token_version(claims)
         except (jwt.PyJWTError, KeyError, ValueError, TypeError):  # TypeError: a non-scalar sub
             raise _fail(401, "invalid or expired token", "bad_token") from None
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("SELECT role, is_active, token_version FROM app_user WHERE id = :id"),
-                    {"id": user_id},
-                )
-            ).first()
+        row = await store.app_user_row(self._engine, user_id)
         if row is None or not row[1]:
             raise _fail(401, "the user of this token is inactive or no longer exists", "bad_token")
         if version != (row[2] or 0):

@@ -1,8 +1,9 @@
 """Reference data the ingest path needs on every record, held in memory.
 
 Two maps, read from tables the API service writes: ``annulus`` (id -> well_id, which also
-answers "does this annulus exist") and ``scada_tag`` (tag -> annulus_id). Validation is
-synchronous and runs tens of thousands of lookups per request, so it reads plain dicts.
+answers "does this annulus exist") and ``scada_tag`` (tag -> annulus_id); the queries are
+in store.py. Validation is synchronous and runs tens of thousands of lookups per request,
+so it reads plain dicts.
 
 Freshness: the maps are reloaded every ``ingest_lookup_refresh_s`` (a background task), and
 also when a request names a tag or annulus the cache does not know: that request waits for
@@ -17,9 +18,9 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest import store
 from services.ingest.errors import describe
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,9 @@ class ReferenceCache:
             await self._load()
 
     async def _load(self) -> None:
-        async with self._engine.connect() as conn:
-            annuli = (await conn.execute(text("SELECT id, well_id FROM annulus"))).all()
-            tags = (await conn.execute(text("SELECT tag, annulus_id FROM scada_tag"))).all()
+        well_of, tags = await store.load_references(self._engine)
         # Swap whole dicts: a request validating meanwhile sees one consistent version.
-        self.well_of = {int(a): int(w) for a, w in annuli}
-        self.tags = {str(t): int(a) for t, a in tags}
+        self.well_of, self.tags = well_of, tags
         self._loaded_at = time.monotonic()
 
     async def reload_after_miss(self) -> bool:

@@ -6,10 +6,9 @@ retention; shared/persistence/measurement_storage.py), once at start and then ev
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
-import psycopg
-
+from services.ingest import store
 from services.ingest.errors import describe
 from services.ingest.metrics import (
     MAINTENANCE_FAILURES,
@@ -17,22 +16,15 @@ from services.ingest.metrics import (
     PARTITIONS_COVERED_UNTIL,
 )
 from shared.infrastructure.settings import Settings
-from shared.persistence.measurement_storage import Report, maintain
+from shared.persistence.measurement_storage import Report
 
 log = logging.getLogger(__name__)
 
 
 def run_once(settings: Settings, now: datetime | None = None) -> Report:
-    """One maintenance run on a connection of its own; metrics updated."""
+    """One maintenance run on a connection of its own (store.py); metrics updated."""
     try:
-        with psycopg.connect(settings.libpq_url, connect_timeout=10) as conn:
-            report = maintain(
-                conn,
-                now or datetime.now(UTC),
-                settings.measurement_partitions_ahead_weeks,
-                settings.measurement_retention_days,
-                settings.measurement_hourly_retention_days,
-            )
+        report = store.run_maintenance(settings, now)
     except Exception:
         MAINTENANCE_FAILURES.inc()
         raise

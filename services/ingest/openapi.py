@@ -2,9 +2,9 @@
 code a route answers and the body and headers of each.
 
 The routes read the raw request (a 100,000-reading JSON array or a CSV stream is parsed by
-services/ingest/app.py, not by FastAPI), so FastAPI cannot derive any of this; it is
+services/ingest/processing.py, not by FastAPI), so FastAPI cannot derive any of this; it is
 written here to match what the code does: shared/domain/readings.py for what one reading
-may hold, app.py for the answers. A schema fuzzer (schemathesis) holds the two to it.
+may hold, processing.py for the answers. A schema fuzzer (schemathesis) holds the two to it.
 """
 
 from typing import Any

@@ -1,4 +1,5 @@
-"""Accepted readings to ``wims.readings``, rejected ones to ``wims.readings.rejected``.
+"""Accepted readings to ``wims.readings``, rejected ones to ``wims.readings.rejected`` (the
+dead letter's value is core.py's ``rejected_value``).
 
 One long-lived idempotent producer (acks=all). A request's readings are appended straight
 into one record batch per partition (``create_batch`` / ``send_batch``) and the request
@@ -30,9 +31,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
+from services.ingest.core import rejected_value
 from services.ingest.metrics import DEAD_LETTER_FAILURES, KAFKA_FAILURES, KAFKA_PRODUCE_SECONDS
 from shared.contracts import topics
-from shared.contracts.events import FieldErrorModel, RejectedReading
 from shared.contracts.readings import encode_reading
 from shared.contracts.topics import entity_key
 from shared.domain.readings import NormalisedReading, Rejection
@@ -103,34 +104,6 @@ async def _outcomes(futures: list[Any], step: int, deadline: _Deadline) -> list[
 
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge in time (or refused): nothing may be claimed as accepted."""
-
-
-# A dead letter bigger than this carries a note instead of the record: Kafka refuses a
-# message over its max.message.bytes (1 MiB by default), and one refused dead letter made
-# the whole push a 503 before.
-DEAD_LETTER_MAX_BYTES = 512 * 1024
-
-
-def rejected_value(rejection: Rejection, source: str, received_at: datetime) -> bytes:
-    errors = [
-        FieldErrorModel(field=e.field, reason=e.reason, code=e.code) for e in rejection.errors
-    ]
-    value = RejectedReading(
-        source=source,
-        index=rejection.index,
-        record=rejection.record,
-        errors=errors,
-        received_at=received_at,
-    ).encode()
-    if len(value) <= DEAD_LETTER_MAX_BYTES:
-        return value
-    return RejectedReading(
-        source=source,
-        index=rejection.index,
-        record=f"(record omitted: {len(value)} bytes as a dead letter, over {DEAD_LETTER_MAX_BYTES})",
-        errors=errors,
-        received_at=received_at,
-    ).encode()
 
 
 def partition_of(key: bytes, n_partitions: int) -> int:

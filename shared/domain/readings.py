@@ -1089,7 +1089,7 @@ class BatchValidator:
 
     Indexes continue from slice to slice, and a record repeating an accepted record of an
     earlier slice is rejected as a duplicate. The ingest service validates big requests
-    this way so that it can serve other requests between two slices (services/ingest/app.py).
+    this way so that it can serve other requests between two slices (services/ingest/processing.py).
     """
 
     __slots__ = ("_args", "_state", "count", "result")

@@ -24,7 +24,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
-from services.ingest.sink import copy_line, write_lines
+from services.ingest.core import copy_line
+from services.ingest.store import write_lines
 from shared.contracts import topics
 from shared.contracts.events import decode
 from shared.contracts.readings import encode_reading

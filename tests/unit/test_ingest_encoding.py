@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime
 
+from services.ingest.core import copy_line
 from services.ingest.publisher import partition_of
-from services.ingest.sink import copy_line
 from shared.contracts.enums import Quality
 from shared.contracts.events import Reading, decode
 from shared.contracts.readings import encode_reading

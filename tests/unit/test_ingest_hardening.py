@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from services.ingest import app as ingest_app
+from services.ingest import core, processing
 from services.ingest.errors import describe
 from shared.domain.readings import BatchValidator, iter_csv_records, validate_batch
 
@@ -124,7 +124,7 @@ def _big_body(n: int) -> list[Any]:
 def test_a_big_json_array_parsed_in_pieces_equals_one_loads(indent: bool) -> None:
     records = _big_body(30_000)
     body = orjson.dumps(records, option=orjson.OPT_INDENT_2 if indent else 0)
-    assert len(body) > 4 * ingest_app.JSON_PIECE_BYTES
+    assert len(body) > 4 * core.JSON_PIECE_BYTES
     turns = 0
 
     async def parse() -> list[Any]:
@@ -138,13 +138,13 @@ def test_a_big_json_array_parsed_in_pieces_equals_one_loads(indent: bool) -> Non
 
         ticker = asyncio.create_task(count_turns())
         try:
-            return await ingest_app._parse_json_array(b"  \n" + body, 100_000)
+            return await processing.parse_json_array(b"  \n" + body, 100_000)
         finally:
             ticker.cancel()
 
     assert asyncio.run(parse()) == records
     # Other tasks ran between pieces, all along the body (no fallback to one big call).
-    assert turns >= len(body) // (4 * ingest_app.JSON_PIECE_BYTES)
+    assert turns >= len(body) // (4 * core.JSON_PIECE_BYTES)
 
 
 def test_a_big_json_body_that_is_broken_not_an_array_or_too_long_gets_a_4xx() -> None:
@@ -152,8 +152,8 @@ def test_a_big_json_body_that_is_broken_not_an_array_or_too_long_gets_a_4xx() ->
 
     def status(data: bytes, limit: int = 100_000) -> tuple[int, str]:
         try:
-            asyncio.run(ingest_app._parse_json_array(data, limit))
-        except ingest_app.IngestError as exc:
+            asyncio.run(processing.parse_json_array(data, limit))
+        except core.IngestError as exc:
             return exc.status, exc.detail
         return 200, ""
 
@@ -167,17 +167,17 @@ def test_a_big_json_body_that_is_broken_not_an_array_or_too_long_gets_a_4xx() ->
 
 
 def test_a_csv_line_without_end_is_refused_after_the_lookahead_not_buffered_whole() -> None:
-    feed = ingest_app._LineFeed()
+    feed = core.LineFeed()
     feed.add_text("annulus_id,timestamp,pressure\n")
     piece = "1," * 32 * 1024  # 64 KiB
     fed = 0
-    with pytest.raises(ingest_app._LineTooLong):
+    with pytest.raises(core.LineTooLong):
         for _ in range(512):  # 32 MiB if it were all taken
             feed.add_text(piece)
             fed += len(piece)
-    assert fed <= ingest_app.CSV_LOOKAHEAD_CHARS + len(piece)
+    assert fed <= core.CSV_LOOKAHEAD_CHARS + len(piece)
     # A long line that does end is still a line.
-    ok = ingest_app._LineFeed()
+    ok = core.LineFeed()
     ok.add_text("a" * 1000)
     ok.add_text("b" * 1000 + "\nc")
     ok.finish()
@@ -206,7 +206,7 @@ def test_database_errors_are_logged_without_sql_parameters_or_data() -> None:
 
 
 def test_big_pushes_share_one_collector_pause_bounded_in_length() -> None:
-    pause = ingest_app.CollectionPause(max_s=0.05)
+    pause = processing.CollectionPause(max_s=0.05)
 
     async def scenario() -> list[bool]:
         seen: list[bool] = []
@@ -242,7 +242,7 @@ def test_big_pushes_share_one_collector_pause_bounded_in_length() -> None:
 
 
 def test_a_dead_letter_too_big_for_kafka_carries_a_note_instead_of_the_record() -> None:
-    from services.ingest.publisher import DEAD_LETTER_MAX_BYTES, rejected_value
+    from services.ingest.core import DEAD_LETTER_MAX_BYTES, rejected_value
     from shared.contracts.events import decode
     from shared.domain.readings import FieldError, Rejection
 

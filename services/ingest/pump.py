@@ -1,19 +1,12 @@
-"""``wims.readings`` into ``annulus_measurement``, in bulk, idempotently.
+"""The readings sink: ``wims.readings`` into ``annulus_measurement``, in bulk, idempotently.
 
 One consumer group (``wims-ingest-sink``), auto-commit off. Each ``getmany`` batch is
-written in one transaction:
-
-- **Fast path.** The batch is COPYed straight into ``annulus_measurement``, as a statement
-  of its own on an autocommit connection (so all or nothing). This is the common case (new
-  readings for existing annuli) and costs what a bare COPY costs.
-- **Slow path.** If that COPY hits a row already stored (a re-pushed batch, or the replay
-  after a crash) or an annulus deleted meanwhile, it stores nothing and the batch goes
-  through a temporary staging table and ``INSERT ... SELECT ... ON CONFLICT DO
-  NOTHING``, which keeps the new rows and drops the rest. A reading's id is its event id,
-  derived from (annulus, timestamp, source), and (annulus_id, timestamp, source) is unique, so a
-  replayed reading stores no second row. After a conflict the next ``SLOW_PATH_BATCHES``
-  batches go straight to the slow path: a historian re-sending overlapping windows would
-  otherwise pay for a failed COPY on every batch.
+decoded into COPY lines (core.py, ``copy_line``) and written in one transaction
+(store.py, ``write_lines``: a direct COPY, or a staging table and ``INSERT ... ON
+CONFLICT DO NOTHING`` when the COPY hit a row already stored or an annulus deleted
+meanwhile). After a conflict the next ``SLOW_PATH_BATCHES`` batches go straight to the
+slow path: a historian re-sending overlapping windows would otherwise pay for a failed COPY
+on every batch.
 
 The database transaction commits first, the Kafka offsets of exactly that batch after: a
 crash between the two replays the batch, which then inserts nothing. Writing is pipelined
@@ -25,20 +18,17 @@ write starts, so offsets are still committed in order and only after their rows.
 A message that cannot be decoded is logged, counted and skipped (never a crash loop); a
 reading whose annulus was deleted meanwhile is dropped and counted (it has no row to hang
 on: annulus_measurement.annulus_id is a foreign key).
-
-Decoding uses orjson and a few type checks rather than the pydantic model: this runs for
-every reading, and the values were produced by the ingest service from validated data.
 """
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.ingest import store
+from services.ingest.core import copy_line
 from services.ingest.errors import describe
 from services.ingest.metrics import SINK_DROPPED, SINK_LAG, SINK_ROWS, SINK_UNDECODABLE
 from shared.contracts import topics
@@ -51,112 +41,6 @@ SINK_GROUP = "wims-ingest-sink"
 SLOW_PATH_BATCHES = 20
 #: Messages taken from the consumer and decoded between two yields to the event loop.
 DECODE_SLICE = 500
-_QUALITIES = frozenset({"good", "uncertain", "bad"})
-# The readings topic calls the time ``ts`` (the ingest wire format); the table ``timestamp``.
-COLUMNS = "id, annulus_id, timestamp, source, pressure_bar, temperature_c, quality, received_at"
-
-_STAGE_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS sink_stage (
-    id uuid, annulus_id bigint, timestamp timestamptz, source text,
-    pressure_bar double precision, temperature_c double precision,
-    quality text, received_at timestamptz
-) ON COMMIT DELETE ROWS
-"""
-_MOVE = f"""
-INSERT INTO annulus_measurement ({COLUMNS})
-SELECT s.id, s.annulus_id, s.timestamp, s.source, s.pressure_bar, s.temperature_c,
-       s.quality::reading_quality, s.received_at
-FROM sink_stage s
-WHERE EXISTS (SELECT 1 FROM annulus a WHERE a.id = s.annulus_id)
-ON CONFLICT DO NOTHING
-"""
-_DROPPED = "SELECT count(*) FROM sink_stage s WHERE NOT EXISTS (SELECT 1 FROM annulus a WHERE a.id = s.annulus_id)"
-
-
-def _copy_text(value: str) -> str:
-    # COPY text format: backslash, tab, newline and carriage return must be escaped.
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
-
-
-def _num(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if type(value) is float or type(value) is int:
-        return repr(float(value))
-    raise ValueError(f"a number field holds a {type(value).__name__}")  # not the value itself
-
-
-def copy_line(value: bytes) -> str:
-    """One COPY text line (with newline) from a ``wims.readings`` value; ValueError if bad."""
-    try:
-        d = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    if type(d) is not dict or d.get("event_type") != "reading":
-        raise ValueError("not a reading event")
-    event_id, annulus_id, ts = d.get("event_id"), d.get("annulus_id"), d.get("ts")
-    source, quality, received_at = d.get("source"), d.get("quality"), d.get("received_at")
-    if not (
-        type(event_id) is str
-        and len(event_id) == 36
-        and type(annulus_id) is int
-        and type(ts) is str
-        and type(source) is str
-        and quality in _QUALITIES
-        and type(received_at) is str
-    ):
-        raise ValueError("a reading field is missing or of the wrong type")
-    # Strings of hex/digits/punctuation only are safe unescaped; anything else is escaped.
-    for s in (event_id, ts, received_at):
-        if not s.isascii() or "\\" in s or "\t" in s or "\n" in s:
-            raise ValueError("malformed id or timestamp")
-    return (
-        f"{event_id}\t{annulus_id}\t{ts}\t{_copy_text(source)}\t{_num(d.get('pressure_bar'))}\t"
-        f"{_num(d.get('temperature_c'))}\t{quality}\t{received_at}\n"
-    )
-
-
-async def _staged_write(cur: psycopg.AsyncCursor, data: str, count: int) -> tuple[int, int]:
-    await cur.execute(_STAGE_DDL)
-    async with cur.copy(f"COPY sink_stage ({COLUMNS}) FROM STDIN") as copy:
-        await copy.write(data)
-    await cur.execute(_MOVE)
-    inserted = max(cur.rowcount, 0)
-    dropped = 0
-    if inserted < count:  # duplicates or deleted annuli: only then pay for the count
-        await cur.execute(_DROPPED)
-        row = await cur.fetchone()
-        dropped = int(row[0]) if row else 0
-    return inserted, dropped
-
-
-async def write_lines(
-    conn: psycopg.AsyncConnection, lines: list[str], fast: bool = True
-) -> tuple[int, int, bool]:
-    """Write one batch atomically: (rows inserted, rows dropped, staged).
-
-    ``conn`` must be in autocommit mode: the direct COPY is then a transaction of its own,
-    all or nothing, with no BEGIN/SAVEPOINT/COMMIT round trips. ``fast`` tries it first;
-    ``staged`` says the batch went through the staging table instead (the direct COPY hit
-    a conflict, or was not tried)."""
-    if not conn.autocommit:
-        raise ValueError("write_lines needs an autocommit connection")
-    data = "".join(lines)
-    if fast:
-        try:
-            async with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY annulus_measurement ({COLUMNS}) FROM STDIN") as copy,
-            ):
-                await copy.write(data)
-            return len(lines), 0, False
-        except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
-            pass  # rolled back whole: nothing of this batch is stored
-    async with conn.transaction(), conn.cursor() as cur:
-        inserted, dropped = await _staged_write(cur, data, len(lines))
-    return inserted, dropped, True
 
 
 class MeasurementSink:
@@ -210,7 +94,7 @@ class MeasurementSink:
 
     async def _write(self, conn: psycopg.AsyncConnection, lines: list[str]) -> tuple[int, int]:
         fast = self._slow_batches_left == 0
-        inserted, dropped, staged = await write_lines(conn, lines, fast=fast)
+        inserted, dropped, staged = await store.write_lines(conn, lines, fast=fast)
         if not fast:
             self._slow_batches_left -= 1
         elif staged:
@@ -269,9 +153,7 @@ class MeasurementSink:
             )
             conn: psycopg.AsyncConnection | None = None
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._settings.libpq_url, autocommit=True
-                )
+                conn = await store.connect_sink(self._settings)
                 await consumer.start()
                 backoff.reset()
                 await self._consume(consumer, conn)
