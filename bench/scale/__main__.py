@@ -57,7 +57,7 @@ from bench.maasp.__main__ import (
     produce_preload,
     setup_database,
 )
-from bench.scale.cpu import Cpu, Group
+from bench.scale.cpu import Cpu, Group, Stretch
 from services.processes import free_port, listens_on
 from shared.contracts import events as ev
 from shared.contracts import topics
@@ -144,9 +144,7 @@ def measure(procs: list[ServiceProcess], name: str, n: int, cpu: Cpu) -> float:
 # --- bare baselines -----------------------------------------------------------------------------
 
 
-def bare(
-    stack: Stack, runs: list[list[str]], cpu: Cpu, names: list[str]
-) -> tuple[float, dict[str, float | None]]:
+def bare(stack: Stack, runs: list[list[str]], cpu: Cpu, names: list[str]) -> tuple[float, Stretch]:
     """Run bench/scale/bare.py processes at once; the sum of their rates and the CPU table
     (``cpu``'s groups and theirs). The CPU stretch is their measured one: from the moment
     every client has printed BEGIN until every one has printed RATE. Each then waits for its
@@ -227,9 +225,7 @@ class BareClient:
             return self.proc.wait()
 
 
-def consume_baseline(
-    stack: Stack, topic: str, count: int, cpu: Cpu
-) -> tuple[float, dict[str, float | None]]:
+def consume_baseline(stack: Stack, topic: str, count: int, cpu: Cpu) -> tuple[float, Stretch]:
     parts = stack.settings().topic_partitions
     runs = [
         ["consume", topic, ",".join(str(p) for p in range(parts) if p % count == k)]
@@ -238,7 +234,7 @@ def consume_baseline(
     return bare(stack, runs, cpu, [f"bare consumer {k + 1}" for k in range(count)])
 
 
-def produce_baseline(stack: Stack, count: int, cpu: Cpu) -> tuple[float, dict[str, float | None]]:
+def produce_baseline(stack: Stack, count: int, cpu: Cpu) -> tuple[float, Stretch]:
     start_at = time.time() + 20  # each reads its records back first
     runs = [["produce", str(PUSH_S), str(start_at)] for _ in range(count)]
     return bare(stack, runs, cpu, [f"bare producer {k + 1}" for k in range(count)])
@@ -265,7 +261,7 @@ def phase(
     metric_name: str,
     n: int,
     env: dict[str, str] | None = None,
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, Stretch]:
     cpu = Cpu(infra_groups(stack))
     procs = start_workers(stack, service, count, **(env or {}))
     cpu.groups.update(
@@ -461,11 +457,7 @@ def rows_for(label: str, unit: str, f: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_cpu(label: str, f: dict[str, Any]) -> None:
     for key in ("bare cpu 1", "cpu 1", "bare cpu 2", "cpu 2"):
-        busy = ", ".join(
-            f"{name} {pct:.0f} %" if pct is not None else f"{name} ? % (exited)"
-            for name, pct in f[key].items()
-        )
-        print(f"  {label} {key.replace('cpu', 'CPU')}: {busy}")
+        print(f"  {label} {key.replace('cpu', 'CPU')} {f[key].describe()}")
 
 
 PARTS = {

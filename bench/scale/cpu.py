@@ -105,6 +105,24 @@ def percent(
     return out
 
 
+#: Below this a stretch's CPU % is mostly the kernel's tick rounding (1/CLK_TCK s).
+SHORT_S = 100 / CLK_TCK
+
+
+@dataclass(frozen=True)
+class Stretch:
+    seconds: float
+    busy: dict[str, float | None]  # CPU % by group
+
+    def describe(self) -> str:
+        parts = ", ".join(
+            f"{name} {pct:.0f} %" if pct is not None else f"{name} ? % (not running)"
+            for name, pct in self.busy.items()
+        )
+        short = f"; under {SHORT_S:.0f} s, so +-{100 / (CLK_TCK * self.seconds):.0f} %"
+        return f"over {self.seconds:.2f} s{short if self.seconds < SHORT_S else ''}: {parts}"
+
+
 class Cpu:
     """CPU % of named groups of processes over a stretch of time (100 % = one core)."""
 
@@ -116,6 +134,6 @@ class Cpu:
     def begin(self) -> None:
         self.start, self.t0 = sample(self.groups, read_table()), time.monotonic()
 
-    def end(self) -> dict[str, float | None]:
+    def end(self) -> Stretch:
         now, took = sample(self.groups, read_table()), time.monotonic() - self.t0
-        return percent(self.start, now, took)
+        return Stretch(took, percent(self.start, now, took))

@@ -9,9 +9,11 @@ import time
 
 from bench.scale.cpu import (
     CLK_TCK,
+    SHORT_S,
     Cpu,
     Group,
     ProcStat,
+    Stretch,
     parse_stat,
     percent,
     read_table,
@@ -71,7 +73,7 @@ def test_a_child_that_exited_stays_counted_in_the_tree_of_its_live_parent() -> N
         assert shell.stdout is not None
         assert shell.stdout.readline().strip() == "done"  # the python loop has exited
         time.sleep(0.05)
-        busy_pct = cpu.end()
+        busy_pct = cpu.end().busy
         table = read_table()
         assert shell.pid in table
         assert table[shell.pid].reaped >= 0.29
@@ -80,4 +82,14 @@ def test_a_child_that_exited_stays_counted_in_the_tree_of_its_live_parent() -> N
     finally:
         shell.kill()
         shell.wait()
-    assert Cpu({"gone": Group(lambda: shell.pid)}).end() == {"gone": None}
+    gone = Cpu({"gone": Group(lambda: shell.pid)})
+    gone.begin()
+    assert gone.end().busy == {"gone": None}
+
+
+def test_a_short_stretch_says_how_coarse_its_figures_are() -> None:
+    assert Stretch(0.01, {"a": 50.0, "b": None}).describe() == (
+        f"over 0.01 s; under {SHORT_S:.0f} s, so +-{100 / (CLK_TCK * 0.01):.0f} %: "
+        "a 50 %, b ? % (not running)"
+    )
+    assert Stretch(5.0, {"a": 49.6}).describe() == "over 5.00 s: a 50 %"
