@@ -22,8 +22,10 @@ its bare baseline measured in the same run, and the scaling efficiency
    (bench/scale/bare.py), 1 process, then 2 at once.
 
 During each measured stretch the CPU time of the broker, PostgreSQL (postmaster and its
-backends), each service process, the bare clients and this process (the load client) is
-read from /proc/<pid>/stat; the table shows which one was busy (100 % = one core).
+backends), each service process, the bare clients (each with any process below it, see
+bench/scale/cpu.py) and this process alone (the load client) is read from /proc; the table
+shows which one was busy (100 % = one core). A bare client's stretch is the one it measures
+its rate over: it says BEGIN and RATE, then waits to be let go, so it is read alive.
 
 Ends with one JSON line of figures (bench/__main__.py collects it). WIMS_TEST_PORT_OFFSET
 moves the ports as for the tests.
@@ -34,11 +36,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,7 @@ from bench.maasp.__main__ import (
     produce_preload,
     setup_database,
 )
+from bench.scale.cpu import Cpu, Group, Stretch
 from services.processes import free_port, listens_on
 from shared.contracts import events as ev
 from shared.contracts import topics
@@ -73,62 +77,16 @@ STATES = int(os.environ.get("BENCH_SCALE_STATES", "10000"))
 PUSH_S = float(os.environ.get("BENCH_SCALE_PUSH_S", "8"))
 CHANGE_EVERY = 5  # states of a well between two level changes
 CONCURRENCY = 8
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- CPU per process ---------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float | None:
+def postmaster_pid(run_dir: Path) -> int | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def postgres_pids(run_dir: Path) -> list[int]:
-    """The postmaster and every process it forked (backends, writer, WAL writer ...)."""
-    try:
-        postmaster = int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+        return int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return []
-    pids = [postmaster]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(stat[1]) == postmaster:
-                pids.append(int(entry))
-    return pids
-
-
-class Cpu:
-    """CPU % of named groups of processes over a stretch of time (100 % = one core)."""
-
-    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
-        self.groups = groups
-        self.start: dict[str, dict[int, float]] = {}
-        self.t0 = 0.0
-
-    def _read(self) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {}
-        for name, pids in self.groups.items():
-            out[name] = {pid: s for pid in pids() if (s := cpu_seconds(pid)) is not None}
-        return out
-
-    def begin(self) -> None:
-        self.start, self.t0 = self._read(), time.monotonic()
-
-    def end(self) -> dict[str, float]:
-        now, took = self._read(), time.monotonic() - self.t0
-        # A process born during the stretch (a PostgreSQL backend) counts from zero.
-        return {
-            name: 100 * sum(s - self.start[name].get(pid, 0.0) for pid, s in pids.items()) / took
-            for name, pids in now.items()
-        }
+        return None
 
 
 # --- service processes ---------------------------------------------------------------------
@@ -186,31 +144,88 @@ def measure(procs: list[ServiceProcess], name: str, n: int, cpu: Cpu) -> float:
 # --- bare baselines -----------------------------------------------------------------------------
 
 
-def bare(stack: Stack, runs: list[list[str]], cpu: Cpu, names: list[str]) -> float:
-    """Run bench/scale/bare.py processes at once; the sum of their rates."""
+def bare(stack: Stack, runs: list[list[str]], cpu: Cpu, names: list[str]) -> tuple[float, Stretch]:
+    """Run bench/scale/bare.py processes at once; the sum of their rates and the CPU table
+    (``cpu``'s groups and theirs). The CPU stretch is their measured one: from the moment
+    every client has printed BEGIN until every one has printed RATE. Each then waits for its
+    stdin to close, so that its CPU is read while it still exists (sampled after its exit,
+    when /proc no longer has it, a bare client showed 0 %)."""
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bench.scale.bare", *args],
-            env=stack.env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        BareClient(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.scale.bare", *args],
+                env=stack.env,
+                cwd=PROJECT_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         )
         for args in runs
     ]
-    cpu.groups.update({n: (lambda p=p: [p.pid]) for n, p in zip(names, procs, strict=True)})
-    cpu.begin()
-    total = 0.0
-    for p in procs:
-        out, err = p.communicate(timeout=600)
-        rate = [line for line in out.splitlines() if line.startswith("RATE ")]
-        assert p.returncode == 0 and rate, f"bare client failed:\n{out}\n{err[-2000:]}"
-        total += float(rate[0].split()[1])
-    return total
+    try:
+        cpu.groups.update(
+            {n: Group(lambda p=p: p.proc.pid) for n, p in zip(names, procs, strict=True)}
+        )
+        deadline = time.monotonic() + 600
+        for p in procs:
+            p.wait_for("BEGIN", deadline)
+        cpu.begin()
+        rates = [float(p.wait_for("RATE ", deadline).split()[1]) for p in procs]
+        busy = cpu.end()
+    finally:
+        codes = [p.finish() for p in procs]
+    assert codes == [0] * len(procs), f"bare clients exited {codes}"
+    return sum(rates), busy
 
 
-def consume_baseline(stack: Stack, topic: str, count: int, cpu: Cpu) -> float:
+class BareClient:
+    """A bare.py process and the lines it printed (stdout and stderr), read by a thread."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, prefix: str, deadline: float) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"bare client: no {prefix!r} line in time") from None
+            if line is None:
+                tail = "\n".join(self.seen[-40:])
+                raise RuntimeError(
+                    f"bare client exited ({self.proc.wait()}) before {prefix!r}:\n{tail}"
+                )
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def finish(self) -> int:
+        """Let it exit (it waits for its stdin to close), kill it if it does not; its exit
+        status."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def consume_baseline(stack: Stack, topic: str, count: int, cpu: Cpu) -> tuple[float, Stretch]:
     parts = stack.settings().topic_partitions
     runs = [
         ["consume", topic, ",".join(str(p) for p in range(parts) if p % count == k)]
@@ -219,7 +234,7 @@ def consume_baseline(stack: Stack, topic: str, count: int, cpu: Cpu) -> float:
     return bare(stack, runs, cpu, [f"bare consumer {k + 1}" for k in range(count)])
 
 
-def produce_baseline(stack: Stack, count: int, cpu: Cpu) -> float:
+def produce_baseline(stack: Stack, count: int, cpu: Cpu) -> tuple[float, Stretch]:
     start_at = time.time() + 20  # each reads its records back first
     runs = [["produce", str(PUSH_S), str(start_at)] for _ in range(count)]
     return bare(stack, runs, cpu, [f"bare producer {k + 1}" for k in range(count)])
@@ -228,12 +243,14 @@ def produce_baseline(stack: Stack, count: int, cpu: Cpu) -> float:
 # --- the three services -----------------------------------------------------------------------
 
 
-def infra_groups(stack: Stack) -> dict[str, Callable[[], list[int]]]:
+def infra_groups(stack: Stack) -> dict[str, Group]:
+    """The broker, PostgreSQL (the postmaster and every backend below it) and this process
+    alone (the service processes and bare clients it started have rows of their own)."""
     kafka = int((stack.run_dir / "pids" / "kafka.pid").read_text())
     return {
-        "kafka": lambda: [kafka],
-        "postgres": lambda: postgres_pids(stack.run_dir),
-        "bench client": lambda: [os.getpid()],
+        "kafka": Group(lambda: kafka),
+        "postgres": Group(lambda: postmaster_pid(stack.run_dir)),
+        "bench client": Group(os.getpid, tree=False),
     }
 
 
@@ -244,11 +261,11 @@ def phase(
     metric_name: str,
     n: int,
     env: dict[str, str] | None = None,
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, Stretch]:
     cpu = Cpu(infra_groups(stack))
     procs = start_workers(stack, service, count, **(env or {}))
     cpu.groups.update(
-        {f"{service} {k + 1}": (lambda p=p: [p.proc.pid]) for k, p in enumerate(procs)}
+        {f"{service} {k + 1}": Group(lambda p=p: p.proc.pid) for k, p in enumerate(procs)}
     )
     try:
         rate = measure(procs, metric_name, n, cpu)
@@ -267,8 +284,8 @@ def maasp_figures(stack: Stack) -> dict[str, Any]:
         took = asyncio.run(produce_preload(settings, N, start + (count - 1) * (N // ANNULI + 60)))
         print(f"maasp: {N:,} readings preloaded in {took:.1f} s", flush=True)
         cpu = Cpu(infra_groups(stack))
-        base = consume_baseline(stack, topics.READINGS.name, count, cpu)
-        out[f"bare {count}"], out[f"bare cpu {count}"] = base, cpu.end()
+        base, out[f"bare cpu {count}"] = consume_baseline(stack, topics.READINGS.name, count, cpu)
+        out[f"bare {count}"] = base
         rate, out[f"cpu {count}"] = phase(stack, "maasp", count, "wims_maasp_readings_total", N)
         out[f"rate {count}"] = rate
         print(f"maasp {count} worker(s): {rate:,.0f} readings/s; bare {base:,.0f}/s", flush=True)
@@ -374,8 +391,10 @@ def integrity_figures(stack: Stack) -> dict[str, Any]:
         first_step = (count - 1) * STATES // ANNULI
         asyncio.run(produce_states(settings, start + timedelta(days=count - 1), first_step))
         cpu = Cpu(infra_groups(stack))
-        base = consume_baseline(stack, topics.ANNULUS_STATE.name, count, cpu)
-        out[f"bare {count}"], out[f"bare cpu {count}"] = base, cpu.end()
+        base, out[f"bare cpu {count}"] = consume_baseline(
+            stack, topics.ANNULUS_STATE.name, count, cpu
+        )
+        out[f"bare {count}"] = base
         rate, out[f"cpu {count}"] = phase(stack, "integrity", count, name, STATES)
         out[f"rate {count}"] = rate
         print(f"integrity {count} worker(s): {rate:,.0f} states/s; bare {base:,.0f}/s", flush=True)
@@ -404,7 +423,7 @@ def ingest_figures(stack: Stack) -> dict[str, Any]:
         cpu = Cpu(infra_groups(stack))
         procs = start_workers(stack, "ingest", count, WIMS_INGEST_SINK_ENABLED="false")
         cpu.groups.update(
-            {f"ingest {k + 1}": (lambda p=p: [p.proc.pid]) for k, p in enumerate(procs)}
+            {f"ingest {k + 1}": Group(lambda p=p: p.proc.pid) for k, p in enumerate(procs)}
         )
         try:
             cpu.begin()
@@ -414,9 +433,8 @@ def ingest_figures(stack: Stack) -> dict[str, Any]:
             stop_all(procs)
         assert push["errors"] == 0, push
         out[f"rate {count}"] = push["rate"]
-        cpu = Cpu(infra_groups(stack))
-        base = produce_baseline(stack, count, cpu)
-        out[f"bare {count}"], out[f"bare cpu {count}"] = base, cpu.end()
+        base, out[f"bare cpu {count}"] = produce_baseline(stack, count, Cpu(infra_groups(stack)))
+        out[f"bare {count}"] = base
         print(
             f"ingest {count} process(es): {push['rate']:,.0f} readings/s; bare {base:,.0f}/s",
             flush=True,
@@ -439,8 +457,7 @@ def rows_for(label: str, unit: str, f: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_cpu(label: str, f: dict[str, Any]) -> None:
     for key in ("bare cpu 1", "cpu 1", "bare cpu 2", "cpu 2"):
-        busy = ", ".join(f"{name} {pct:.0f} %" for name, pct in f[key].items())
-        print(f"  {label} {key.replace('cpu', 'CPU')}: {busy}")
+        print(f"  {label} {key.replace('cpu', 'CPU')} {f[key].describe()}")
 
 
 PARTS = {

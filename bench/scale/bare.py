@@ -8,7 +8,10 @@ Python processes deliver on this machine with no work at all.
 readings back from wims.readings (as bench.ingest's baseline does), waits for START_AT so
 several processes begin together, then sends them to ``bench.scale-baseline`` for SECONDS
 in groups of 1,000 (acks=all, idempotent, the ingest service's linger and batch size), four
-groups in flight. Each prints ``RATE <records/s> <records>``.
+groups in flight. Each prints ``BEGIN`` when its measured stretch starts and
+``RATE <records/s> <records>`` when it ends, then, unless its stdin is a terminal, waits for
+its stdin to close before exiting: bench.scale reads its CPU over that stretch from /proc,
+which it can only do while the process exists.
 """
 
 import asyncio
@@ -23,6 +26,17 @@ from shared.infrastructure.settings import get_settings
 BASELINE_TOPIC = "bench.scale-baseline"
 GROUP = 1000
 IN_FLIGHT = 4
+
+
+_begun = False
+
+
+def begin() -> None:
+    """Say that the measured stretch starts (once)."""
+    global _begun
+    if not _begun:
+        _begun = True
+        print("BEGIN", flush=True)
 
 
 async def consume(topic: str, partitions: list[int]) -> tuple[float, int]:
@@ -42,6 +56,7 @@ async def consume(topic: str, partitions: list[int]) -> tuple[float, int]:
             for records in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
                 if first is None and records:
                     first = time.monotonic()
+                    begin()
                 seen += len(records)
         took = time.monotonic() - (first or time.monotonic())
         return (seen / took if took > 0 else 0.0), seen
@@ -69,6 +84,7 @@ async def produce(seconds: float, start_at: float) -> tuple[float, int]:
                 state["sent"] += len(group)
 
         t0 = time.monotonic()
+        begin()
         await asyncio.gather(*(one() for _ in range(IN_FLIGHT)))
         return state["sent"] / (time.monotonic() - t0), state["sent"]
     finally:
@@ -80,7 +96,10 @@ def main(argv: list[str]) -> int:
         rate, n = asyncio.run(consume(argv[1], [int(p) for p in argv[2].split(",")]))
     else:
         rate, n = asyncio.run(produce(float(argv[1]), float(argv[2])))
+    begin()  # a consumer with nothing to read never began
     print(f"RATE {rate:.1f} {n}", flush=True)
+    if not sys.stdin.isatty():
+        sys.stdin.read()  # until bench.scale, having read this process's CPU, closes it
     return 0
 
 

@@ -47,6 +47,13 @@ def is_transient(exc: BaseException) -> bool:
         return isinstance(exc, OperationalError | InterfaceError) or bool(
             exc.connection_invalidated
         )
+    if type(exc).__name__ == "ProducerSendError" and type(exc).__module__.startswith("faust"):
+        # faust's producer wraps whatever aiokafka raised while queueing a record, a
+        # retriable error too (metadata not fetched in time, a full batch queue timing
+        # out): the wrapped error decides. Taken as permanent, a valid message whose
+        # snapshot was already stored was dead-lettered for the broker's sake.
+        cause = exc.__cause__
+        return cause is not None and is_transient(cause)
     if isinstance(exc, KafkaError):
         # aiokafka marks the errors that a later attempt can get past (connection lost,
         # no leader, unknown topic while it is being created, request timed out).

@@ -88,3 +88,25 @@ def test_backoff_doubles_to_its_ceiling_and_resets() -> None:
     assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     b.reset()
     assert b.next() == 0.5
+
+
+def test_a_faust_send_error_is_as_transient_as_the_kafka_error_it_wraps() -> None:
+    from aiokafka.errors import KafkaTimeoutError, UnsupportedVersionError
+    from faust.exceptions import ProducerSendError
+
+    def wrapped(cause: Exception | None) -> ProducerSendError:
+        try:
+            try:
+                if cause is not None:
+                    raise cause
+                raise ProducerSendError("no transactional producer")
+            except Exception as exc:
+                if isinstance(exc, ProducerSendError):
+                    raise
+                raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+        except ProducerSendError as err:
+            return err
+
+    assert is_transient(wrapped(KafkaTimeoutError()))
+    assert not is_transient(wrapped(UnsupportedVersionError()))
+    assert not is_transient(wrapped(None))
