@@ -91,6 +91,7 @@ async def _startup(app: FastAPI) -> None:
         # Autocommit: a connection comes back with no transaction to end, so the pool's
         # rollback on return is a round of greenlet switches for nothing on every read.
         pool_reset_on_return=None,
+        pool_use_lifo=True,
         # The hot reads build their answers as JSON in PostgreSQL; orjson parses it in a
         # fraction of the standard library's time.
         json_deserializer=orjson.loads,

@@ -46,17 +46,15 @@ SELECT
             'outer_casing_string_id', a.outer_casing_string_id,
             'warning_threshold', a.warning_threshold,
             'exceeded_threshold', a.exceeded_threshold, 'clear_band', a.clear_band,
-            'reading', CASE WHEN m.timestamp IS NULL THEN NULL ELSE json_build_object(
-                'timestamp', m.timestamp, 'pressure_bar', m.pressure_bar, 'temperature_c', m.temperature_c,
-                'quality', m.quality, 'source', m.source) END,
-            'maasp_bar', r.maasp_bar, 'limiting_point_name', r.limiting_point_name)
+            'reading', CASE WHEN f.reading_ts IS NULL THEN NULL ELSE json_build_object(
+                'timestamp', f.reading_ts, 'pressure_bar', f.pressure_bar,
+                'temperature_c', f.temperature_c, 'quality', f.quality, 'source', f.source) END,
+            'maasp_bar', f.maasp_bar, 'limiting_point_name', f.limiting_point_name)
             ORDER BY a.name), '[]')
      FROM annulus a
-     LEFT JOIN LATERAL (SELECT timestamp, pressure_bar, temperature_c, quality, source
-                          FROM annulus_measurement WHERE annulus_id = a.id
-                         ORDER BY timestamp DESC LIMIT 1) m ON true
-     LEFT JOIN LATERAL (SELECT maasp_bar, limiting_point_name FROM maasp_result
-                         WHERE annulus_id = a.id ORDER BY config_version DESC LIMIT 1) r ON true
+     -- The latest reading and current MAASP, kept by the writers' triggers (migrations 0008,
+     -- 0010): one row, where the measurement table would be probed once per partition.
+     LEFT JOIN fleet_annulus f ON f.annulus_id = a.id
     WHERE a.well_id = w.id) AS annuli,
   (SELECT row_to_json(i) FROM (SELECT * FROM integrity_snapshot WHERE well_id = w.id
                                 ORDER BY created_at DESC, id DESC LIMIT 1) i) AS integrity,
@@ -67,7 +65,7 @@ FROM well w WHERE w.id = %(well_id)s
 
 
 async def well_state_row(conn: Any, well_id: int) -> tuple[Any, ...] | None:
-    """A well's /state row, or None: well, casing_string, tubing_string, barrier_element, barrier_envelope, annulus (api's), annulus_measurement (ingest's), maasp_result (maasp's), integrity_snapshot (integrity's), task (tasks' and api's)."""
+    """A well's /state row, or None: well, casing_string, tubing_string, barrier_element, barrier_envelope, annulus (api's), fleet_annulus (the read model of annulus_measurement, ingest's, and maasp_result, maasp's), integrity_snapshot (integrity's), task (tasks' and api's)."""
     return await (await conn.execute(_STATE_SQL, {"well_id": well_id})).fetchone()
 
 

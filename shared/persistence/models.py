@@ -577,6 +577,10 @@ class FleetAnnulus(Base):
     quality: Mapped[Quality | None] = mapped_column(pg_enum(Quality, "reading_quality"))
     maasp_config_version: Mapped[int | None] = mapped_column(BigInteger)
     maasp_bar: Mapped[float | None] = mapped_column(Float)
+    # The rest of what GET /wells/{id}/state shows (migration 0010).
+    temperature_c: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str | None] = mapped_column(String(100))
+    limiting_point_name: Mapped[str | None] = mapped_column(String(100))
 
 
 class FleetWell(Base):

@@ -111,6 +111,60 @@ async def test_well_state_shows_latest_reading_maasp_utilisation_integrity_and_t
     assert missing.status_code == 404
 
 
+def _shown(state: dict) -> tuple:
+    (annulus,) = state["annuli"]
+    r = annulus["latest_reading"]
+    ts = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00"))
+    shown = (ts, r["pressure_bar"], r["temperature_c"], r["quality"], r["source"])
+    return shown, annulus["maasp_bar"], annulus["limiting_point_name"]
+
+
+async def test_well_state_follows_late_readings_deletions_and_new_maasp(
+    api: Api, users: Users, db_engine: Engine
+) -> None:
+    """/state's latest reading and MAASP come from the read model the writers' triggers keep
+    (migration 0010): each arrives in its own statement, as from the sink and the worker."""
+    ids = await build_well(api.client, users.headers["admin"])
+    a, url = ids["annulus"], f"{V1}/wells/{ids['well']}/state"
+    viewer = users.headers["viewer"]
+
+    def write(*rows: object) -> None:
+        with Session(db_engine) as s, s.begin():
+            s.add_all(rows)
+
+    async def shown() -> tuple:
+        r = await api.client.get(url, headers=viewer)
+        assert r.status_code == 200
+        return _shown(r.json())
+
+    later = T0 + timedelta(minutes=5)
+    write(_reading(a, later, 170.0), _maasp(a, 2, 200.0))
+    write(_reading(a, T0, 100.0), _maasp(a, 1, 250.0))  # older ones, arriving late
+    assert await shown() == ((later, 170.0, 40.0, "good", "test"), 200.0, "packer")
+
+    manual = _reading(a, later + timedelta(minutes=1), 180.0, quality="uncertain")
+    manual.source, manual.temperature_c = "manual", 55.5
+    write(
+        manual,
+        MaaspResult(
+            annulus_id=a,
+            config_version=3,
+            maasp_bar=190.0,
+            limiting_point_name="shoe",
+            computed_at=T0,
+        ),
+    )
+    assert await shown() == (
+        (later + timedelta(minutes=1), 180.0, 55.5, "uncertain", "manual"),
+        190.0,
+        "shoe",
+    )
+
+    with Session(db_engine) as s, s.begin():  # a correction: the manual reading removed
+        s.execute(text("DELETE FROM annulus_measurement WHERE source = 'manual'"))
+    assert (await shown())[0] == (later, 170.0, 40.0, "good", "test")
+
+
 async def test_a_user_just_seen_on_a_hot_read_is_demoted_and_deleted_at_once(
     api: Api, users: Users
 ) -> None:

@@ -305,3 +305,60 @@ def test_partitioning_keeps_the_readings_both_ways(empty_database: Settings) -> 
             "SELECT relkind FROM pg_class WHERE relname = 'annulus_measurement'"
         ).fetchone()[0]
     assert again == before and kind == "r"
+
+
+def test_0010_back_fills_the_whole_latest_reading_and_limiting_point(
+    empty_database: Settings,
+) -> None:
+    """Annuli read before 0010 get their latest reading's temperature and source and their
+    current MAASP's limiting point (what /wells/{id}/state now reads there)."""
+    upgrade(empty_database, "0009")
+    t = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    with psycopg.connect(empty_database.libpq_url) as conn:
+        well = conn.execute(
+            "INSERT INTO well (name, field, type, status, location, measured_depth,"
+            " consequence_level) VALUES ('MIG-10', 'F', 'gas_producer', 'active', 'platform',"
+            " 3000, 3) RETURNING id"
+        ).fetchone()[0]
+        a, b = (
+            conn.execute(
+                "INSERT INTO annulus (well_id, name, fluid_gradient_bar_per_m)"
+                " VALUES (%s, %s, 0.1) RETURNING id",
+                (well, name),
+            ).fetchone()[0]
+            for name in ("A", "B")
+        )
+        for ts, pressure, temperature, source in (
+            (t, 90.0, 30.0, "pi"),
+            (t + timedelta(minutes=1), 95.0, 31.5, "manual"),  # the latest
+        ):
+            conn.execute(
+                "INSERT INTO annulus_measurement (id, annulus_id, timestamp, source,"
+                " pressure_bar, temperature_c, quality)"
+                " VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, 'good')",
+                (a, ts, source, pressure, temperature),
+            )
+        for version, point in ((1, "shoe"), (2, "packer")):
+            conn.execute(
+                "INSERT INTO maasp_result (annulus_id, config_version, maasp_bar,"
+                " limiting_point_name, computed_at) VALUES (%s, %s, 200, %s, now())",
+                (a, version, point),
+            )
+        conn.execute(
+            "INSERT INTO maasp_result (annulus_id, config_version, maasp_bar, computed_at)"
+            " VALUES (%s, 1, 150, now())",  # no reading, no limiting point
+            (b,),
+        )
+
+    upgrade(empty_database)
+    query = (
+        "SELECT annulus_id, reading_ts, pressure_bar, temperature_c, source, maasp_bar,"
+        " limiting_point_name FROM fleet_annulus ORDER BY annulus_id"
+    )
+    with psycopg.connect(empty_database.libpq_url) as conn:
+        assert conn.execute(query).fetchall() == [
+            (a, t + timedelta(minutes=1), 95.0, 31.5, "manual", 200.0, "packer"),
+            (b, None, None, None, None, 150.0, None),
+        ]
+    downgrade(empty_database, "0009")
+    upgrade(empty_database)  # and back: the columns and functions come and go cleanly
