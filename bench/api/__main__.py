@@ -15,6 +15,8 @@ Phases, each against the API and the bare endpoint:
    measured from each request's scheduled start (no coordinated omission): a server that
    falls behind shows it in p99.
 2. closed loop, 8 concurrent clients for ``BENCH_API_S / 2`` seconds: the most requests/s.
+   The bare endpoint's and /state's, whose ratio is a target, run in five alternating turns
+   (bare, state, bare, ...) after the open loops, so both meet the same machine.
 
 Then the API is started again with ``WIMS_API_FLEET_ROWS_MAX_AGE_S=0`` and /fleet measured
 the same way with its well-level rows read on every request (``fleet_reread``): the cost
@@ -60,6 +62,7 @@ FLEET_RATE = float(os.environ.get("BENCH_API_FLEET_RATE", "20"))
 SECONDS = float(os.environ.get("BENCH_API_S", "10"))
 PROFILE_DIR = os.environ.get("BENCH_API_PROFILE")
 CLOSED_CONCURRENCY = 8
+CLOSED_ROUNDS = 5  # alternating turns of the bare and /state closed loops
 CONNECTIONS = 32
 TARGET_STATE_P99_MS = 50.0
 TARGET_MAX_RATIO = 0.6  # /state closed-loop maximum over the bare endpoint's
@@ -232,11 +235,16 @@ async def open_loop(
 
 
 async def closed_loop(
-    client: httpx.AsyncClient, make_url: Callable[[], str], headers: dict[str, str]
-) -> float:
+    client: httpx.AsyncClient,
+    make_url: Callable[[], str],
+    headers: dict[str, str],
+    seconds: float = SECONDS / 2,
+) -> tuple[int, float]:
+    """``CLOSED_CONCURRENCY`` clients, each sending its next request when the last is
+    answered, for ``seconds``: (requests answered, seconds taken)."""
     done = 0
     loop = asyncio.get_running_loop()
-    end = loop.time() + SECONDS / 2
+    end = loop.time() + seconds
 
     async def worker() -> None:
         nonlocal done
@@ -247,7 +255,27 @@ async def closed_loop(
 
     t0 = loop.time()
     await asyncio.gather(*(worker() for _ in range(CLOSED_CONCURRENCY)))
-    return done / (loop.time() - t0)
+    return done, loop.time() - t0
+
+
+async def interleaved_closed_loops(
+    client: httpx.AsyncClient, targets: dict[str, tuple[Callable[[], str], dict[str, str]]]
+) -> dict[str, float]:
+    """The closed-loop maximum of each target, measured in ``CLOSED_ROUNDS`` turns taken in
+    alternation (bare, state, bare, state, ...) over the same ``SECONDS / 2`` each in all.
+
+    The load generator shares the two cores with the servers and PostgreSQL, and whatever
+    else the machine does drifts over a run; measured one after the other, the two rates of
+    a ratio met different machines (the bare endpoint's alone ranged 650-1,030 req/s over
+    ten runs). In alternation each meets the same drift."""
+    done = dict.fromkeys(targets, 0)
+    took = dict.fromkeys(targets, 0.0)
+    for _ in range(CLOSED_ROUNDS):
+        for name, (make_url, headers) in targets.items():
+            n, seconds = await closed_loop(client, make_url, headers, SECONDS / 2 / CLOSED_ROUNDS)
+            done[name] += n
+            took[name] += seconds
+    return {name: done[name] / took[name] for name in targets}
 
 
 def profile(api: ServiceProcess, phase: str) -> subprocess.Popen | None:
@@ -295,6 +323,9 @@ async def measure(
             "fleet": fleet,
             "fleet_reread": fleet,
         }
+        # The ratio's two closed loops run in alternation after the open loops (see
+        # interleaved_closed_loops); every other phase's right after its open loop.
+        paired = {"bare", "state"} <= set(phases)
         for name in phases:
             make_url, headers, rate = targets[name]
             for _ in range(20):  # warm connections and caches
@@ -303,16 +334,30 @@ async def measure(
             figures = await open_loop(client, make_url, headers, rate)
             if profiler is not None:
                 await asyncio.to_thread(profiler.wait)
-            figures["max_rps"] = await closed_loop(client, make_url, headers)
+            if not (paired and name in ("bare", "state")):
+                n, seconds = await closed_loop(client, make_url, headers)
+                figures["max_rps"] = n / seconds
             results[name] = figures
             print(
                 f"{name:>6}: offered {rate:.0f}/s achieved {figures['rps']:.0f}/s  "
                 f"p50 {figures['p50_ms']:.1f} ms  p99 {figures['p99_ms']:.1f} ms  "
-                f"errors {figures['errors']}  |  closed loop x{CLOSED_CONCURRENCY}: "
-                f"{figures['max_rps']:.0f} req/s",
+                f"errors {figures['errors']}" + _closed(figures),
                 flush=True,
             )
+        if paired:
+            rates = await interleaved_closed_loops(
+                client, {name: targets[name][:2] for name in ("bare", "state")}
+            )
+            for name, max_rps in rates.items():
+                results[name]["max_rps"] = max_rps
+                print(f"{name:>6}: {_closed(results[name])} ({CLOSED_ROUNDS} alternating turns)")
     return results
+
+
+def _closed(figures: dict[str, Any]) -> str:
+    if "max_rps" not in figures:
+        return ""
+    return f"  |  closed loop x{CLOSED_CONCURRENCY}: {figures['max_rps']:.0f} req/s"
 
 
 def main() -> None:

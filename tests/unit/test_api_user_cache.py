@@ -1,5 +1,6 @@
 """The API's per-process user cache: what it keeps, for how long, and what drops it."""
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -40,13 +41,21 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return c
 
 
-def test_a_cached_user_comes_back_as_a_copy_with_the_same_values(clock: Clock) -> None:
+def test_a_cached_user_comes_back_as_a_read_only_copy_with_the_same_values(
+    clock: Clock,
+) -> None:
     cache = UserCache(5.0)
     original = user()
     cache.put(original, cache.generation)
-    first, second = cache.get(7), cache.get(7)
-    assert first is not None and second is not None
-    assert first is not original and first is not second  # no request shares an object
+    first = cache.get(7)
+    assert first is not None and first is not original
+    # Requests share the copy, so it must be one no request can change or attach to a
+    # session: not an ORM instance, and frozen.
+    assert not isinstance(first, User)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.role = Role.admin
+    original.role = Role.admin  # nor does a later change to the row object reach it
+    assert cache.get(7).role == Role.engineer
     assert (first.id, first.email, first.role, first.is_active, first.created_at) == (
         7,
         "u7@wims.test",
