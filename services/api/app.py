@@ -28,9 +28,9 @@ from services.api.errors import install_error_handlers
 from services.api.fleet import FleetWells
 from services.api.guard import BodyGuard
 from services.api.metrics import REQUEST_SECONDS, REQUESTS
-from services.api.outbox import OutboxRelay
+from services.api.processing import admin, alerts, auth, derivation, queries, resources
+from services.api.processing.outbox import OutboxRelay
 from services.api.ratelimit import LoginThrottle
-from services.api.routers import admin, alerts, auth, derivation, queries, resources
 from shared.infrastructure.db import make_async_engine, make_sessionmaker
 from shared.infrastructure.gc_tuning import freeze_startup_heap
 from shared.infrastructure.http_app import make_http_app

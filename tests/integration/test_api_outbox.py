@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from services.api.outbox import queue_annulus_config
+from services.api.processing.outbox import queue_annulus_config
 from shared.contracts import events as ev
 from shared.contracts import topics
 from shared.persistence.models import Annulus

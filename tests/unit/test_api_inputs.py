@@ -14,8 +14,8 @@ from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from services.api import schemas as s
 from services.api.app import create_app
 from services.api.errors import FieldInvalid, install_error_handlers
-from services.api.routers.queries import parse_resolution
-from services.api.routers.resources import RESOURCES
+from services.api.processing.queries import parse_resolution
+from services.api.processing.resources import RESOURCES
 from shared.infrastructure.settings import Settings
 from shared.persistence.models import User
 

@@ -5,8 +5,8 @@ import pytest
 
 from services.api.alert_feed import format_position, parse_position, sse_message
 from services.api.errors import FieldInvalid, _field_of
+from services.api.processing.queries import parse_resolution
 from services.api.ratelimit import SlidingWindowLimiter
-from services.api.routers.queries import parse_resolution
 from shared.domain.utilisation import LEVEL_CODES
 
 
@@ -133,7 +133,7 @@ def test_fleet_levels_per_well_match_the_single_annulus_rule() -> None:
     """/fleet's vectorised judgement gives, per well, what judging each annulus with
     _annulus_level (the /state rule) and taking the worst gives."""
     from services.api.fleet import highest_by_well
-    from services.api.routers.queries import _annulus_level
+    from services.api.processing.queries import _annulus_level
 
     thresholds = (0.8, 1.0, 0.05)
     annuli = [

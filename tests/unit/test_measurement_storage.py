@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.api.reads import buckets_query, rollup_for
+from services.api.store import buckets_query, rollup_for
 from shared.infrastructure.settings import Settings
 from shared.persistence.measurement_storage import (
     WEEK,

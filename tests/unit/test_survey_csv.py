@@ -3,7 +3,7 @@
 import pytest
 
 from services.api.errors import FieldInvalid
-from services.api.routers.derivation import parse_survey_csv
+from services.api.processing.derivation import parse_survey_csv
 from shared.domain.survey import Station
 
 

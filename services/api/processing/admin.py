@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import func, select
 
 from services.api import schemas as s
-from services.api.crud import commit, get_or_404, row_values
 from services.api.deps import Admin, PageDep, SessionDep, Viewer, user_cache
 from services.api.errors import ERROR_RESPONSES, ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid
+from services.api.processing.crud import commit, get_or_404, row_values
 from shared.contracts.enums import Role
 from shared.domain.risk import RiskMatrix
 from shared.infrastructure.auth import hash_password, new_api_key

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.outbox import queue_annulus_config
+from services.api.processing.outbox import queue_annulus_config
 from shared.contracts.enums import CasingType
 from shared.domain.critical_points import (
     Accessory,

@@ -17,7 +17,6 @@ from services.api.alert_feed import (
     live_stream,
     parse_position,
 )
-from services.api.crud import commit, get_or_404
 from services.api.deps import (
     ROLE_RANK,
     Engineer,
@@ -30,6 +29,7 @@ from services.api.deps import (
     user_from_token,
 )
 from services.api.errors import ERROR_RESPONSES, ITEM_RESPONSES, ErrorBody, FieldInvalid
+from services.api.processing.crud import commit, get_or_404
 from shared.contracts.enums import AlertKind, Role, Severity
 from shared.persistence.models import AlertRecord
 

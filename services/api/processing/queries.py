@@ -3,7 +3,7 @@
 These are read-only and hot (the operations centre polls them), so each answers in one or
 two SQL round trips: latest rows through LATERAL joins on the (annulus_id, ts) style
 indexes, downsampling with ``date_bin`` in PostgreSQL, never a query per well or annulus.
-The SQL is in ``services/api/reads.py``; this module parses the requests, judges the
+The SQL is in ``services/api/store.py``; this module parses the requests, judges the
 annuli and builds the responses.
 """
 
@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.api import reads
 from services.api import schemas as s
+from services.api import store as reads  # the read path (was reads.py)
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
 from services.api.fleet import fleet_json

@@ -10,16 +10,20 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import schemas as s
-from services.api.crud import Ctx, Parent, Resource, crud_router, get_or_404
-from services.api.derived import (
+from services.api.errors import FieldInvalid
+from services.api.processing.crud import Ctx, Parent, Resource, crud_router, get_or_404
+from services.api.processing.derived import (
     DERIVED,
     MANUAL,
     OVERRIDE_TOLERANCE_M,
     accept_well_if_auto,
     well_tvd,
 )
-from services.api.errors import FieldInvalid
-from services.api.outbox import queue_annulus_config, queue_barrier_event, queue_well_config
+from services.api.processing.outbox import (
+    queue_annulus_config,
+    queue_barrier_event,
+    queue_well_config,
+)
 from shared.contracts import events as ev
 from shared.contracts.enums import (
     CasingType,
