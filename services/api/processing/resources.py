@@ -10,15 +10,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import schemas as s
+from services.api.core import DERIVED, MANUAL, OVERRIDE_TOLERANCE_M
 from services.api.errors import FieldInvalid
 from services.api.processing.crud import Ctx, Parent, Resource, crud_router, get_or_404
-from services.api.processing.derived import (
-    DERIVED,
-    MANUAL,
-    OVERRIDE_TOLERANCE_M,
-    accept_well_if_auto,
-    well_tvd,
-)
+from services.api.processing.derived import accept_well_if_auto, well_tvd
 from services.api.processing.outbox import (
     queue_annulus_config,
     queue_barrier_event,
