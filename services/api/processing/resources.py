@@ -238,7 +238,8 @@ async def validate_cement(session: AsyncSession, obj: CementInterval, ctx: Ctx) 
 
 
 async def cement_changed(session: AsyncSession, obj: CementInterval, ctx: Ctx) -> None:
-    # The cement elements' quality comes with the well's config (services/api/outbox.py).
+    # The cement elements' quality comes with the well's config
+    # (services/api/core.py, well_config_event).
     well = await session.get(Well, obj.well_id)
     if well is not None:
         await queue_well_config(session, well)
