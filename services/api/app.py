@@ -3,10 +3,15 @@
 Besides the HTTP routes the process runs background tasks, started in the lifespan and
 never awaited by a request, so reads keep working while Kafka is away:
 
-- the outbox relay (services/api/outbox.py), publishing config and barrier events;
-- the alert history consumer (services/api/alert_feed.py), filling the alert table;
-- the live-alert fan-out for the SSE streams, and the export of the alert history group's
-  consumer lag (wims_consumer_lag_records).
+- the outbox relay (services/api/publisher.py), publishing config and barrier events;
+- the alert history consumer (services/api/pump.py), filling the alert table;
+- the live-alert fan-out for the SSE streams (services/api/pump.py, its mailboxes in
+  services/api/alert_feed.py), and the export of the alert history group's consumer lag
+  (wims_consumer_lag_records);
+- the fleet's change listener (services/api/fleet.py).
+
+The request handlers are in services/api/processing/, the SQL in services/api/store.py, the
+pure parts in services/api/core.py.
 """
 
 import asyncio
@@ -22,14 +27,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.alert_feed import HISTORY_GROUP, AlertFanout, AlertHistoryConsumer
 from services.api.deps import UserCache
 from services.api.errors import install_error_handlers
 from services.api.fleet import FleetWells
 from services.api.guard import BodyGuard
 from services.api.metrics import REQUEST_SECONDS, REQUESTS
 from services.api.processing import admin, alerts, auth, derivation, queries, resources
-from services.api.processing.outbox import OutboxRelay
+from services.api.publisher import OutboxRelay
+from services.api.pump import HISTORY_GROUP, AlertFanout, AlertHistoryConsumer
 from services.api.ratelimit import LoginThrottle
 from shared.infrastructure.db import make_async_engine, make_sessionmaker
 from shared.infrastructure.gc_tuning import freeze_startup_heap

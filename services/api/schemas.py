@@ -139,7 +139,7 @@ BigId = Annotated[int, Interval(ge=1, le=INT64_MAX)]
 # A row or column of the 5 x 5 risk matrix, in a path.
 RiskLevel = Annotated[int, Interval(ge=1, le=5)]
 # A century: last test + interval stays a timedelta and a date Python can hold (beyond year
-# 9999 is refused where the due date is computed, services/api/routers/resources.py).
+# 9999 is refused where the due date is computed, services/api/processing/resources.py).
 MAX_TEST_INTERVAL_DAYS = 36_500
 Float = StrictFloat  # a JSON number: an int is a float, a string or a boolean is not
 

@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     retest_sustain_s: float = Field(
         1800.0, ge=0, description="event-time seconds the rise must last"
     )
-    # Derived critical points (services/api/derived.py; docs/domain.md).
+    # Derived critical points (services/api/processing/derived.py; docs/domain.md).
     auto_accept_derived_points: bool = Field(
         False,
         description="accept the critical points derived from a well's architecture on every "
@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     )
     metrics_enabled: bool = Field(True, description="serve /metrics on the HTTP services")
 
-    # api service: the live alert stream (SSE) at scale, services/api/alert_feed.py
+    # api service: the live alert stream (SSE) at scale, services/api/alert_feed.py and pump.py
     sse_max_streams_per_user: int = Field(
         10, ge=1, description="open live alert streams one user may hold; more: 429"
     )

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from services.api.fleet import FLEET_MODEL_SQL, FLEET_TRUTH_SQL
+from services.api.store import FLEET_MODEL_SQL, FLEET_TRUTH_SQL
 from shared.infrastructure.auth import create_access_token
 from shared.infrastructure.settings import Settings
 from shared.persistence.models import AnnulusMeasurement, IntegritySnapshot, MaaspResult, Task

@@ -1,19 +1,15 @@
-"""The live alert fan-out's bookkeeping (services/api/alert_feed.py) without a broker: what
-each stream gets on a resume, from the replay buffer, when it falls behind, and which ids it
-is given. The Kafka side is tested in tests/integration/test_api_sse_scale.py."""
+"""The live alert fan-out's bookkeeping (services/api/alert_feed.py, driven here through
+services/api/pump.py's AlertFanout) without a broker: what each stream gets on a resume, from
+the replay buffer, when it falls behind, and which ids it is given. The Kafka side is tested
+in tests/integration/test_api_sse_scale.py."""
 
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from services.api.alert_feed import (
-    MAX_OFFSET,
-    AlertFanout,
-    StreamRefused,
-    Subscriber,
-    parse_position,
-)
+from services.api.alert_feed import MAX_OFFSET, StreamRefused, Subscriber, parse_position
+from services.api.pump import AlertFanout
 from shared.contracts import events as ev
 from shared.contracts.enums import AlertKind, Severity
 from shared.infrastructure.settings import Settings

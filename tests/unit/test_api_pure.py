@@ -131,9 +131,8 @@ async def test_one_request_timing_layer_times_by_route_template_for_api_and_inge
 
 def test_fleet_levels_per_well_match_the_single_annulus_rule() -> None:
     """/fleet's vectorised judgement gives, per well, what judging each annulus with
-    _annulus_level (the /state rule) and taking the worst gives."""
-    from services.api.fleet import highest_by_well
-    from services.api.processing.queries import _annulus_level
+    annulus_level (the /state rule) and taking the worst gives."""
+    from services.api.core import annulus_level, highest_by_well
 
     thresholds = (0.8, 1.0, 0.05)
     annuli = [
@@ -151,7 +150,7 @@ def test_fleet_levels_per_well_match_the_single_annulus_rule() -> None:
     got = highest_by_well(columns[0].astype(np.int64), *columns[1:])
     for well in {a[0] for a in annuli}:
         judged = [
-            _annulus_level(
+            annulus_level(
                 p, "good", m, {"warning_threshold": w, "exceeded_threshold": e, "clear_band": c}
             )
             for wid, p, m, w, e, c in annuli

@@ -10,13 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from services.api import schemas as s
-from services.api.alert_feed import (
-    AlertFanout,
-    StreamRefused,
-    Subscriber,
-    live_stream,
-    parse_position,
-)
+from services.api.alert_feed import StreamRefused, Subscriber, live_stream, parse_position
 from services.api.deps import (
     ROLE_RANK,
     Engineer,
@@ -30,6 +24,7 @@ from services.api.deps import (
 )
 from services.api.errors import ERROR_RESPONSES, ITEM_RESPONSES, ErrorBody, FieldInvalid
 from services.api.processing.crud import commit, get_or_404
+from services.api.pump import AlertFanout
 from shared.contracts.enums import AlertKind, Role, Severity
 from shared.persistence.models import AlertRecord
 

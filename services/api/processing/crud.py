@@ -11,6 +11,10 @@ filters and sort keys, and two hooks:
 Routes made (``parent`` set): ``GET/POST /{parent}/{parent_id}/{path}`` and
 ``GET/PATCH/DELETE /{path}/{id}``; ``flat_collection`` adds ``GET/POST /{path}``.
 Reads need viewer, writes engineer, deletions admin, unless the resource says otherwise.
+
+Its statements (ORM selects, counts, adds and deletes of the resource's model, all tables
+the api owns) stay here rather than in ``services/api/store.py``: they are generic over the
+model, one set for every resource.
 """
 
 from collections.abc import Awaitable, Callable

@@ -13,7 +13,8 @@ from services.api import schemas as s
 from services.api.deps import Admin, Engineer, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, WRITE_RESPONSES, FieldInvalid
 from services.api.processing.crud import commit, get_or_404
-from services.api.processing.derived import accept, accept_well_if_auto, proposals, survey_stations
+from services.api.processing.derived import accept, accept_well_if_auto, proposals
+from services.api.store import survey_stations
 from shared.domain.maasp import CriticalPoint as Point
 from shared.domain.maasp import maasp
 from shared.domain.survey import Station, SurveyError, minimum_curvature, validate_stations

@@ -3,8 +3,8 @@
 These are read-only and hot (the operations centre polls them), so each answers in one or
 two SQL round trips: latest rows through LATERAL joins on the (annulus_id, ts) style
 indexes, downsampling with ``date_bin`` in PostgreSQL, never a query per well or annulus.
-The SQL is in ``services/api/store.py``; this module parses the requests, judges the
-annuli and builds the responses.
+The SQL is in ``services/api/store.py``, the judging of the annuli in
+``services/api/core.py``; this module parses the requests and builds the responses.
 """
 
 import math
@@ -16,34 +16,15 @@ from fastapi import APIRouter, Query, Request, Response
 
 from services.api import schemas as s
 from services.api import store as reads  # the read path (was reads.py)
+from services.api.core import annulus_level as _annulus_level
+from services.api.core import filter_fleet_rows, fleet_body, highest_by_well
 from services.api.deps import PageDep, SessionDep, Viewer
 from services.api.errors import ITEM_RESPONSES, FieldInvalid, NotFound
-from services.api.fleet import fleet_json
-from shared.contracts.enums import IntegrityStatus, Quality, UtilisationLevel, WellStatus
-from shared.domain.utilisation import Thresholds, level_for, utilisation
+from services.api.fleet import FleetWells
+from shared.contracts.enums import IntegrityStatus, WellStatus
 from shared.infrastructure.db import driver_connection
 
 router = APIRouter(tags=["queries"])
-
-
-def _annulus_level(
-    pressure_bar: float | None, quality: str | None, maasp_bar: float | None, a: Any
-) -> tuple[UtilisationLevel, float | None]:
-    """Level and utilisation of one annulus from its latest reading and current MAASP.
-
-    Bad readings are shown, never used in a calculation. A pressure over a MAASP of 0 is
-    infinitely utilised: level exceeded, utilisation reported as null (JSON has no infinity).
-    """
-    if pressure_bar is None or quality == Quality.bad:
-        return UtilisationLevel.unknown, None
-    util = utilisation(pressure_bar, maasp_bar)
-    if util is None:
-        return UtilisationLevel.unknown, None
-    try:
-        thresholds = Thresholds(a["warning_threshold"], a["exceeded_threshold"], a["clear_band"])
-    except ValueError:
-        thresholds = Thresholds()  # stored thresholds predating validation: WIMS defaults
-    return level_for(util, thresholds), util
 
 
 def annulus_state(a: dict[str, Any]) -> s.AnnulusStateOut:
@@ -245,6 +226,15 @@ async def integrity_history(
 
 
 # --- fleet --------------------------------------------------------------------------------------
+
+
+async def fleet_json(conn: Any, wells: FleetWells, **filters: str | None) -> bytes:
+    """The body of GET /fleet (schemas.Fleet), serialised; ``conn`` is a psycopg connection
+    (shared.infrastructure.db.driver_connection); ``filters`` are field, status, country and
+    colour, None where not given."""
+    rows = filter_fleet_rows(await wells.rows(conn), filters)
+    per_well = highest_by_well(*await reads.fleet_annuli(conn))
+    return fleet_body(rows, per_well)
 
 
 @router.get(

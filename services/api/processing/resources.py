@@ -10,15 +10,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import schemas as s
+from services.api.core import DERIVED, MANUAL, OVERRIDE_TOLERANCE_M
 from services.api.errors import FieldInvalid
 from services.api.processing.crud import Ctx, Parent, Resource, crud_router, get_or_404
-from services.api.processing.derived import (
-    DERIVED,
-    MANUAL,
-    OVERRIDE_TOLERANCE_M,
-    accept_well_if_auto,
-    well_tvd,
-)
+from services.api.processing.derived import accept_well_if_auto, well_tvd
 from services.api.processing.outbox import (
     queue_annulus_config,
     queue_barrier_event,
@@ -243,7 +238,8 @@ async def validate_cement(session: AsyncSession, obj: CementInterval, ctx: Ctx) 
 
 
 async def cement_changed(session: AsyncSession, obj: CementInterval, ctx: Ctx) -> None:
-    # The cement elements' quality comes with the well's config (services/api/outbox.py).
+    # The cement elements' quality comes with the well's config
+    # (services/api/core.py, well_config_event).
     well = await session.get(Well, obj.well_id)
     if well is not None:
         await queue_well_config(session, well)
