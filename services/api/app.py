@@ -24,8 +24,6 @@ import orjson
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.deps import UserCache
 from services.api.errors import install_error_handlers
@@ -36,7 +34,7 @@ from services.api.processing import admin, alerts, auth, derivation, queries, re
 from services.api.publisher import OutboxRelay
 from services.api.pump import HISTORY_GROUP, AlertFanout, AlertHistoryConsumer
 from services.api.ratelimit import LoginThrottle
-from shared.infrastructure.db import make_async_engine, make_sessionmaker
+from shared.infrastructure.db import make_async_engine, make_sessionmaker, open_pool
 from shared.infrastructure.gc_tuning import freeze_startup_heap
 from shared.infrastructure.http_app import make_http_app
 from shared.infrastructure.kafka import export_lag_periodically
@@ -69,21 +67,6 @@ Lists take `limit` (default 100, at most 500) and `offset`, and answer the total
 READ_POOL_SIZE = 20
 
 
-async def _open_pool(engine: AsyncEngine, size: int, timeout_s: float = 5.0) -> None:
-    """Opens ``size`` pooled connections now, so the first burst of requests after a start
-    does not open them mid-request (measured: some 25 connects in the first second of load,
-    most of the tail latency then). Best effort: with the database away the API still
-    starts and the pool connects on demand."""
-    async with contextlib.AsyncExitStack() as held:
-        try:
-            async with asyncio.timeout(timeout_s):
-                for _ in range(size):
-                    conn = await held.enter_async_context(engine.connect())
-                    await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("could not open the read pool at start-up (%r); opening on demand", exc)
-
-
 async def _startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.read_engine = make_async_engine(
@@ -101,7 +84,7 @@ async def _startup(app: FastAPI) -> None:
         # fraction of the standard library's time.
         json_deserializer=orjson.loads,
     )
-    await _open_pool(app.state.read_engine, READ_POOL_SIZE)
+    await open_pool(app.state.read_engine, READ_POOL_SIZE)
     app.state.user_cache = UserCache(settings.api_user_cache_s)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     app.state.login_throttle = LoginThrottle(

@@ -21,9 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import Counter
-
-from shared.contracts import topics
 
 #: Why a message was dead-lettered. ``undecodable``: not the bytes of any event
 #: (not JSON, wrong encoding, empty). ``invalid``: decodes, but breaks its contract
@@ -31,13 +28,6 @@ from shared.contracts import topics
 #: ``unprocessable``: valid by contract, yet the service's own logic could not apply it
 #: (a bug, a corrupt state): the one reason that calls for a fix and then a replay.
 REASONS = ("undecodable", "invalid", "unprocessable")
-
-DEAD_LETTERS = Counter(
-    "wims_dead_letters_total",
-    "Messages a service could not process and sent to wims.dead-letters, "
-    "by service, source topic and reason (undecodable, invalid, unprocessable)",
-    ["service", "topic", "reason"],
-)
 
 
 def decode_failure_reason(error: str) -> str:
@@ -114,24 +104,3 @@ class DeadLetter:
             error=doc.get("error", ""),
             ts=datetime.fromisoformat(ts) if ts else datetime.fromtimestamp(0, UTC),
         )
-
-
-def dead_letter(
-    service: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    reason: str,
-    error: str,
-) -> tuple[str, bytes, bytes]:
-    """Count one dead letter and return (topic, key, value) of its wims.dead-letters record;
-    the caller sends it and waits for the ack before it moves past the source offset."""
-    if reason not in REASONS:
-        raise ValueError(f"reason: {reason!r} is not one of {', '.join(REASONS)}")
-    letter = DeadLetter(
-        service, topic, partition, offset, key, value, reason, error, datetime.now(UTC)
-    )
-    DEAD_LETTERS.labels(service, topic, reason).inc()
-    return topics.DEAD_LETTERS.name, topic.encode(), letter.encode()

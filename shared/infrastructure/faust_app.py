@@ -17,9 +17,9 @@ import faust
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.contracts.dead_letters import dead_letter
 from shared.infrastructure.compat import faust_worker
 from shared.infrastructure.db import database_ready, make_async_engine
+from shared.infrastructure.dead_letters import dead_letter
 from shared.infrastructure.kafka import COMMITTED_OFFSET, CONSUMER_LAG, ConsumerLag, KafkaProbe
 from shared.infrastructure.observability import add_faust_health_pages
 from shared.infrastructure.retry import retry_transient

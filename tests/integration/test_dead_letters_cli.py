@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.contracts import topics
-from shared.contracts.dead_letters import dead_letter
 from shared.infrastructure.compat.record_batches import refresh_metadata
+from shared.infrastructure.dead_letters import dead_letter
 from shared.infrastructure.settings import Settings
 from tests.support.stack import Stack
 

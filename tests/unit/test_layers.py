@@ -3,7 +3,8 @@
 `lint-imports` checks the contracts in pyproject.toml's `[tool.importlinter]`: `shared/` in
 layers (persistence over infrastructure and the domain, all over contracts), `shared/`
 importing no service, no service importing another, and a domain free of the database,
-the broker and the web frameworks. A new import that breaks one fails this test with the
+the broker and the web frameworks, and every service's core as free (and of its own service's
+adapters). A new import that breaks one fails this test with the
 offending import chain.
 """
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from services.api import schemas as s
-from services.api import store as reads  # the read path (was reads.py)
+from services.api import store
 from services.api.core import annulus_level as _annulus_level
 from services.api.core import filter_fleet_rows, fleet_body, highest_by_well
 from services.api.deps import PageDep, SessionDep, Viewer
@@ -55,7 +55,7 @@ def annulus_state(a: dict[str, Any]) -> s.AnnulusStateOut:
 )
 async def well_state(well_id: s.PathId, request: Request, user: Viewer) -> s.WellState:
     async with driver_connection(request.app.state.read_engine) as conn:
-        row = await reads.well_state_row(conn, well_id)
+        row = await store.well_state_row(conn, well_id)
     if row is None:
         raise NotFound(f"well {well_id} not found")
     well, strings, elements, annuli, integrity, tasks = row
@@ -97,7 +97,7 @@ def parse_resolution(value: str) -> timedelta | None:
 
 
 async def _annulus_exists(session: Any, annulus_id: int) -> None:
-    if not await reads.annulus_exists(session, annulus_id):
+    if not await store.annulus_exists(session, annulus_id):
         raise NotFound(f"annulus {annulus_id} not found")
 
 
@@ -145,7 +145,7 @@ async def measurements(
         raise FieldInvalid("from", "must be before to")
     width = parse_resolution(resolution)
     if width is None:
-        rows = await reads.raw_measurements(session, annulus_id, from_, to, limit + 1)
+        rows = await store.raw_measurements(session, annulus_id, from_, to, limit + 1)
         points = [s.ReadingOut(**r) for r in rows]
         return s.Measurements(
             annulus_id=annulus_id,
@@ -157,7 +157,7 @@ async def measurements(
         raise FieldInvalid(
             "resolution", f"too fine for this range: more than {MAX_BUCKETS} buckets"
         )
-    rows = await reads.measurement_buckets(session, annulus_id, width, from_, to)
+    rows = await store.measurement_buckets(session, annulus_id, width, from_, to)
     return s.Measurements(
         annulus_id=annulus_id,
         resolution=resolution,
@@ -178,17 +178,17 @@ async def maasp_history(
     annulus_id: s.PathId, session: SessionDep, user: Viewer, page: PageDep
 ) -> s.MaaspHistory:
     await _annulus_exists(session, annulus_id)
-    rows = await reads.maasp_history(session, annulus_id, page.limit, page.offset)
+    rows = await store.maasp_history(session, annulus_id, page.limit, page.offset)
     history = [s.MaaspOut(**r) for r in rows]
     current = history[0] if history and page.offset == 0 else None
     if current is None and page.offset:
-        r = await reads.current_maasp(session, annulus_id)
+        r = await store.current_maasp(session, annulus_id)
         current = s.MaaspOut(**r) if r else None
     return s.MaaspHistory(annulus_id=annulus_id, current=current, history=history)
 
 
 async def _well_exists(session: Any, well_id: int) -> None:
-    if not await reads.well_exists(session, well_id):
+    if not await store.well_exists(session, well_id):
         raise NotFound(f"well {well_id} not found")
 
 
@@ -200,7 +200,7 @@ async def _well_exists(session: Any, well_id: int) -> None:
 )
 async def integrity(well_id: s.PathId, session: SessionDep, user: Viewer) -> s.IntegrityOut:
     await _well_exists(session, well_id)
-    row = await reads.latest_integrity_snapshot(session, well_id)
+    row = await store.latest_integrity_snapshot(session, well_id)
     if row is None:
         raise NotFound(f"well {well_id} has no integrity snapshot yet")
     return s.IntegrityOut(**row)
@@ -221,7 +221,7 @@ async def integrity_history(
     to: Annotated[s.Timestamp | None, Query()] = None,
 ) -> list[s.IntegrityOut]:
     await _well_exists(session, well_id)
-    rows = await reads.integrity_history(session, well_id, from_, to, page.limit, page.offset)
+    rows = await store.integrity_history(session, well_id, from_, to, page.limit, page.offset)
     return [s.IntegrityOut(**r) for r in rows]
 
 
@@ -233,7 +233,7 @@ async def fleet_json(conn: Any, wells: FleetWells, **filters: str | None) -> byt
     (shared.infrastructure.db.driver_connection); ``filters`` are field, status, country and
     colour, None where not given."""
     rows = filter_fleet_rows(await wells.rows(conn), filters)
-    per_well = highest_by_well(*await reads.fleet_annuli(conn))
+    per_well = highest_by_well(*await store.fleet_annuli(conn))
     return fleet_body(rows, per_well)
 
 
