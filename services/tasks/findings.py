@@ -8,6 +8,9 @@ compares two annuli of one well, whose readings the maasp worker sees on differe
 (keyed by annulus); the re-test compares the readings with the last diagnostic test, which is
 in the alert history. The stored readings and alerts have all of it in one place.
 
+The statements the sweep runs are in ``store.py`` (the service's SQL); this module judges what
+they return and decides what to send and record.
+
 Raised once, cleared once, across sweeps and restarts: the ``finding_state`` table holds every
 finding raised and not cleared, with its episode. A sweep first sends its alerts (waiting for
 Kafka's ack) and then commits the state; a crash in between re-sends the same alerts on the
@@ -26,11 +29,10 @@ from itertools import permutations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.tasks import store
 from shared.contracts.enums import AlertKind, Severity
 from shared.contracts.events import Alert, derived_id, utcnow
 from shared.domain.communication import (
@@ -50,21 +52,14 @@ from shared.domain.missing_data import (
 from shared.domain.retest import RETEST_RISE_BAR, RETEST_SUSTAIN_S, retest_due
 from shared.domain.sap import DEFAULT_SAP_PARAMS
 from shared.infrastructure.settings import Settings
-from shared.persistence.models import AnnulusMeasurement, FindingState
 
 log = logging.getLogger(__name__)
 
-STATE = FindingState.__table__
-# The reading's event-time column, named once so the queries follow the model.
-TS = AnnulusMeasurement.__table__.c.timestamp.name
-GOOD = "quality = 'good' AND pressure_bar IS NOT NULL"
 RETEST = "diagnostic_retest"
 """State kind of a re-test (its alert is a diagnostic_test_due)."""
 TEST_HELD_S = DEFAULT_SAP_PARAMS.bleed_max_duration_s / 4
 """The pressure at a test is the median over this time before its bleed-down began: the SAP
 detector recognises a bleed only from a level held that long."""
-RETEST_MAX_READINGS = 20_000
-"""Newest readings after a test that the re-test judges (a rise is recent by nature)."""
 
 Publish = Callable[[Sequence[Alert]], Awaitable[None]]
 State = dict[tuple[str, str], str]
@@ -151,16 +146,6 @@ def _alert(
 
 # --------------------------------------------------------------------------- missing data
 
-_MONITORED = f"""
-SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_name,
-       w.data_stale_after_s, min(t.created_at) AS mapped_at,
-       (SELECT m.{TS} FROM annulus_measurement m
-         WHERE m.annulus_id = a.id AND m.{GOOD} ORDER BY m.{TS} DESC LIMIT 1) AS last_good
-  FROM annulus a JOIN well w ON w.id = a.well_id JOIN scada_tag t ON t.annulus_id = a.id
- WHERE w.status <> 'abandoned'
- GROUP BY a.id, w.id
-"""
-
 
 async def _data_stale(
     conn: AsyncConnection, cfg: FindingsConfig, state: State, now: datetime
@@ -168,7 +153,7 @@ async def _data_stale(
     """data_stale for an annulus with a tag and no recent good reading; cleared when fresh."""
     out: list[Change] = []
     seen: set[str] = set()
-    for row in (await conn.execute(text(_MONITORED))).all():
+    for row in await store.monitored_annuli(conn):
         subject = f"annulus:{row.annulus_id}"
         seen.add(subject)
         after = stale_after(row.data_stale_after_s, cfg.data_stale_after_s)
@@ -204,23 +189,13 @@ async def _data_stale(
     return out + _forget_unmonitored(AlertKind.data_stale, state, seen, now)
 
 
-_ANNULI = """
-SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_name,
-       a.created_at, r.config_version, r.maasp_bar
-  FROM annulus a JOIN well w ON w.id = a.well_id
-  LEFT JOIN LATERAL (SELECT config_version, maasp_bar FROM maasp_result
-                      WHERE annulus_id = a.id ORDER BY config_version DESC LIMIT 1) r ON true
- WHERE w.status <> 'abandoned'
-"""
-
-
 async def _maasp_missing(
     conn: AsyncConnection, cfg: FindingsConfig, state: State, now: datetime
 ) -> list[Change]:
     """maasp_missing once for an annulus without a MAASP; cleared when it has one."""
     out: list[Change] = []
     seen: set[str] = set()
-    for row in (await conn.execute(text(_ANNULI))).all():
+    for row in await store.annuli_latest_maasp(conn):
         subject = f"annulus:{row.annulus_id}"
         seen.add(subject)
         has_result = row.config_version is not None
@@ -271,24 +246,6 @@ def _forget_unmonitored(
 
 # --------------------------------------------------------------------------- re-test
 
-# The last diagnostic test of each annulus: the newest bleed-down/build-up the SAP detector
-# recognised (shared/domain/retest.py says why), from the alert history.
-_LAST_TESTS = """
-SELECT DISTINCT ON (al.annulus_id) al.annulus_id, al.well_id, a.name AS annulus_name,
-       w.name AS well_name, al.payload -> 'details' ->> 'episode_start' AS episode_start
-  FROM alert al JOIN annulus a ON a.id = al.annulus_id JOIN well w ON w.id = a.well_id
- WHERE al.kind = 'sap_detected' AND w.status <> 'abandoned'
- ORDER BY al.annulus_id, al.ts DESC
-"""
-_TEST_PRESSURE = f"""
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pressure_bar) FROM annulus_measurement
- WHERE annulus_id = :a AND {GOOD} AND {TS} <= :t AND {TS} > :t - make_interval(secs => :held)
-"""
-_AFTER_TEST = f"""
-SELECT extract(epoch FROM {TS}) AS at_s, pressure_bar AS p FROM annulus_measurement
- WHERE annulus_id = :a AND {GOOD} AND {TS} > :t ORDER BY {TS} DESC LIMIT {RETEST_MAX_READINGS}
-"""
-
 
 async def _retests(
     conn: AsyncConnection, cfg: FindingsConfig, state: State, now: datetime
@@ -296,17 +253,15 @@ async def _retests(
     """diagnostic_test_due once per diagnostic test whose pressure has since risen more than
     ``retest_rise_bar`` (30 CFR 250.521)."""
     out: list[Change] = []
-    for row in (await conn.execute(text(_LAST_TESTS))).all():
+    for row in await store.last_diagnostic_tests(conn):
         subject = f"annulus:{row.annulus_id}"
         if row.episode_start is None or state.get((RETEST, subject)) == row.episode_start:
             continue  # no test time recorded, or this test's re-test already raised
         test_at = datetime.fromisoformat(row.episode_start)
-        params = {"a": row.annulus_id, "t": test_at}
-        held = {**params, "held": TEST_HELD_S}
-        test_p = (await conn.execute(text(_TEST_PRESSURE), held)).scalar()
+        test_p = await store.pressure_at_test(conn, row.annulus_id, test_at, TEST_HELD_S)
         if test_p is None:
             continue  # no reading at the test: nothing to compare with
-        rows = (await conn.execute(text(_AFTER_TEST), params)).all()
+        rows = await store.readings_after_test(conn, row.annulus_id, test_at)
         if not rows:
             continue
         # (``Row.t`` is the row as a tuple: the column is named ``at_s``.)
@@ -343,19 +298,6 @@ async def _retests(
 
 # --------------------------------------------------------------------------- communication
 
-_NEWEST = f"""
-SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_name, n.newest
-  FROM annulus a JOIN well w ON w.id = a.well_id
-  JOIN LATERAL (SELECT m.{TS} AS newest FROM annulus_measurement m
-                 WHERE m.annulus_id = a.id AND m.{GOOD} ORDER BY m.{TS} DESC LIMIT 1) n ON true
- WHERE w.status <> 'abandoned'
-"""
-_WINDOW = f"""
-SELECT annulus_id, extract(epoch FROM {TS}) AS at_s, pressure_bar AS p
-  FROM annulus_measurement
- WHERE annulus_id = ANY(:ids) AND {GOOD} AND {TS} >= :since ORDER BY annulus_id, {TS}
-"""
-
 
 async def _communication(
     conn: AsyncConnection, cfg: FindingsConfig, state: State, now: datetime
@@ -363,7 +305,7 @@ async def _communication(
     """annulus_communication for a pair of annuli of one well, the newest step of one that the
     other answered, once per pair within ``communication_repeat_s``."""
     wells: dict[int, list[Any]] = defaultdict(list)
-    for row in (await conn.execute(text(_NEWEST))).all():
+    for row in await store.annuli_newest_good(conn):
         wells[row.well_id].append(row)
     out: list[Change] = []
     lookback = timedelta(seconds=cfg.communication.lookback_s)
@@ -371,9 +313,9 @@ async def _communication(
         if len(annuli) < 2:
             continue
         since = max(r.newest for r in annuli) - lookback
-        params = {"ids": [r.annulus_id for r in annuli], "since": since}
+        ids = [r.annulus_id for r in annuli]
         series: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        for r in (await conn.execute(text(_WINDOW), params)).all():
+        for r in await store.good_readings_since(conn, ids, since):
             series[r.annulus_id].append((float(r.at_s), r.p))
         pairs: dict[str, tuple[Any, Any, Communication]] = {}
         for src, resp in permutations(annuli, 2):
@@ -429,28 +371,22 @@ CHECKS = (_data_stale, _maasp_missing, _retests, _communication)
 
 async def _load_state(engine: AsyncEngine) -> State:
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(STATE.c.kind, STATE.c.subject, STATE.c.episode))).all()
+        rows = await store.finding_states(conn)
     return {(r.kind, r.subject): r.episode for r in rows}
 
 
 async def _save(engine: AsyncEngine, changes: Sequence[Change], now: datetime) -> None:
     async with engine.begin() as conn:
         for c in changes:
-            key = (STATE.c.kind == c.kind) & (STATE.c.subject == c.subject)
             if c.episode is None:
-                await conn.execute(delete(STATE).where(key))
+                await store.delete_finding_state(conn, c.kind, c.subject)
                 continue
             assert c.alert is not None, "a raised finding has its alert"
-            values = {"episode": c.episode, "raised_at": now, "well_id": c.alert.well_id}
-            stmt = insert(STATE).values(kind=c.kind, subject=c.subject, **values)
-            stmt = stmt.on_conflict_do_update(index_elements=["kind", "subject"], set_=values)
+            well_id = c.alert.well_id
             # A well deleted since the check has nothing to record; the lock keeps one that
             # exists from being deleted before the commit.
-            exists = await conn.execute(
-                text("SELECT 1 FROM well WHERE id = :w FOR KEY SHARE"), {"w": c.alert.well_id}
-            )
-            if exists.first() is not None:
-                await conn.execute(stmt)
+            if await store.lock_well_key_share(conn, well_id):
+                await store.upsert_finding_state(conn, c.kind, c.subject, c.episode, now, well_id)
 
 
 async def run_findings(

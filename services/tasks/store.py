@@ -1,6 +1,7 @@
-"""The task table as the tasks service writes it: one open auto task per (trigger, target).
+"""The tasks service's SQL: the task table as it writes it, and the daily findings sweep's
+reads and its ``finding_state`` (``findings.py`` judges; every statement it runs is here).
 
-The partial unique index ``uq_task_open_trigger_target`` is the guarantee; this code
+One open auto task per (trigger, target): the partial unique index ``uq_task_open_trigger_target`` is the guarantee; this code
 follows it: INSERT ... ON CONFLICT DO NOTHING on that index, and when a task is already
 open, lock it (SELECT ... FOR UPDATE) and fold the new facts in with merge().
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import Row, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +23,7 @@ from services.tasks.core import task_event
 from shared.contracts.enums import OPEN_TASK_STATUSES, TaskStatus
 from shared.contracts.events import TaskEvent, derived_id
 from shared.domain.task_rules import OpenTask, TaskSpec, merge
-from shared.persistence.models import Task, TaskSourceEvent
+from shared.persistence.models import AnnulusMeasurement, FindingState, Task, TaskSourceEvent
 
 log = logging.getLogger(__name__)
 
@@ -234,3 +236,151 @@ def log_skipped(topic: str, event_id: UUID, exc: Exception) -> None:
     # The database's own message, not the statement: parameters never reach a log.
     orig = getattr(exc, "orig", None) or exc
     log.warning("tasks: the database refused event %s from %s: %s", event_id, topic, orig)
+
+
+# --------------------------------------------------------------------------- daily findings
+# The findings sweep's statements (services/tasks/findings.py judges what they return). It reads
+# tables other services own (docs/architecture.md, "Who writes which table") and writes
+# finding_state, the findings raised and not cleared.
+
+STATE = FindingState.__table__
+# The reading's event-time column, named once so the queries follow the model.
+TS = AnnulusMeasurement.__table__.c.timestamp.name
+GOOD = "quality = 'good' AND pressure_bar IS NOT NULL"
+RETEST_MAX_READINGS = 20_000
+"""Newest readings after a test that the re-test judges (a rise is recent by nature)."""
+
+_MONITORED = f"""
+SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_name,
+       w.data_stale_after_s, min(t.created_at) AS mapped_at,
+       (SELECT m.{TS} FROM annulus_measurement m
+         WHERE m.annulus_id = a.id AND m.{GOOD} ORDER BY m.{TS} DESC LIMIT 1) AS last_good
+  FROM annulus a JOIN well w ON w.id = a.well_id JOIN scada_tag t ON t.annulus_id = a.id
+ WHERE w.status <> 'abandoned'
+ GROUP BY a.id, w.id
+"""
+
+_ANNULI = """
+SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_name,
+       a.created_at, r.config_version, r.maasp_bar
+  FROM annulus a JOIN well w ON w.id = a.well_id
+  LEFT JOIN LATERAL (SELECT config_version, maasp_bar FROM maasp_result
+                      WHERE annulus_id = a.id ORDER BY config_version DESC LIMIT 1) r ON true
+ WHERE w.status <> 'abandoned'
+"""
+
+# The last diagnostic test of each annulus: the newest bleed-down/build-up the SAP detector
+# recognised (shared/domain/retest.py says why), from the alert history.
+_LAST_TESTS = """
+SELECT DISTINCT ON (al.annulus_id) al.annulus_id, al.well_id, a.name AS annulus_name,
+       w.name AS well_name, al.payload -> 'details' ->> 'episode_start' AS episode_start
+  FROM alert al JOIN annulus a ON a.id = al.annulus_id JOIN well w ON w.id = a.well_id
+ WHERE al.kind = 'sap_detected' AND w.status <> 'abandoned'
+ ORDER BY al.annulus_id, al.ts DESC
+"""
+_TEST_PRESSURE = f"""
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pressure_bar) FROM annulus_measurement
+ WHERE annulus_id = :a AND {GOOD} AND {TS} <= :t AND {TS} > :t - make_interval(secs => :held)
+"""
+_AFTER_TEST = f"""
+SELECT extract(epoch FROM {TS}) AS at_s, pressure_bar AS p FROM annulus_measurement
+ WHERE annulus_id = :a AND {GOOD} AND {TS} > :t ORDER BY {TS} DESC LIMIT {RETEST_MAX_READINGS}
+"""
+
+_NEWEST = f"""
+SELECT a.id AS annulus_id, a.name AS annulus_name, a.well_id, w.name AS well_name, n.newest
+  FROM annulus a JOIN well w ON w.id = a.well_id
+  JOIN LATERAL (SELECT m.{TS} AS newest FROM annulus_measurement m
+                 WHERE m.annulus_id = a.id AND m.{GOOD} ORDER BY m.{TS} DESC LIMIT 1) n ON true
+ WHERE w.status <> 'abandoned'
+"""
+_WINDOW = f"""
+SELECT annulus_id, extract(epoch FROM {TS}) AS at_s, pressure_bar AS p
+  FROM annulus_measurement
+ WHERE annulus_id = ANY(:ids) AND {GOOD} AND {TS} >= :since ORDER BY annulus_id, {TS}
+"""
+
+_WELL_KEY_SHARE = "SELECT 1 FROM well WHERE id = :w FOR KEY SHARE"
+
+
+async def monitored_annuli(conn: AsyncConnection) -> Sequence[Row]:
+    """The annuli with a SCADA tag on wells not abandoned: when the first tag was mapped
+    (``mapped_at``), the newest good reading (``last_good``) and the well's own staleness time."""
+    return (await conn.execute(text(_MONITORED))).all()
+
+
+async def annuli_latest_maasp(conn: AsyncConnection) -> Sequence[Row]:
+    """Every annulus of a well not abandoned with its newest MAASP result (``config_version``
+    and ``maasp_bar`` None when it has none)."""
+    return (await conn.execute(text(_ANNULI))).all()
+
+
+async def last_diagnostic_tests(conn: AsyncConnection) -> Sequence[Row]:
+    """Each annulus' newest ``sap_detected`` alert on a well not abandoned, its
+    ``episode_start`` the time of that diagnostic test."""
+    return (await conn.execute(text(_LAST_TESTS))).all()
+
+
+async def pressure_at_test(
+    conn: AsyncConnection, annulus_id: int, test_at: datetime, held_s: float
+) -> float | None:
+    """The median good pressure over the ``held_s`` seconds up to ``test_at`` (None: no
+    reading)."""
+    params = {"a": annulus_id, "t": test_at, "held": held_s}
+    return (await conn.execute(text(_TEST_PRESSURE), params)).scalar()
+
+
+async def readings_after_test(
+    conn: AsyncConnection, annulus_id: int, test_at: datetime
+) -> Sequence[Row]:
+    """The newest ``RETEST_MAX_READINGS`` good readings after ``test_at``, newest first, as
+    (``at_s`` epoch seconds, ``p`` bar)."""
+    params = {"a": annulus_id, "t": test_at}
+    return (await conn.execute(text(_AFTER_TEST), params)).all()
+
+
+async def annuli_newest_good(conn: AsyncConnection) -> Sequence[Row]:
+    """Every annulus of a well not abandoned that has a good reading, with the newest one's
+    time (``newest``)."""
+    return (await conn.execute(text(_NEWEST))).all()
+
+
+async def good_readings_since(
+    conn: AsyncConnection, annulus_ids: list[int], since: datetime
+) -> Sequence[Row]:
+    """The good readings of these annuli from ``since`` on, by annulus and time, as
+    (``annulus_id``, ``at_s`` epoch seconds, ``p`` bar)."""
+    params = {"ids": annulus_ids, "since": since}
+    return (await conn.execute(text(_WINDOW), params)).all()
+
+
+async def finding_states(conn: AsyncConnection) -> Sequence[Row]:
+    """Every finding raised and not cleared: (``kind``, ``subject``, ``episode``)."""
+    return (await conn.execute(select(STATE.c.kind, STATE.c.subject, STATE.c.episode))).all()
+
+
+async def delete_finding_state(conn: AsyncConnection, kind: str, subject: str) -> None:
+    """Clear a finding: drop its row."""
+    key = (STATE.c.kind == kind) & (STATE.c.subject == subject)
+    await conn.execute(delete(STATE).where(key))
+
+
+async def lock_well_key_share(conn: AsyncConnection, well_id: int) -> bool:
+    """Whether the well exists; if so, it is locked FOR KEY SHARE (not deleted) until the
+    transaction ends."""
+    return (await conn.execute(text(_WELL_KEY_SHARE), {"w": well_id})).first() is not None
+
+
+async def upsert_finding_state(
+    conn: AsyncConnection,
+    kind: str,
+    subject: str,
+    episode: str,
+    raised_at: datetime,
+    well_id: int,
+) -> None:
+    """Record a finding as raised in this episode (its row replaced if it has one)."""
+    values = {"episode": episode, "raised_at": raised_at, "well_id": well_id}
+    stmt = pg_insert(STATE).values(kind=kind, subject=subject, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["kind", "subject"], set_=values)
+    await conn.execute(stmt)
