@@ -269,12 +269,21 @@ async def integrity_history(
     offset: int,
 ) -> MappingResult:
     """A page of a well's snapshots, newest first (integrity_snapshot, integrity's)."""
+    # Only the bounds given are in the statement: an ``(:from IS NULL OR ...)`` condition
+    # lets PostgreSQL's generic plan (psycopg prepares a statement on its fifth use) scan
+    # every row of the well for a bound it cannot see.
+    bounds = "".join(
+        condition
+        for condition, value in (
+            (" AND created_at >= :from", from_),
+            (" AND created_at < :to", to),
+        )
+        if value is not None
+    )
     return (
         await session.execute(
             text(
-                "SELECT * FROM integrity_snapshot WHERE well_id = :w "
-                "AND (CAST(:from AS timestamptz) IS NULL OR created_at >= :from) "
-                "AND (CAST(:to AS timestamptz) IS NULL OR created_at < :to) "
+                f"SELECT * FROM integrity_snapshot WHERE well_id = :w{bounds} "
                 "ORDER BY created_at DESC, id DESC LIMIT :n OFFSET :o"
             ),
             {"w": well_id, "from": from_, "to": to, "n": limit, "o": offset},

@@ -285,6 +285,16 @@ async def test_integrity_latest_and_history(api: Api, users: Users, db_engine: E
         headers=v,
     )
     assert [x["risk_score"] for x in hist.json()] == [3, 2, 1]
+    # Each bound alone, and none (the statement holds only the bounds given).
+    for params, scores in (
+        ({"from": (T0 + timedelta(days=1)).isoformat()}, [4, 3, 2, 1]),
+        ({"to": (T0 + timedelta(days=1)).isoformat()}, [0]),
+        ({}, [4, 3, 2, 1, 0]),
+    ):
+        page = await api.client.get(
+            f"{V1}/wells/{ids['well']}/integrity/history", params=params, headers=v
+        )
+        assert [x["risk_score"] for x in page.json()] == scores, params
 
 
 async def test_measurements_raw_and_bad_parameters(
