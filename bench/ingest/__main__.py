@@ -125,7 +125,10 @@ async def push_phase(
 
 async def read_back(settings: Settings, limit: int) -> list[tuple[bytes, bytes]]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:

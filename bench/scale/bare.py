@@ -42,7 +42,10 @@ def begin() -> None:
 async def consume(topic: str, partitions: list[int]) -> tuple[float, int]:
     settings = get_settings()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:

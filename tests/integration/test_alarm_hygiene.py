@@ -58,7 +58,9 @@ def colour_alerts(settings: Settings, well_id: int) -> list[ev.Alert]:
 
     async def run() -> list[ev.Alert]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:

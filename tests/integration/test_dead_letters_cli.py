@@ -58,8 +58,14 @@ async def publish(settings: Settings, records: list[tuple[str, bytes | None, byt
 
 async def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """(key, value) of every record on ``topic`` now, read to its end offsets."""
+    # "earliest", as the tool's own reader: with the default ("latest"), the reset that
+    # assign() starts can land after seek_to_beginning's, and the read then starts at the
+    # end and finds nothing (seen once in CI, on a loaded machine, in two tests at once).
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:

@@ -127,7 +127,9 @@ def find_task_event(settings: Settings, match: Callable[[ev.TaskEvent], bool]) -
 
     async def run() -> ev.TaskEvent | None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:
